@@ -1,0 +1,837 @@
+/*
+ * conn.c - a TCP (or Unix stream) connection: reading with a budget,
+ * buffered writes with backpressure, idle and connect timeouts, and a
+ * close that reports its reason exactly once.
+ *
+ * Closing happens in two steps. conn_finish() tears the socket down at
+ * once (the fd is closed, so no CLOSE_WAIT socket lingers) and marks the
+ * connection closed, so no further callback runs; on_close and the free are
+ * deferred to the end of the loop iteration, so a callback may close its
+ * own connection and keep using the pointer until it returns.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define READ_CHUNK 65536
+
+enum conn_state { CONN_CONNECTING, CONN_OPEN, CONN_CLOSING, CONN_CLOSED };
+
+struct nc_conn {
+    struct handle handle;      /* on the loop's I/O list */
+    struct conn_link link;     /* on the listener's list */
+    nc_loop *loop;
+    nc_listener *listener;     /* NULL for outgoing connections */
+    struct watch w;
+    nc_timer timer;            /* connect timeout, then idle timeout */
+    nc_conn_callbacks cbs;
+    void *ud;
+    nc_conn_options opt;
+    struct outq out;
+    char *in;                  /* unconsumed input */
+    size_t in_len, in_cap;
+    uint64_t last_active_ns;
+    int fd;
+    enum conn_state state;
+    bool read_paused;          /* nc_conn_read_stop */
+    bool backpressure;         /* output above high_water: reading paused */
+    bool eof;                  /* peer closed its side (keep_half_open) */
+    bool shut_wanted;          /* nc_conn_shutdown: SHUT_WR after flush */
+    bool shut_done;
+    nc_close_reason reason;
+    int err;
+};
+
+static void conn_finish(nc_conn *c, nc_close_reason reason, int err);
+
+const char *nc_close_reason_name(nc_close_reason reason)
+{
+    switch (reason) {
+    case NC_CLOSE_PEER: return "peer closed";
+    case NC_CLOSE_RESET: return "reset";
+    case NC_CLOSE_IDLE: return "idle timeout";
+    case NC_CLOSE_LOCAL: return "closed locally";
+    case NC_CLOSE_ERROR: return "I/O error";
+    case NC_CLOSE_SHUTDOWN: return "shutting down";
+    case NC_CLOSE_CONNECT_FAILED: return "connect failed";
+    }
+    return "unknown";
+}
+
+void conn_options_resolve(nc_conn_options *dst, const nc_conn_options *src)
+{
+    if (src)
+        *dst = *src;
+    else
+        memset(dst, 0, sizeof(*dst));
+    if (dst->high_water == 0)
+        dst->high_water = 1u << 20;
+    if (dst->low_water == 0 || dst->low_water > dst->high_water)
+        dst->low_water = dst->high_water / 4;
+    if (dst->max_input == 0)
+        dst->max_input = 1u << 20;
+    if (dst->read_budget == 0)
+        dst->read_budget = 256u << 10;
+}
+
+/* ---- interest and socket options ---------------------------------------- */
+
+static unsigned conn_interest(const nc_conn *c)
+{
+    if (c->state == CONN_CONNECTING)
+        return NC_WRITABLE;
+    unsigned ev = 0;
+    if (c->state == CONN_OPEN && !c->eof && !c->read_paused && !c->backpressure)
+        ev |= NC_READABLE | NC_HANGUP;
+    if (c->out.bytes > 0)
+        ev |= NC_WRITABLE;
+    return ev;
+}
+
+/* Bring the kernel's interest in line with the state; costs a syscall only
+ * when it changed. A failure here means the fd is unusable: close. */
+static void conn_rearm(nc_conn *c)
+{
+    if (c->state == CONN_CLOSED)
+        return;
+    int rc = watch_update(&c->w, conn_interest(c));
+    if (rc < 0)
+        conn_finish(c, NC_CLOSE_ERROR, rc);
+}
+
+static bool is_inet(int fd)
+{
+    int domain = 0;
+    socklen_t len = sizeof(domain);
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0)
+        return false;
+    return domain == AF_INET || domain == AF_INET6;
+}
+
+static void apply_socket_options(int fd, const nc_conn_options *o)
+{
+    if (!is_inet(fd))
+        return;
+    int on = 1;
+    if (!o->no_delay_off)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    if (o->keepalive_idle_s) {
+        int idle = (int)o->keepalive_idle_s;
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+        if (o->keepalive_interval_s) {
+            int v = (int)o->keepalive_interval_s;
+            setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &v, sizeof(v));
+        }
+        if (o->keepalive_count) {
+            int v = (int)o->keepalive_count;
+            setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &v, sizeof(v));
+        }
+    }
+}
+
+/* ---- closing ------------------------------------------------------------- */
+
+static void conn_deliver_close(void *arg)
+{
+    nc_conn *c = arg;
+    if (c->cbs.on_close)
+        c->cbs.on_close(c, c->reason, c->err, c->ud);
+    free(c->in);
+    free(c);
+}
+
+static void conn_teardown(nc_conn *c, nc_close_reason reason, int err,
+                          bool reset)
+{
+    if (c->state == CONN_CLOSED)
+        return;
+    c->state = CONN_CLOSED;
+    c->reason = reason;
+    c->err = err;
+    watch_stop(&c->w);
+    timer_stop(&c->timer);
+    if (reset) {
+        struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+    close(c->fd);
+    c->fd = -1;
+    outq_clear(&c->out);
+    loop_handle_remove(c->loop, &c->handle);
+    if (c->listener) {
+        c->link.prev->next = c->link.next;
+        c->link.next->prev = c->link.prev;
+        listener_conn_gone(c->listener);
+        c->listener = NULL;
+    }
+    /* on_close must not run nested inside another callback of c: defer it.
+     * Only if the deferral itself cannot be recorded (out of memory) is it
+     * run here, so that it still runs exactly once. */
+    if (loop_defer(c->loop, conn_deliver_close, c) < 0)
+        conn_deliver_close(c);
+}
+
+static void conn_finish(nc_conn *c, nc_close_reason reason, int err)
+{
+    conn_teardown(c, reason, err, false);
+}
+
+void conn_shutdown_now(nc_conn *c)
+{
+    conn_finish(c, NC_CLOSE_SHUTDOWN, 0);
+}
+
+static void handle_close(struct handle *h)
+{
+    conn_shutdown_now(container_of(h, nc_conn, handle));
+}
+
+nc_conn *conn_from_link(struct conn_link *link)
+{
+    return container_of(link, nc_conn, link);
+}
+
+/* Close for an I/O failure err (negative errno) seen during op. */
+static void conn_fail(nc_conn *c, nc_op op, int err)
+{
+    nc_io_outcome o = nc_io_classify(op, -1, -err);
+    conn_finish(c, o == NC_IO_RESET ? NC_CLOSE_RESET : NC_CLOSE_ERROR, err);
+}
+
+/* The queue is empty: finish what was waiting for the flush. */
+static void conn_flushed(nc_conn *c)
+{
+    if (c->shut_wanted && !c->shut_done) {
+        c->shut_done = true;
+        shutdown(c->fd, SHUT_WR);
+    }
+    if (c->state == CONN_CLOSING)
+        conn_finish(c, NC_CLOSE_LOCAL, 0);
+    else if (c->eof)
+        conn_finish(c, NC_CLOSE_PEER, 0);
+}
+
+/* ---- reading --------------------------------------------------------------- */
+
+static void conn_eof(nc_conn *c)
+{
+    if (!c->opt.keep_half_open) {
+        conn_finish(c, NC_CLOSE_PEER, 0);
+        return;
+    }
+    c->eof = true;
+    if (c->cbs.on_data)
+        c->cbs.on_data(c, "", 0, c->ud);
+    if (c->state == CONN_CLOSED)
+        return;
+    if (c->out.bytes == 0)
+        conn_flushed(c);
+    else
+        conn_rearm(c);
+}
+
+/* Hand buf[0..n) to on_data; keep what it leaves in c->in. buf is either
+ * a stack buffer (c->in was empty) or c->in itself. */
+static void conn_deliver(nc_conn *c, char *buf, size_t n)
+{
+    size_t used = n;
+    if (c->cbs.on_data) {
+        used = c->cbs.on_data(c, buf, n, c->ud);
+        if (used > n)
+            used = n;
+    }
+    if (c->state == CONN_CLOSED)
+        return;
+    size_t left = n - used;
+    if (buf == c->in) {
+        memmove(c->in, c->in + used, left);
+        c->in_len = left;
+        return;
+    }
+    if (left == 0)
+        return;
+    if (left > c->opt.max_input) {
+        conn_finish(c, NC_CLOSE_ERROR, -EMSGSIZE);
+        return;
+    }
+    if (c->in_cap < left) {
+        size_t cap = left < READ_CHUNK ? READ_CHUNK : left;
+        char *p = realloc(c->in, cap);
+        if (!p) {
+            conn_finish(c, NC_CLOSE_ERROR, -ENOMEM);
+            return;
+        }
+        c->in = p;
+        c->in_cap = cap;
+    }
+    memcpy(c->in, buf + used, left);
+    c->in_len = left;
+}
+
+/* Where the next read goes: the stack buffer when nothing is kept, else
+ * the end of c->in, grown up to max_input. Returns the room, 0 when full. */
+static size_t read_target(nc_conn *c, char *stack, char **dst)
+{
+    if (c->in_len == 0) {
+        *dst = stack;
+        return READ_CHUNK;
+    }
+    size_t want = c->in_len + READ_CHUNK;
+    if (want > c->opt.max_input)
+        want = c->opt.max_input;
+    if (want > c->in_cap) {
+        char *p = realloc(c->in, want);
+        if (!p)
+            return 0;
+        c->in = p;
+        c->in_cap = want;
+    }
+    *dst = c->in + c->in_len;
+    return want - c->in_len;
+}
+
+static void conn_read(nc_conn *c, unsigned events)
+{
+    char stack[READ_CHUNK];
+    size_t budget = c->opt.read_budget;
+
+    while (budget > 0) {
+        char *dst;
+        size_t room = read_target(c, stack, &dst);
+        if (room == 0) {
+            conn_finish(c, NC_CLOSE_ERROR,
+                        c->in_len >= c->opt.max_input ? -EMSGSIZE : -ENOMEM);
+            return;
+        }
+        ssize_t n = read(c->fd, dst, room);
+        switch (nc_io_classify(NC_OP_READ, n, errno)) {
+        case NC_IO_PROGRESS:
+            break;
+        case NC_IO_AGAIN:
+            return;
+        case NC_IO_INTR:
+            continue;
+        case NC_IO_EOF:
+            conn_eof(c);
+            return;
+        case NC_IO_RESET:
+        case NC_IO_ERROR:
+            conn_fail(c, NC_OP_READ, -errno);
+            return;
+        }
+        c->last_active_ns = c->loop->now_ns;
+        budget = (size_t)n < budget ? budget - (size_t)n : 0;
+        if (dst != stack) {
+            c->in_len += (size_t)n;
+            conn_deliver(c, c->in, c->in_len);
+        } else {
+            conn_deliver(c, stack, (size_t)n);
+        }
+        if (c->state != CONN_OPEN || c->eof || c->read_paused ||
+            c->backpressure)
+            return;
+        if ((size_t)n < room) {
+            /* A short read drained the socket. With EPOLLRDHUP the peer's
+             * FIN is already here: skip the read that would return 0. */
+            if (events & NC_HANGUP)
+                conn_eof(c);
+            return;
+        }
+    }
+}
+
+/* ---- writing ----------------------------------------------------------------- */
+
+/* The queue changed: update backpressure, bring the kernel's interest in
+ * line (one syscall at most), and tell the user when the queue drained. */
+static void queue_changed(nc_conn *c)
+{
+    bool drained = false;
+    if (!c->backpressure && c->out.bytes > c->opt.high_water) {
+        c->backpressure = true;
+    } else if (c->backpressure && c->out.bytes <= c->opt.low_water) {
+        c->backpressure = false;
+        drained = true;
+    }
+    conn_rearm(c);
+    if (drained && c->cbs.on_drain && c->state == CONN_OPEN)
+        c->cbs.on_drain(c, c->ud);
+}
+
+static void conn_flush(nc_conn *c)
+{
+    ssize_t n = outq_flush(&c->out, c->fd);
+    if (n < 0 && nc_io_classify(NC_OP_WRITE, -1, (int)-n) != NC_IO_AGAIN) {
+        conn_fail(c, NC_OP_WRITE, (int)n);
+        return;
+    }
+    if (n > 0 && c->state == CONN_CLOSING)
+        c->last_active_ns = c->loop->now_ns;
+    if (c->out.bytes == 0) {
+        conn_flushed(c);
+        if (c->state == CONN_CLOSED)
+            return;
+    }
+    queue_changed(c);
+}
+
+static int write_check(const nc_conn *c)
+{
+    if (c->state != CONN_OPEN)
+        return -ENOTCONN;
+    return c->shut_wanted ? -EPIPE : 0;
+}
+
+/* With an empty queue, hand the bytes to the kernel at once. Returns the
+ * bytes sent (0 when the socket is full), or -EPIPE after closing c for a
+ * failed send. */
+static ssize_t send_now(nc_conn *c, const struct iovec *iov, int cnt)
+{
+    if (c->out.bytes > 0)
+        return 0;
+    struct msghdr msg = { .msg_iov = (struct iovec *)iov,
+                          .msg_iovlen = (size_t)cnt };
+    for (;;) {
+        ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        switch (nc_io_classify(NC_OP_WRITE, n, errno)) {
+        case NC_IO_PROGRESS:
+            return n;
+        case NC_IO_AGAIN:
+            return 0;
+        case NC_IO_INTR:
+            continue;
+        default:
+            conn_fail(c, NC_OP_WRITE, -errno);
+            return -EPIPE;
+        }
+    }
+}
+
+int nc_conn_writev(nc_conn *c, const struct iovec *iov, int cnt)
+{
+    if (!c || cnt < 0 || (cnt > 0 && !iov))
+        return -EINVAL;
+    int rc = write_check(c);
+    if (rc < 0)
+        return rc;
+    size_t total = 0;
+    for (int i = 0; i < cnt; i++) {
+        if (!iov[i].iov_base && iov[i].iov_len)
+            return -EINVAL;
+        total += iov[i].iov_len;
+    }
+    if (total == 0)
+        return 0;
+    ssize_t sent = send_now(c, iov, cnt < 1024 ? cnt : 1024);
+    if (sent < 0)
+        return (int)sent;
+    if ((size_t)sent == total)
+        return 0;
+    size_t skip = (size_t)sent;
+    for (int i = 0; i < cnt; i++) {
+        size_t len = iov[i].iov_len;
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        rc = outq_append(&c->out, (const char *)iov[i].iov_base + skip,
+                         len - skip);
+        skip = 0;
+        if (rc < 0) {
+            /* Part of the stream is already out: it cannot be resumed. */
+            if (sent > 0 || i > 0)
+                conn_finish(c, NC_CLOSE_ERROR, rc);
+            return rc;
+        }
+    }
+    queue_changed(c);
+    return 0;
+}
+
+int nc_conn_write(nc_conn *c, const void *data, size_t len)
+{
+    struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+    if (!data && len)
+        return -EINVAL;
+    return nc_conn_writev(c, &iov, 1);
+}
+
+int nc_conn_write_owned(nc_conn *c, void *data, size_t len,
+                        void (*free_fn)(void *data, void *arg), void *arg)
+{
+    if (!c || (!data && len))
+        return -EINVAL;
+    int rc = write_check(c);
+    if (rc < 0)
+        return rc;
+    struct iovec iov = { .iov_base = data, .iov_len = len };
+    ssize_t sent = len ? send_now(c, &iov, 1) : 0;
+    if (sent < 0)
+        return (int)sent;
+    if ((size_t)sent == len) {
+        if (free_fn)
+            free_fn(data, arg);
+        return 0;
+    }
+    rc = outq_append_owned(&c->out, data, len, (size_t)sent, free_fn, arg);
+    if (rc < 0) {
+        if (sent > 0)
+            conn_finish(c, NC_CLOSE_ERROR, rc);
+        return rc;
+    }
+    queue_changed(c);
+    return 0;
+}
+
+size_t nc_conn_queued(const nc_conn *c)
+{
+    return c ? c->out.bytes : 0;
+}
+
+/* ---- timers and connecting ------------------------------------------------ */
+
+static void conn_timer(nc_timer *t, void *ud)
+{
+    (void)t;
+    nc_conn *c = ud;
+    if (c->state == CONN_CONNECTING) {
+        conn_finish(c, NC_CLOSE_CONNECT_FAILED, -ETIMEDOUT);
+        return;
+    }
+    uint64_t idle_ns = (uint64_t)c->opt.idle_timeout_ms * 1000000u;
+    uint64_t quiet = c->loop->now_ns - c->last_active_ns;
+    if (idle_ns == 0)
+        return;
+    if (quiet >= idle_ns) {
+        conn_finish(c, NC_CLOSE_IDLE, -ETIMEDOUT);
+        return;
+    }
+    /* Activity since the timer was set: sleep for the rest. Resetting the
+     * timer on every read would cost a heap operation per read. */
+    timer_start(&c->timer, (idle_ns - quiet + 999999u) / 1000000u, 0);
+}
+
+static void conn_became_open(nc_conn *c)
+{
+    c->state = CONN_OPEN;
+    c->last_active_ns = c->loop->now_ns;
+    timer_stop(&c->timer);
+    if (c->opt.idle_timeout_ms)
+        timer_start(&c->timer, c->opt.idle_timeout_ms, 0);
+    conn_rearm(c);
+    if (c->state == CONN_OPEN && c->cbs.on_open)
+        c->cbs.on_open(c, c->ud);
+}
+
+static void conn_connected(nc_conn *c)
+{
+    int soerr = 0;
+    socklen_t len = sizeof(soerr);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+        soerr = errno;
+    if (soerr) {
+        conn_finish(c, NC_CLOSE_CONNECT_FAILED, -soerr);
+        return;
+    }
+    conn_became_open(c);
+}
+
+/* A socket error or hang-up reported without readable interest. */
+static void conn_hangup(nc_conn *c)
+{
+    int soerr = 0;
+    socklen_t len = sizeof(soerr);
+    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+    if (soerr)
+        conn_fail(c, NC_OP_READ, -soerr);
+    else
+        conn_finish(c, NC_CLOSE_PEER, 0);
+}
+
+static void conn_ready(struct watch *w, unsigned events)
+{
+    nc_conn *c = container_of(w, nc_conn, w);
+
+    if (c->state == CONN_CONNECTING) {
+        conn_connected(c);
+        return;
+    }
+    if (events & (NC_READABLE | NC_HANGUP | NC_ERROR)) {
+        if (c->w.events & NC_READABLE)
+            conn_read(c, events);
+        else if (events & (NC_HANGUP | NC_ERROR))
+            conn_hangup(c);
+        if (c->state == CONN_CLOSED)
+            return;
+    }
+    if ((events & NC_WRITABLE) && c->out.bytes > 0)
+        conn_flush(c);
+}
+
+/* ---- creation -------------------------------------------------------------- */
+
+static nc_conn *conn_alloc(nc_loop *loop, int fd, const nc_conn_options *opt,
+                           const nc_conn_callbacks *cbs, void *ud, int *err)
+{
+    nc_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    c->loop = loop;
+    c->fd = fd;
+    c->ud = ud;
+    if (cbs)
+        c->cbs = *cbs;
+    conn_options_resolve(&c->opt, opt);
+    *err = watch_init(loop, &c->w, fd, conn_ready, true);
+    if (*err < 0) {
+        free(c);
+        return NULL;
+    }
+    timer_init(loop, &c->timer, conn_timer, c);
+    c->handle.close = handle_close;
+    loop_handle_add(loop, &c->handle, HANDLE_IO);
+    apply_socket_options(fd, &c->opt);
+    return c;
+}
+
+int conn_accepted(nc_listener *l, nc_loop *loop, int fd,
+                  const nc_conn_options *opt, const nc_conn_callbacks *cbs,
+                  void *ud, struct conn_link *list)
+{
+    int err;
+    nc_conn *c = conn_alloc(loop, fd, opt, cbs, ud, &err);
+    if (!c)
+        return err;
+    c->listener = l;
+    c->link.next = list;
+    c->link.prev = list->prev;
+    list->prev->next = &c->link;
+    list->prev = &c->link;
+    conn_became_open(c);
+    return 0;
+}
+
+/* Pick the address to connect to: the first that ep stands for. */
+static int connect_target(const char *endpoint, nc_endpoint *ep, nc_addr *to)
+{
+    int rc = nc_endpoint_parse(ep, endpoint, NULL, 0);
+    if (rc < 0)
+        return rc;
+    if (ep->kind == NC_EP_ANY)
+        return -EINVAL;
+    size_t n = 0;
+    rc = nc_endpoint_resolve(ep, to, 1, &n);
+    if (rc < 0)
+        return rc;
+    return n > 0 ? 0 : -EADDRNOTAVAIL;
+}
+
+/* Bind fd to the local endpoint spec, choosing an address of family. */
+static int bind_local(int fd, int family, const char *spec)
+{
+    nc_endpoint ep;
+    nc_addr addrs[16];
+    size_t n = 0;
+    int rc = nc_endpoint_parse(&ep, spec, NULL, 0);
+    if (rc < 0)
+        return rc;
+    rc = nc_endpoint_resolve(&ep, addrs, 16, &n);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n && i < 16; i++) {
+        if (addrs[i].u.sa.sa_family != family)
+            continue;
+        if (bind(fd, &addrs[i].u.sa, addrs[i].len) < 0)
+            return -errno;
+        return 0;
+    }
+    return -EAFNOSUPPORT;
+}
+
+static void connect_failed_now(void *arg)
+{
+    nc_conn *c = arg;
+    conn_finish(c, NC_CLOSE_CONNECT_FAILED, c->err);
+}
+
+int nc_connect(nc_loop *loop, const char *endpoint,
+               const nc_connect_options *opts, const nc_conn_callbacks *cbs,
+               void *ud, nc_conn **out)
+{
+    nc_endpoint ep;
+    nc_addr to;
+    if (!loop || !endpoint)
+        return -EINVAL;
+    int rc = connect_target(endpoint, &ep, &to);
+    if (rc < 0)
+        return rc;
+    int family = to.u.sa.sa_family;
+    int fd = socket_nb(family, SOCK_STREAM);
+    if (fd < 0)
+        return fd;
+    if (opts && opts->bind) {
+        rc = bind_local(fd, family, opts->bind);
+        if (rc < 0) {
+            close(fd);
+            return rc;
+        }
+    }
+    nc_conn *c = conn_alloc(loop, fd, opts ? &opts->conn : NULL, cbs, ud, &rc);
+    if (!c) {
+        close(fd);
+        return rc;
+    }
+    c->state = CONN_CONNECTING;
+    int crc;
+    do {
+        crc = connect(fd, &to.u.sa, to.len);
+    } while (crc < 0 && errno == EINTR);
+    nc_io_outcome o = nc_io_classify(NC_OP_CONNECT, crc, errno);
+    if (o == NC_IO_PROGRESS || (o == NC_IO_AGAIN && errno != EAGAIN)) {
+        /* In progress (or done): writability reports the outcome. */
+        if (c->opt.connect_timeout_ms)
+            timer_start(&c->timer, c->opt.connect_timeout_ms, 0);
+        conn_rearm(c);
+    } else {
+        /* Refused at once (a Unix socket, a full backlog): still report
+         * through on_close, from the loop, as promised. */
+        c->err = -errno;
+        rc = loop_defer(loop, connect_failed_now, c);
+        if (rc < 0) {
+            conn_teardown(c, NC_CLOSE_CONNECT_FAILED, rc, false);
+            return rc;
+        }
+    }
+    if (out)
+        *out = c;
+    return 0;
+}
+
+/* ---- the rest of the public API --------------------------------------------- */
+
+void nc_conn_close(nc_conn *c)
+{
+    if (!c || c->state == CONN_CLOSED || c->state == CONN_CLOSING)
+        return;
+    if (c->state == CONN_CONNECTING || c->out.bytes == 0) {
+        conn_finish(c, NC_CLOSE_LOCAL, 0);
+        return;
+    }
+    c->state = CONN_CLOSING;
+    conn_rearm(c);
+}
+
+void nc_conn_abort(nc_conn *c)
+{
+    if (c)
+        conn_teardown(c, NC_CLOSE_LOCAL, 0, true);
+}
+
+int nc_conn_shutdown(nc_conn *c)
+{
+    if (!c)
+        return -EINVAL;
+    if (c->state != CONN_OPEN)
+        return -ENOTCONN;
+    c->shut_wanted = true;
+    if (c->out.bytes == 0 && !c->shut_done) {
+        c->shut_done = true;
+        shutdown(c->fd, SHUT_WR);
+    }
+    return 0;
+}
+
+void nc_conn_read_stop(nc_conn *c)
+{
+    if (!c || c->read_paused)
+        return;
+    c->read_paused = true;
+    conn_rearm(c);
+}
+
+void nc_conn_read_start(nc_conn *c)
+{
+    if (!c || !c->read_paused)
+        return;
+    c->read_paused = false;
+    conn_rearm(c);
+}
+
+int nc_conn_set_idle_timeout(nc_conn *c, uint32_t ms)
+{
+    if (!c)
+        return -EINVAL;
+    if (c->state == CONN_CLOSED)
+        return -ENOTCONN;
+    c->opt.idle_timeout_ms = ms;
+    if (c->state == CONN_CONNECTING)
+        return 0;
+    c->last_active_ns = c->loop->now_ns;
+    if (ms)
+        return timer_start(&c->timer, ms, 0);
+    timer_stop(&c->timer);
+    return 0;
+}
+
+void nc_conn_set_data(nc_conn *c, void *ud)
+{
+    if (c)
+        c->ud = ud;
+}
+
+void *nc_conn_data(const nc_conn *c)
+{
+    return c ? c->ud : NULL;
+}
+
+int nc_conn_fd(const nc_conn *c)
+{
+    return c ? c->fd : -1;
+}
+
+nc_loop *nc_conn_loop(const nc_conn *c)
+{
+    return c ? c->loop : NULL;
+}
+
+static int sock_addr(const nc_conn *c, nc_addr *out, bool peer)
+{
+    if (!c || !out)
+        return -EINVAL;
+    if (c->fd < 0)
+        return -ENOTCONN;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int rc = peer ? getpeername(c->fd, (struct sockaddr *)&ss, &len)
+                  : getsockname(c->fd, (struct sockaddr *)&ss, &len);
+    if (rc < 0)
+        return -errno;
+    return nc_addr_from_sockaddr(out, (struct sockaddr *)&ss, len);
+}
+
+int nc_conn_peer_addr(const nc_conn *c, nc_addr *out)
+{
+    return sock_addr(c, out, true);
+}
+
+int nc_conn_local_addr(const nc_conn *c, nc_addr *out)
+{
+    return sock_addr(c, out, false);
+}
+
+int nc_conn_tcp_info(const nc_conn *c, nc_tcp_info *out)
+{
+    if (!c)
+        return -EINVAL;
+    if (c->fd < 0)
+        return -ENOTCONN;
+    return nc_tcp_info_get(c->fd, out);
+}

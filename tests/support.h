@@ -1,0 +1,97 @@
+/* support.h - helpers shared by the test programs: run a loop until a
+ * condition holds (with a bound), plain blocking client sockets, and a
+ * look at the kernel's socket table. */
+#ifndef NC_TEST_SUPPORT_H
+#define NC_TEST_SUPPORT_H
+
+#include "netcore.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Run loop one iteration at a time until pred(arg) is true or timeout_ms
+ * of real time passed. A guard timer wakes the loop so the bound holds
+ * even when no event comes. Returns pred's final value. */
+bool run_until(nc_loop *loop, bool (*pred)(void *), void *arg,
+               unsigned timeout_ms);
+
+/* Predicate for run_until: *(bool *)arg. */
+bool flag_set(void *arg);
+
+/* Predicate for run_until on a counter: ((struct count_goal *)arg). */
+struct count_goal {
+    const unsigned long *counter;
+    unsigned long goal;
+};
+bool count_reached(void *arg);
+
+/* A blocking client socket connected to a (any family); -errno on failure. */
+int client_connect(const nc_addr *a);
+
+/* Read exactly len bytes within timeout_ms; returns len, 0 at end of
+ * stream, or -errno (-ETIMEDOUT when the time ran out). */
+long read_full(int fd, void *buf, size_t len, unsigned timeout_ms);
+
+/* Wait until fd is readable; returns true if it became readable in time. */
+bool wait_readable(int fd, unsigned timeout_ms);
+
+/* How many TCP sockets with local port `port` are in kernel state `state`
+ * (e.g. 8 = CLOSE_WAIT), from /proc/net/tcp and /proc/net/tcp6. */
+int count_tcp_state(unsigned port, int state);
+
+/* The listener's first bound address, for clients to connect to. */
+nc_addr listener_addr0(const nc_listener *l);
+
+/* True when the tests run under valgrind (NC_UNDER_VALGRIND=1): scale
+ * loads down. */
+bool under_valgrind(void);
+
+/* ---- a test server: echo (or another mode) with exact close accounting */
+
+enum server_mode {
+    SERVER_ECHO = 0,       /* write back every byte */
+    SERVER_CLOSE_IN_DATA,  /* reply "bye", then nc_conn_close in on_data */
+    SERVER_ABORT_IN_DATA,  /* nc_conn_abort in on_data */
+    SERVER_CLOSE_IN_OPEN,  /* nc_conn_close in on_open */
+    SERVER_HOARD,          /* never consume input */
+    SERVER_SINK            /* consume and drop */
+};
+
+/* One accepted connection's record (stays valid until server_free). */
+struct conn_rec {
+    nc_conn *conn;         /* NULL once closed */
+    int closes;            /* on_close calls seen: must end as 1 */
+    nc_close_reason reason;
+    int err;
+    unsigned long long bytes;
+};
+
+struct server {
+    nc_loop *loop;
+    nc_listener *l;
+    nc_addr addr;
+    enum server_mode mode;
+    unsigned long opened, closed, drained;
+    unsigned long by_reason[8];
+    nc_close_reason last_reason;
+    int last_err;
+    size_t max_queued;
+    unsigned long long bytes_in;
+    struct conn_rec **recs;
+    size_t nrecs, cap;
+    int write_err;         /* first error nc_conn_write returned */
+};
+
+/* Listen on spec with o (may be NULL) and the server's callbacks.
+ * Returns nc_listen's result. */
+int server_start(struct server *s, nc_loop *loop, const char *spec,
+                 const nc_listener_options *o, enum server_mode mode);
+/* True if every opened connection saw on_close exactly once. */
+bool server_all_closed_once(const struct server *s);
+/* Run the loop until the server received n bytes in all, or timeout_ms. */
+bool server_wait_bytes(struct server *s, unsigned long long n,
+                       unsigned timeout_ms);
+/* Free the records (the listener is closed by nc_loop_free or by you). */
+void server_free(struct server *s);
+
+#endif

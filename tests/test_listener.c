@@ -1,0 +1,500 @@
+/* test_listener.c - binding, accepting under load, limits and running out
+ * of file descriptors, over real loopback and Unix sockets. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "support.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static bool have_ipv6_loopback(void)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+    bool ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    return ok;
+}
+
+static bool opened_n(struct server *s, unsigned long n)
+{
+    struct count_goal g = { &s->opened, n };
+    return run_until(s->loop, count_reached, &g, 5000);
+}
+
+static bool closed_n(struct server *s, unsigned long n)
+{
+    struct count_goal g = { &s->closed, n };
+    return run_until(s->loop, count_reached, &g, 5000);
+}
+
+static void finish(nc_loop *loop, struct server *s)
+{
+    nc_loop_free(loop);
+    assert_true(server_all_closed_once(s));
+    server_free(s);
+}
+
+static void bad_endpoint_changes_nothing(void **state)
+{
+    (void)state;
+    nc_loop *loop;
+    assert_int_equal(nc_loop_new(&loop), 0);
+    nc_listener *l = (nc_listener *)&loop;
+    const nc_conn_callbacks cbs = { 0 };
+    assert_int_equal(nc_listen(loop, "127.0.0.1:70000", NULL, &cbs, NULL, &l), -ERANGE);
+    assert_int_equal(nc_listen(loop, "[::1", NULL, &cbs, NULL, &l), -EINVAL);
+    assert_int_equal(nc_listen(loop, "nosuchif0:7000", NULL, &cbs, NULL, &l), -ENODEV);
+    assert_int_equal(nc_listen(loop, "", NULL, &cbs, NULL, &l), -EINVAL);
+    assert_ptr_equal(l, (nc_listener *)&loop);
+    /* Nothing was left registered: the loop has nothing to run. */
+    assert_int_equal(nc_loop_run(loop, NC_RUN_DEFAULT), 0);
+    nc_loop_free(loop);
+}
+
+static void port_zero_reports_real_port_and_address_in_use(void **state)
+{
+    (void)state;
+    nc_loop *loop;
+    struct server s;
+    assert_int_equal(nc_loop_new(&loop), 0);
+    assert_int_equal(server_start(&s, loop, "127.0.0.1:0", NULL, SERVER_ECHO), 0);
+    assert_int_equal(nc_listener_count(s.l), 1);
+    uint16_t port = nc_addr_port(&s.addr);
+    assert_true(port != 0);
+    char spec[32];
+    snprintf(spec, sizeof(spec), "127.0.0.1:%u", port);
+    nc_listener *l2 = NULL;
+    const nc_conn_callbacks cbs = { 0 };
+    assert_int_equal(nc_listen(loop, spec, NULL, &cbs, NULL, &l2), -EADDRINUSE);
+    assert_null(l2);
+    int fd = client_connect(&s.addr);
+    assert_true(fd >= 0);
+    assert_true(opened_n(&s, 1));
+    /* Accepted sockets are non-blocking and close-on-exec. */
+    int cfd = nc_conn_fd(s.recs[0]->conn);
+    assert_true(fcntl(cfd, F_GETFL) & O_NONBLOCK);
+    assert_true(fcntl(cfd, F_GETFD) & FD_CLOEXEC);
+    close(fd);
+    finish(loop, &s);
+}
+
+static void localhost_binds_both_families_on_one_port(void **state)
+{
+    (void)state;
+    if (!have_ipv6_loopback())
+        skip();
+    nc_loop *loop;
+    struct server s;
+    assert_int_equal(nc_loop_new(&loop), 0);
+    assert_int_equal(server_start(&s, loop, "localhost:0", NULL, SERVER_ECHO), 0);
+    assert_int_equal(nc_listener_count(s.l), 2);
+    nc_addr a4, a6;
+    assert_int_equal(nc_listener_addr(s.l, 0, &a4), 0);
+    assert_int_equal(nc_listener_addr(s.l, 1, &a6), 0);
+    assert_int_equal(a4.u.sa.sa_family, AF_INET);
+    assert_int_equal(a6.u.sa.sa_family, AF_INET6);
+    assert_int_equal(nc_addr_port(&a4), nc_addr_port(&a6));
+    assert_int_equal(nc_listener_addr(s.l, 2, &a6), -EINVAL);
+    int f4 = client_connect(&a4), f6 = client_connect(&a6);
+    assert_true(f4 >= 0 && f6 >= 0);
+    assert_true(opened_n(&s, 2));
+    close(f4);
+    close(f6);
+    finish(loop, &s);
+}
+
+static void wildcard_is_dual_stack(void **state)
+{
+    (void)state;
+    if (!have_ipv6_loopback())
+        skip();
+    nc_loop *loop;
+    struct server s;
+    assert_int_equal(nc_loop_new(&loop), 0);
+    assert_int_equal(server_start(&s, loop, "*:0", NULL, SERVER_ECHO), 0);
+    assert_int_equal(nc_listener_count(s.l), 1);
+    assert_true(nc_addr_is_any(&s.addr));
+    char spec[64];
+    nc_endpoint ep;
+    snprintf(spec, sizeof(spec), "127.0.0.1:%u", nc_addr_port(&s.addr));
+    assert_int_equal(nc_endpoint_parse(&ep, spec, NULL, 0), 0);
+    int f4 = client_connect(&ep.addr);
+    snprintf(spec, sizeof(spec), "[::1]:%u", nc_addr_port(&s.addr));
+    assert_int_equal(nc_endpoint_parse(&ep, spec, NULL, 0), 0);
+    int f6 = client_connect(&ep.addr);
+    assert_true(f4 >= 0 && f6 >= 0);
+    assert_true(opened_n(&s, 2));
+    close(f4);
+    close(f6);
+    finish(loop, &s);
+
+    nc_listener_options o = { .ipv6_only = true };
+    assert_int_equal(nc_loop_new(&loop), 0);
+    assert_int_equal(server_start(&s, loop, "*:0", &o, SERVER_ECHO), 0);
+    assert_int_equal(nc_listener_count(s.l), 2);
+    finish(loop, &s);
+}
+
+static void unix_listener_echoes_and_unlinks(void **state)
+{
+    (void)state;
+    char path[64], spec[80];
+    snprintf(path, sizeof(path), "/tmp/nc-test-%d.sock", (int)getpid());
+    snprintf(spec, sizeof(spec), "unix:%s", path);
+    /* A stale socket file from a dead server is reclaimed. */
+    int stale = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    strcpy(sun.sun_path, path);
+    unlink(path);
+    assert_int_equal(bind(stale, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    close(stale);
+
+    nc_loop *loop;
+    struct server s;
+    assert_int_equal(nc_loop_new(&loop), 0);
+    assert_int_equal(server_start(&s, loop, spec, NULL, SERVER_ECHO), 0);
+    int fd = client_connect(&s.addr);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "unix", 4), 4);
+    assert_true(opened_n(&s, 1));
+    char buf[4];
+    assert_true(server_wait_bytes(&s, 4, 2000));
+    assert_int_equal(read_full(fd, buf, 4, 2000), 4);
+    assert_memory_equal(buf, "unix", 4);
+    close(fd);
+    assert_true(closed_n(&s, 1));
+    assert_int_equal(s.last_reason, NC_CLOSE_PEER);
+    nc_listener_close(s.l);
+    struct stat st;
+    assert_int_equal(stat(path, &st), -1);
+    finish(loop, &s);
+}
+
+struct clients {
+    unsigned long opened, closed;
+};
+
+static void c_open(nc_conn *c, void *ud)
+{
+    (void)c;
+    ((struct clients *)ud)->opened++;
+}
+
+static void c_close(nc_conn *c, nc_close_reason r, int err, void *ud)
+{
+    (void)c;
+    (void)r;
+    (void)err;
+    ((struct clients *)ud)->closed++;
+}
+
+static void five_hundred_clients_at_once_are_all_accepted(void **state)
+{
+    (void)state;
+    nc_loop *loop;
+    struct server s;
+    assert_int_equal(nc_loop_new(&loop), 0);
+    assert_int_equal(server_start(&s, loop, "127.0.0.1:0", NULL, SERVER_ECHO), 0);
+    char spec[NC_ADDRSTRLEN];
+    nc_addr_format(&s.addr, spec, sizeof(spec));
+    struct clients cl = { 0 };
+    const nc_conn_callbacks cbs = { .on_open = c_open, .on_close = c_close };
+    for (int i = 0; i < 500; i++)
+        assert_int_equal(nc_connect(loop, spec, NULL, &cbs, &cl, NULL), 0);
+    assert_true(opened_n(&s, 500));
+    struct count_goal g = { &cl.opened, 500 };
+    assert_true(run_until(loop, count_reached, &g, 5000));
+    nc_listener_stats st;
+    nc_listener_stats_get(s.l, &st);
+    assert_int_equal(st.accepted, 500);
+    assert_int_equal(st.active, 500);
+    /* Freeing the loop closes all 1000 ends, each exactly once. */
+    nc_loop_free(loop);
+    assert_int_equal(cl.closed, 500);
+    assert_int_equal(s.by_reason[NC_CLOSE_SHUTDOWN], 500);
+    assert_true(server_all_closed_once(&s));
+    server_free(&s);
+}
+
+static void max_conns_pauses_and_resumes_accepting(void **state)
+{
+    (void)state;
+    nc_loop *loop;
+    struct server s;
+    nc_listener_options o = { .max_conns = 2 };
+    assert_int_equal(nc_loop_new(&loop), 0);
+    assert_int_equal(server_start(&s, loop, "127.0.0.1:0", &o, SERVER_ECHO), 0);
+    int fds[3];
+    for (int i = 0; i < 3; i++)
+        fds[i] = client_connect(&s.addr);   /* the kernel completes all 3 */
+    assert_true(opened_n(&s, 2));
+    for (int i = 0; i < 10; i++)
+        nc_loop_run(loop, NC_RUN_NOWAIT);
+    assert_int_equal(s.opened, 2);
+    nc_listener_stats st;
+    nc_listener_stats_get(s.l, &st);
+    assert_true(st.paused >= 1);
+    close(fds[0]);
+    assert_true(opened_n(&s, 3));
+    close(fds[1]);
+    close(fds[2]);
+    finish(loop, &s);
+}
+
+struct self_closer {
+    nc_listener *l;
+    unsigned long closed;
+};
+
+static void close_listener(nc_conn *c, void *ud)
+{
+    (void)c;
+    nc_listener_close(((struct self_closer *)ud)->l);
+}
+
+static void count_close(nc_conn *c, nc_close_reason r, int err, void *ud)
+{
+    (void)c;
+    (void)err;
+    struct self_closer *sc = ud;
+    if (r == NC_CLOSE_SHUTDOWN)
+        sc->closed++;
+}
+
+static void listener_close_from_on_open_and_shutdown_reason(void **state)
+{
+    (void)state;
+    nc_loop *loop;
+    struct server s;
+    assert_int_equal(nc_loop_new(&loop), 0);
+    assert_int_equal(server_start(&s, loop, "127.0.0.1:0", NULL, SERVER_ECHO), 0);
+    int a = client_connect(&s.addr), b = client_connect(&s.addr);
+    assert_true(opened_n(&s, 2));
+    nc_listener_stop(s.l);
+    assert_true(client_connect(&s.addr) == -ECONNREFUSED);
+    nc_listener_close(s.l);
+    assert_true(closed_n(&s, 2));      /* on_close runs from the loop */
+    assert_int_equal(s.by_reason[NC_CLOSE_SHUTDOWN], 2);
+    char c;
+    assert_int_equal(read_full(a, &c, 1, 2000), 0);
+    assert_int_equal(read_full(b, &c, 1, 2000), 0);
+    close(a);
+    close(b);
+    finish(loop, &s);
+
+    /* Closing the listener inside on_open of its own connection. */
+    assert_int_equal(nc_loop_new(&loop), 0);
+    struct self_closer sc = { 0 };
+    const nc_conn_callbacks cbs = { .on_open = close_listener,
+                                    .on_close = count_close };
+    assert_int_equal(nc_listen(loop, "127.0.0.1:0", NULL, &cbs, &sc, &sc.l), 0);
+    nc_addr addr = listener_addr0(sc.l);
+    int fd1 = client_connect(&addr), fd2 = client_connect(&addr);
+    struct count_goal g = { &sc.closed, 1 };
+    assert_true(run_until(loop, count_reached, &g, 2000));
+    /* Nothing is left active: the listener is gone. */
+    assert_int_equal(nc_loop_run(loop, NC_RUN_DEFAULT), 0);
+    assert_int_equal(sc.closed, 1);
+    close(fd1);
+    close(fd2);
+    nc_loop_free(loop);
+}
+
+/* ---- out of descriptors ---------------------------------------------- */
+
+static int count_open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    if (!d)
+        return -1;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n - 3;   /* ".", ".." and the DIR's own fd */
+}
+
+static void stop_loop(nc_watch *w, int fd, unsigned events, void *ud)
+{
+    (void)w;
+    (void)fd;
+    (void)events;
+    nc_loop_stop(ud);
+}
+
+struct emfile_report {
+    uint64_t accepted, shed, fd_exhausted;
+    double cpu_s;
+    int ok;
+};
+
+/* The server side, in a child whose descriptor limit holds 20 clients. */
+static void emfile_child(int port_pipe, int ctl_pipe, int report_pipe)
+{
+    struct emfile_report rep = { 0 };
+    nc_loop *loop;
+    struct server s;
+    nc_watch *w;
+    if (nc_loop_new(&loop) < 0 ||
+        server_start(&s, loop, "127.0.0.1:0", NULL, SERVER_ECHO) < 0 ||
+        nc_watch_start(loop, ctl_pipe, NC_READABLE, stop_loop, loop, &w) < 0)
+        _exit(3);
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = (rlim_t)count_open_fds() + 20;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        _exit(4);
+    uint16_t port = nc_addr_port(&s.addr);
+    if (write(port_pipe, &port, sizeof(port)) != sizeof(port))
+        _exit(5);
+    int rc = nc_loop_run(loop, NC_RUN_DEFAULT);
+    nc_listener_stats st;
+    nc_listener_stats_get(s.l, &st);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    rep.accepted = st.accepted;
+    rep.shed = st.shed;
+    rep.fd_exhausted = st.fd_exhausted;
+    rep.cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+                ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+    rep.ok = rc == 0;
+    nc_loop_free(loop);
+    server_free(&s);
+    if (write(report_pipe, &rep, sizeof(rep)) != sizeof(rep))
+        _exit(6);
+    _exit(0);
+}
+
+static bool echo_once(const nc_addr *a, int *out_fd)
+{
+    int fd = client_connect(a);
+    if (fd < 0)
+        return false;
+    char buf[2];
+    if (write(fd, "hi", 2) != 2 || read_full(fd, buf, 2, 2000) != 2) {
+        close(fd);
+        return false;
+    }
+    *out_fd = fd;
+    return true;
+}
+
+static void emfile_sheds_without_spinning_and_recovers(void **state)
+{
+    (void)state;
+    if (under_valgrind()) {
+        /* valgrind keeps descriptors of its own below the limit. */
+        print_message("skipped: valgrind virtualises RLIMIT_NOFILE\n");
+        skip();
+    }
+    int pp[2], cp[2], rp[2];
+    assert_int_equal(pipe2(pp, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(cp, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(rp, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pp[0]);
+        close(cp[1]);
+        close(rp[0]);
+        emfile_child(pp[1], cp[0], rp[1]);
+    }
+    close(pp[1]);
+    close(cp[0]);
+    close(rp[1]);
+    uint16_t port = 0;
+    assert_true(wait_readable(pp[0], 5000));
+    assert_int_equal(read(pp[0], &port, sizeof(port)), sizeof(port));
+    nc_addr a;
+    nc_endpoint ep;
+    char spec[32];
+    snprintf(spec, sizeof(spec), "127.0.0.1:%u", port);
+    assert_int_equal(nc_endpoint_parse(&ep, spec, NULL, 0), 0);
+    a = ep.addr;
+
+    /* Fill the server up: it can hold about 20 connections. */
+    int held[40];
+    int nheld = 0;
+    while (nheld < 40 && echo_once(&a, &held[nheld]))
+        nheld++;
+    assert_true(nheld >= 15 && nheld < 40);
+
+    /* 200 more clients: each is shed (reset) at once, not left hanging. */
+    int extra = 200;
+    int shed = 0;
+    for (int i = 0; i < extra; i++) {
+        int fd = client_connect(&a);
+        if (fd < 0)
+            continue;
+        char c;
+        long r = read_full(fd, &c, 1, 3000);
+        if (r == 0 || r == -ECONNRESET)
+            shed++;
+        close(fd);
+    }
+    assert_int_equal(shed, extra);
+
+    /* Still responsive to the clients it holds. */
+    char buf[2];
+    assert_int_equal(write(held[0], "ok", 2), 2);
+    assert_int_equal(read_full(held[0], buf, 2, 2000), 2);
+
+    /* Old clients leave: new ones are served. */
+    for (int i = 0; i < nheld; i++)
+        close(held[i]);
+    int fresh = -1;
+    for (int tries = 0; tries < 200 && fresh < 0; tries++)
+        if (!echo_once(&a, &fresh))
+            fresh = -1;
+    assert_true(fresh >= 0);
+    close(fresh);
+
+    close(cp[1]);   /* stop the child */
+    struct emfile_report rep;
+    assert_true(wait_readable(rp[0], 10000));
+    assert_int_equal(read(rp[0], &rep, sizeof(rep)), sizeof(rep));
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_true(rep.ok);
+    assert_true(rep.shed >= (uint64_t)extra);
+    /* No busy loop: at most two failed accepts per shed connection (the
+     * one that found it, and the one that then found the queue empty). */
+    assert_true(rep.fd_exhausted <= 2 * rep.shed + 10);
+    assert_true(rep.cpu_s < 2.0);
+    close(pp[0]);
+    close(rp[0]);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(bad_endpoint_changes_nothing),
+        cmocka_unit_test(port_zero_reports_real_port_and_address_in_use),
+        cmocka_unit_test(localhost_binds_both_families_on_one_port),
+        cmocka_unit_test(wildcard_is_dual_stack),
+        cmocka_unit_test(unix_listener_echoes_and_unlinks),
+        cmocka_unit_test(five_hundred_clients_at_once_are_all_accepted),
+        cmocka_unit_test(max_conns_pauses_and_resumes_accepting),
+        cmocka_unit_test(listener_close_from_on_open_and_shutdown_reason),
+        cmocka_unit_test(emfile_sheds_without_spinning_and_recovers),
+    };
+    return cmocka_run_group_tests_name("listener", tests, NULL, NULL);
+}
