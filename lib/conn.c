@@ -1,7 +1,8 @@
 /*
- * conn.c - a TCP (or Unix stream) connection: reading with a budget,
- * buffered writes with backpressure, idle and connect timeouts, and a
- * close that reports its reason exactly once.
+ * conn.c - a TCP (or Unix stream) connection's life: options, interest,
+ * reading with a budget, idle and connect timeouts, and a close that
+ * reports its reason exactly once. Writes are in conn_write.c, outgoing
+ * connects in connect.c.
  *
  * Closing happens in two steps. conn_finish() tears the socket down at
  * once (the fd is closed, so no CLOSE_WAIT socket lingers) and marks the
@@ -9,45 +10,15 @@
  * deferred to the end of the loop iteration, so a callback may close its
  * own connection and keep using the pointer until it returns.
  */
-#include "internal.h"
+#include "conn.h"
 
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #define READ_CHUNK 65536
-
-enum conn_state { CONN_CONNECTING, CONN_OPEN, CONN_CLOSING, CONN_CLOSED };
-
-struct nc_conn {
-    struct handle handle;      /* on the loop's I/O list */
-    struct conn_link link;     /* on the listener's list */
-    nc_loop *loop;
-    nc_listener *listener;     /* NULL for outgoing connections */
-    struct watch w;
-    nc_timer timer;            /* connect timeout, then idle timeout */
-    nc_conn_callbacks cbs;
-    void *ud;
-    nc_conn_options opt;
-    struct outq out;
-    char *in;                  /* unconsumed input */
-    size_t in_len, in_cap;
-    uint64_t last_active_ns;
-    int fd;
-    enum conn_state state;
-    bool read_paused;          /* nc_conn_read_stop */
-    bool backpressure;         /* output above high_water: reading paused */
-    bool eof;                  /* peer closed its side (keep_half_open) */
-    bool shut_wanted;          /* nc_conn_shutdown: SHUT_WR after flush */
-    bool shut_done;
-    nc_close_reason reason;
-    int err;
-};
-
-static void conn_finish(nc_conn *c, nc_close_reason reason, int err);
 
 const char *nc_close_reason_name(nc_close_reason reason)
 {
@@ -95,7 +66,7 @@ static unsigned conn_interest(const nc_conn *c)
 
 /* Bring the kernel's interest in line with the state; costs a syscall only
  * when it changed. A failure here means the fd is unusable: close. */
-static void conn_rearm(nc_conn *c)
+void conn_rearm(nc_conn *c)
 {
     if (c->state == CONN_CLOSED)
         return;
@@ -146,7 +117,7 @@ static void conn_deliver_close(void *arg)
     free(c);
 }
 
-static void conn_teardown(nc_conn *c, nc_close_reason reason, int err,
+void conn_teardown(nc_conn *c, nc_close_reason reason, int err,
                           bool reset)
 {
     if (c->state == CONN_CLOSED)
@@ -177,7 +148,7 @@ static void conn_teardown(nc_conn *c, nc_close_reason reason, int err,
         conn_deliver_close(c);
 }
 
-static void conn_finish(nc_conn *c, nc_close_reason reason, int err)
+void conn_finish(nc_conn *c, nc_close_reason reason, int err)
 {
     conn_teardown(c, reason, err, false);
 }
@@ -198,14 +169,14 @@ nc_conn *conn_from_link(struct conn_link *link)
 }
 
 /* Close for an I/O failure err (negative errno) seen during op. */
-static void conn_fail(nc_conn *c, nc_op op, int err)
+void conn_fail(nc_conn *c, nc_op op, int err)
 {
     nc_io_outcome o = nc_io_classify(op, -1, -err);
     conn_finish(c, o == NC_IO_RESET ? NC_CLOSE_RESET : NC_CLOSE_ERROR, err);
 }
 
 /* The queue is empty: finish what was waiting for the flush. */
-static void conn_flushed(nc_conn *c)
+void conn_flushed(nc_conn *c)
 {
     if (c->shut_wanted && !c->shut_done) {
         c->shut_done = true;
@@ -346,154 +317,6 @@ static void conn_read(nc_conn *c, unsigned events)
     }
 }
 
-/* ---- writing ----------------------------------------------------------------- */
-
-/* The queue changed: update backpressure, bring the kernel's interest in
- * line (one syscall at most), and tell the user when the queue drained. */
-static void queue_changed(nc_conn *c)
-{
-    bool drained = false;
-    if (!c->backpressure && c->out.bytes > c->opt.high_water) {
-        c->backpressure = true;
-    } else if (c->backpressure && c->out.bytes <= c->opt.low_water) {
-        c->backpressure = false;
-        drained = true;
-    }
-    conn_rearm(c);
-    if (drained && c->cbs.on_drain && c->state == CONN_OPEN)
-        c->cbs.on_drain(c, c->ud);
-}
-
-static void conn_flush(nc_conn *c)
-{
-    ssize_t n = outq_flush(&c->out, c->fd);
-    if (n < 0 && nc_io_classify(NC_OP_WRITE, -1, (int)-n) != NC_IO_AGAIN) {
-        conn_fail(c, NC_OP_WRITE, (int)n);
-        return;
-    }
-    if (n > 0 && c->state == CONN_CLOSING)
-        c->last_active_ns = c->loop->now_ns;
-    if (c->out.bytes == 0) {
-        conn_flushed(c);
-        if (c->state == CONN_CLOSED)
-            return;
-    }
-    queue_changed(c);
-}
-
-static int write_check(const nc_conn *c)
-{
-    if (c->state != CONN_OPEN)
-        return -ENOTCONN;
-    return c->shut_wanted ? -EPIPE : 0;
-}
-
-/* With an empty queue, hand the bytes to the kernel at once. Returns the
- * bytes sent (0 when the socket is full), or -EPIPE after closing c for a
- * failed send. */
-static ssize_t send_now(nc_conn *c, const struct iovec *iov, int cnt)
-{
-    if (c->out.bytes > 0)
-        return 0;
-    struct msghdr msg = { .msg_iov = (struct iovec *)iov,
-                          .msg_iovlen = (size_t)cnt };
-    for (;;) {
-        ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-        switch (nc_io_classify(NC_OP_WRITE, n, errno)) {
-        case NC_IO_PROGRESS:
-            return n;
-        case NC_IO_AGAIN:
-            return 0;
-        case NC_IO_INTR:
-            continue;
-        default:
-            conn_fail(c, NC_OP_WRITE, -errno);
-            return -EPIPE;
-        }
-    }
-}
-
-int nc_conn_writev(nc_conn *c, const struct iovec *iov, int cnt)
-{
-    if (!c || cnt < 0 || (cnt > 0 && !iov))
-        return -EINVAL;
-    int rc = write_check(c);
-    if (rc < 0)
-        return rc;
-    size_t total = 0;
-    for (int i = 0; i < cnt; i++) {
-        if (!iov[i].iov_base && iov[i].iov_len)
-            return -EINVAL;
-        total += iov[i].iov_len;
-    }
-    if (total == 0)
-        return 0;
-    ssize_t sent = send_now(c, iov, cnt < 1024 ? cnt : 1024);
-    if (sent < 0)
-        return (int)sent;
-    if ((size_t)sent == total)
-        return 0;
-    size_t skip = (size_t)sent;
-    for (int i = 0; i < cnt; i++) {
-        size_t len = iov[i].iov_len;
-        if (skip >= len) {
-            skip -= len;
-            continue;
-        }
-        rc = outq_append(&c->out, (const char *)iov[i].iov_base + skip,
-                         len - skip);
-        skip = 0;
-        if (rc < 0) {
-            /* Part of the stream is already out: it cannot be resumed. */
-            if (sent > 0 || i > 0)
-                conn_finish(c, NC_CLOSE_ERROR, rc);
-            return rc;
-        }
-    }
-    queue_changed(c);
-    return 0;
-}
-
-int nc_conn_write(nc_conn *c, const void *data, size_t len)
-{
-    struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
-    if (!data && len)
-        return -EINVAL;
-    return nc_conn_writev(c, &iov, 1);
-}
-
-int nc_conn_write_owned(nc_conn *c, void *data, size_t len,
-                        void (*free_fn)(void *data, void *arg), void *arg)
-{
-    if (!c || (!data && len))
-        return -EINVAL;
-    int rc = write_check(c);
-    if (rc < 0)
-        return rc;
-    struct iovec iov = { .iov_base = data, .iov_len = len };
-    ssize_t sent = len ? send_now(c, &iov, 1) : 0;
-    if (sent < 0)
-        return (int)sent;
-    if ((size_t)sent == len) {
-        if (free_fn)
-            free_fn(data, arg);
-        return 0;
-    }
-    rc = outq_append_owned(&c->out, data, len, (size_t)sent, free_fn, arg);
-    if (rc < 0) {
-        if (sent > 0)
-            conn_finish(c, NC_CLOSE_ERROR, rc);
-        return rc;
-    }
-    queue_changed(c);
-    return 0;
-}
-
-size_t nc_conn_queued(const nc_conn *c)
-{
-    return c ? c->out.bytes : 0;
-}
-
 /* ---- timers and connecting ------------------------------------------------ */
 
 static void conn_timer(nc_timer *t, void *ud)
@@ -517,7 +340,7 @@ static void conn_timer(nc_timer *t, void *ud)
     timer_start(&c->timer, (idle_ns - quiet + 999999u) / 1000000u, 0);
 }
 
-static void conn_became_open(nc_conn *c)
+void conn_became_open(nc_conn *c)
 {
     c->state = CONN_OPEN;
     c->last_active_ns = c->loop->now_ns;
@@ -527,19 +350,6 @@ static void conn_became_open(nc_conn *c)
     conn_rearm(c);
     if (c->state == CONN_OPEN && c->cbs.on_open)
         c->cbs.on_open(c, c->ud);
-}
-
-static void conn_connected(nc_conn *c)
-{
-    int soerr = 0;
-    socklen_t len = sizeof(soerr);
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
-        soerr = errno;
-    if (soerr) {
-        conn_finish(c, NC_CLOSE_CONNECT_FAILED, -soerr);
-        return;
-    }
-    conn_became_open(c);
 }
 
 /* A socket error or hang-up reported without readable interest. */
@@ -576,7 +386,7 @@ static void conn_ready(struct watch *w, unsigned events)
 
 /* ---- creation -------------------------------------------------------------- */
 
-static nc_conn *conn_alloc(nc_loop *loop, int fd, const nc_conn_options *opt,
+nc_conn *conn_alloc(nc_loop *loop, int fd, const nc_conn_options *opt,
                            const nc_conn_callbacks *cbs, void *ud, int *err)
 {
     nc_conn *c = calloc(1, sizeof(*c));
@@ -616,102 +426,6 @@ int conn_accepted(nc_listener *l, nc_loop *loop, int fd,
     list->prev->next = &c->link;
     list->prev = &c->link;
     conn_became_open(c);
-    return 0;
-}
-
-/* Pick the address to connect to: the first that ep stands for. */
-static int connect_target(const char *endpoint, nc_endpoint *ep, nc_addr *to)
-{
-    int rc = nc_endpoint_parse(ep, endpoint, NULL, 0);
-    if (rc < 0)
-        return rc;
-    if (ep->kind == NC_EP_ANY)
-        return -EINVAL;
-    size_t n = 0;
-    rc = nc_endpoint_resolve(ep, to, 1, &n);
-    if (rc < 0)
-        return rc;
-    return n > 0 ? 0 : -EADDRNOTAVAIL;
-}
-
-/* Bind fd to the local endpoint spec, choosing an address of family. */
-static int bind_local(int fd, int family, const char *spec)
-{
-    nc_endpoint ep;
-    nc_addr addrs[16];
-    size_t n = 0;
-    int rc = nc_endpoint_parse(&ep, spec, NULL, 0);
-    if (rc < 0)
-        return rc;
-    rc = nc_endpoint_resolve(&ep, addrs, 16, &n);
-    if (rc < 0)
-        return rc;
-    for (size_t i = 0; i < n && i < 16; i++) {
-        if (addrs[i].u.sa.sa_family != family)
-            continue;
-        if (bind(fd, &addrs[i].u.sa, addrs[i].len) < 0)
-            return -errno;
-        return 0;
-    }
-    return -EAFNOSUPPORT;
-}
-
-static void connect_failed_now(void *arg)
-{
-    nc_conn *c = arg;
-    conn_finish(c, NC_CLOSE_CONNECT_FAILED, c->err);
-}
-
-int nc_connect(nc_loop *loop, const char *endpoint,
-               const nc_connect_options *opts, const nc_conn_callbacks *cbs,
-               void *ud, nc_conn **out)
-{
-    nc_endpoint ep;
-    nc_addr to;
-    if (!loop || !endpoint)
-        return -EINVAL;
-    int rc = connect_target(endpoint, &ep, &to);
-    if (rc < 0)
-        return rc;
-    int family = to.u.sa.sa_family;
-    int fd = socket_nb(family, SOCK_STREAM);
-    if (fd < 0)
-        return fd;
-    if (opts && opts->bind) {
-        rc = bind_local(fd, family, opts->bind);
-        if (rc < 0) {
-            close(fd);
-            return rc;
-        }
-    }
-    nc_conn *c = conn_alloc(loop, fd, opts ? &opts->conn : NULL, cbs, ud, &rc);
-    if (!c) {
-        close(fd);
-        return rc;
-    }
-    c->state = CONN_CONNECTING;
-    int crc;
-    do {
-        crc = connect(fd, &to.u.sa, to.len);
-    } while (crc < 0 && errno == EINTR);
-    nc_io_outcome o = nc_io_classify(NC_OP_CONNECT, crc, errno);
-    if (o == NC_IO_PROGRESS || (o == NC_IO_AGAIN && errno != EAGAIN)) {
-        /* In progress (or done): writability reports the outcome. */
-        if (c->opt.connect_timeout_ms)
-            timer_start(&c->timer, c->opt.connect_timeout_ms, 0);
-        conn_rearm(c);
-    } else {
-        /* Refused at once (a Unix socket, a full backlog): still report
-         * through on_close, from the loop, as promised. */
-        c->err = -errno;
-        rc = loop_defer(loop, connect_failed_now, c);
-        if (rc < 0) {
-            conn_teardown(c, NC_CLOSE_CONNECT_FAILED, rc, false);
-            return rc;
-        }
-    }
-    if (out)
-        *out = c;
     return 0;
 }
 
