@@ -1,0 +1,315 @@
+# libnetcore build. `make help` lists the targets and variables.
+#
+# Everything is found by wildcard: lib/*.c is the library, tests/test_*.c
+# one test binary each, examples/*.c one program each, bench/*.c one
+# benchmark each. All output goes under $(BUILD).
+
+BUILD ?= build
+
+ifeq ($(origin CC),default)
+CC = gcc
+endif
+PKG_CONFIG ?= pkg-config
+LDCONFIG ?= ldconfig
+# Captured once so that recipes below can name it without make treating
+# them as recursive (which would run them even under make -n).
+NC_MAKE := $(MAKE)
+
+# --- version, from the header ------------------------------------------
+version_of = $(shell awk '$$2 == "NC_VERSION_$(1)" { print $$3 }' include/netcore.h)
+VERSION_MAJOR := $(call version_of,MAJOR)
+VERSION_MINOR := $(call version_of,MINOR)
+VERSION_PATCH := $(call version_of,PATCH)
+ifneq ($(words $(VERSION_MAJOR) $(VERSION_MINOR) $(VERSION_PATCH)),3)
+$(error cannot read NC_VERSION_MAJOR/MINOR/PATCH from include/netcore.h)
+endif
+VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+
+# --- install locations ------------------------------------------------
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+MANDIR ?= $(PREFIX)/share/man
+
+# --- flags -------------------------------------------------------------
+# CFLAGS is the tunable part; the language, warnings and include paths
+# always apply. SAN_FLAGS is set by the sanitize and tsan targets.
+CFLAGS ?= -O2 -g
+WARNINGS = -Wall -Wextra -Wpedantic $(if $(filter 1,$(WERROR)),-Werror)
+NC_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARNINGS) -Iinclude -Ilib \
+            $(SAN_FLAGS) $(CPPFLAGS)
+LIB_CFLAGS = -fPIC -fvisibility=hidden
+DEPFLAGS = -MMD -MP
+COMPILE = $(CC) $(NC_CFLAGS) $(DEPFLAGS)
+SAN_FLAGS ?=
+# Sanitizer runtimes are not always linked into shared objects (clang),
+# so --no-undefined is dropped for sanitized builds.
+SO_LDFLAGS ?= -Wl,--no-undefined
+NC_LDFLAGS = $(LDFLAGS) $(SAN_FLAGS)
+
+ASAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer \
+             -fno-sanitize-recover=all
+TSAN_FLAGS = -fsanitize=thread -fno-omit-frame-pointer
+VALGRIND = valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect \
+           --error-exitcode=99 --trace-children=no
+
+# Evaluated only when a recipe needs them, after `deps` has run.
+CMOCKA_CFLAGS = $(shell $(PKG_CONFIG) --cflags cmocka)
+CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka)
+BENCH_CFLAGS = $(shell $(PKG_CONFIG) --cflags libuv libevent)
+BENCH_LIBS = $(shell $(PKG_CONFIG) --libs libuv libevent) -lev
+
+# --- what gets built --------------------------------------------------
+OBJ = $(BUILD)/obj
+
+LIB_SRCS := $(sort $(wildcard lib/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(OBJ)/%.o)
+
+STATIC = $(BUILD)/lib/libnetcore.a
+SONAME = libnetcore.so.$(VERSION_MAJOR)
+SHARED_FILE = libnetcore.so.$(VERSION)
+SHARED = $(BUILD)/lib/$(SHARED_FILE)
+SHARED_SONAME = $(BUILD)/lib/$(SONAME)
+SHARED_LINK = $(BUILD)/lib/libnetcore.so
+PC = $(BUILD)/libnetcore.pc
+
+COMMON_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(sort $(wildcard examples/common/*.c)))
+SUPPORT_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(wildcard tests/support.c))
+
+TEST_SRCS := $(sort $(wildcard tests/test_*.c))
+TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
+EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/bin/%)
+BENCH_SRCS := $(sort $(wildcard bench/*.c))
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+MAN_PAGES := $(sort $(wildcard docs/*.3))
+
+ALL_OBJS := $(LIB_OBJS) $(COMMON_OBJS) $(SUPPORT_OBJ) \
+            $(TEST_SRCS:%.c=$(OBJ)/%.o) $(EXAMPLE_SRCS:%.c=$(OBJ)/%.o) \
+            $(BENCH_SRCS:%.c=$(OBJ)/%.o)
+
+# Test binaries whose source starts threads: the ones `make tsan` runs.
+TSAN_TESTS = $(patsubst tests/%.c,$(BUILD)/tsan/tests/%,\
+             $(if $(TEST_SRCS),$(shell grep -l pthread_create $(TEST_SRCS))))
+
+TEST_PACKAGES = libcmocka-dev pkg-config iproute2 valgrind
+BENCH_PACKAGES = libuv1-dev libev-dev libevent-dev wrk
+
+RUN_TESTS = NC_BUILD='$(BUILD)' NC_CC='$(CC)' NC_MAKE='$(NC_MAKE)' \
+            bash tests/run-tests.sh
+
+.PHONY: all lib examples tests check deps sanitize tsan valgrind bench \
+        bench-deps demo install uninstall pc clean help
+.DEFAULT_GOAL := all
+
+all: lib examples
+
+lib: $(STATIC) $(SHARED_LINK)
+
+examples: $(EXAMPLE_BINS)
+
+tests: $(TEST_BINS)
+
+# --- compiling and linking ---------------------------------------------
+# Objects are rebuilt when the compiler or flags change, not only when a
+# source or header does: the stamp is rewritten (at parse time, so that
+# make -n stays accurate) only when its text differs.
+FLAGS_STAMP = $(BUILD)/.cflags
+FLAGS_TEXT = $(CC) $(NC_CFLAGS) $(LIB_CFLAGS)
+NO_BUILD_GOALS = clean help uninstall deps bench-deps
+ifneq ($(or $(if $(MAKECMDGOALS),,all),$(filter-out $(NO_BUILD_GOALS),$(MAKECMDGOALS))),)
+$(shell mkdir -p '$(BUILD)' && { printf '%s\n' '$(FLAGS_TEXT)' | cmp -s - '$(FLAGS_STAMP)' || \
+    printf '%s\n' '$(FLAGS_TEXT)' > '$(FLAGS_STAMP)'; })
+endif
+$(FLAGS_STAMP):
+	@mkdir -p $(@D)
+	@printf '%s\n' '$(FLAGS_TEXT)' > $@
+
+$(OBJ)/lib/%.o: lib/%.c $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(COMPILE) $(LIB_CFLAGS) -c $< -o $@
+
+# Tests need cmocka and the bench its peers: their objects wait for the
+# install step (order-only, so it runs first even with -j).
+
+$(OBJ)/tests/%.o: tests/%.c $(FLAGS_STAMP) | deps
+	@mkdir -p $(@D)
+	$(COMPILE) $(CMOCKA_CFLAGS) -c $< -o $@
+
+$(OBJ)/bench/%.o: bench/%.c $(FLAGS_STAMP) | bench-deps
+	@mkdir -p $(@D)
+	$(COMPILE) $(BENCH_CFLAGS) -c $< -o $@
+
+$(OBJ)/examples/%.o: examples/%.c $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(COMPILE) -c $< -o $@
+
+$(STATIC): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	@rm -f $@
+	$(AR) rcs $@ $(LIB_OBJS)
+
+$(SHARED): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	@test -n '$(LIB_OBJS)' || { echo 'make: no sources in lib/*.c' >&2; exit 1; }
+	$(CC) -shared -Wl,-soname,$(SONAME) $(SO_LDFLAGS) $(NC_LDFLAGS) \
+	    -o $@ $(LIB_OBJS) -pthread
+
+$(SHARED_SONAME): $(SHARED)
+	ln -sf $(SHARED_FILE) $@
+
+$(SHARED_LINK): $(SHARED_SONAME)
+	ln -sf $(SONAME) $@
+
+$(BUILD)/tests/%: $(OBJ)/tests/%.o $(SUPPORT_OBJ) $(COMMON_OBJS) $(STATIC) | deps
+	@mkdir -p $(@D)
+	$(CC) $(NC_LDFLAGS) -o $@ $< $(SUPPORT_OBJ) $(COMMON_OBJS) $(STATIC) \
+	    $(CMOCKA_LIBS) -pthread
+
+# Examples link like any program using the installed library would, with
+# an rpath so they run from the build tree.
+$(BUILD)/bin/%: $(OBJ)/examples/%.o $(COMMON_OBJS) $(SHARED_LINK)
+	@mkdir -p $(@D)
+	$(CC) $(NC_LDFLAGS) -o $@ $< $(COMMON_OBJS) -L$(BUILD)/lib -lnetcore \
+	    -Wl,-rpath,'$$ORIGIN/../lib' -pthread
+
+$(BUILD)/bench/%: $(OBJ)/bench/%.o $(STATIC) | bench-deps
+	@mkdir -p $(@D)
+	$(CC) $(NC_LDFLAGS) -o $@ $< $(STATIC) $(BENCH_LIBS) -pthread
+
+# Objects reached only through pattern rules would otherwise be deleted as
+# intermediates and rebuilt every time.
+.SECONDARY: $(ALL_OBJS)
+
+-include $(wildcard $(ALL_OBJS:.o=.d))
+
+# --- dependencies from Debian ------------------------------------------
+# $(call apt_install,PACKAGES,WHY): as root, install PACKAGES (refreshing
+# the package lists first only when apt does not know them, or when the
+# install fails on stale lists); otherwise stop and print the command.
+define apt_install
+if [ "$$(id -u)" != 0 ]; then \
+    echo "make: $(2) missing; as root, run:" >&2; \
+    echo "  apt-get update && apt-get install -y --no-install-recommends $(1)" >&2; \
+    exit 1; \
+fi; \
+export DEBIAN_FRONTEND=noninteractive; \
+if ! apt-cache show $(1) >/dev/null 2>&1; then apt-get update; fi; \
+echo "apt-get install -y --no-install-recommends $(1)"; \
+apt-get install -y --no-install-recommends $(1) || \
+    { apt-get update && apt-get install -y --no-install-recommends $(1); }
+endef
+
+deps:
+	@missing=; \
+	command -v $(PKG_CONFIG) >/dev/null 2>&1 || missing="$$missing pkg-config"; \
+	$(PKG_CONFIG) --exists cmocka 2>/dev/null || missing="$$missing cmocka"; \
+	command -v ip >/dev/null 2>&1 || missing="$$missing ip"; \
+	command -v valgrind >/dev/null 2>&1 || missing="$$missing valgrind"; \
+	if [ -n "$$missing" ]; then \
+	    $(call apt_install,$(TEST_PACKAGES),test dependencies ($$missing )); \
+	fi
+
+bench-deps:
+	@missing=; \
+	$(PKG_CONFIG) --exists libuv 2>/dev/null || missing="$$missing libuv"; \
+	$(PKG_CONFIG) --exists libevent 2>/dev/null || missing="$$missing libevent"; \
+	printf '#include <ev.h>\n' | $(CC) -E -x c - >/dev/null 2>&1 || missing="$$missing libev"; \
+	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	if [ -n "$$missing" ]; then \
+	    $(call apt_install,$(BENCH_PACKAGES),benchmark peers ($$missing )); \
+	fi
+
+# --- running -----------------------------------------------------------
+# The binaries are named, so one left behind by a deleted source is not run.
+check: deps all tests
+	@$(RUN_TESTS) $(TEST_BINS)
+
+sanitize: deps
+	$(MAKE) --no-print-directory BUILD='$(BUILD)/asan' \
+	    SAN_FLAGS='$(ASAN_FLAGS)' SO_LDFLAGS= all tests
+	@ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    NC_BUILD='$(BUILD)/asan' bash tests/run-tests.sh --no-scripts \
+	    $(TEST_BINS:$(BUILD)/tests/%=$(BUILD)/asan/tests/%)
+
+# Newer kernels randomise mmap more than some TSan runtimes accept; the
+# tests then run with address randomisation off where that is permitted.
+tsan: deps
+	$(if $(strip $(TSAN_TESTS)),$(MAKE) --no-print-directory BUILD='$(BUILD)/tsan' SAN_FLAGS='$(TSAN_FLAGS)' SO_LDFLAGS= $(TSAN_TESTS))
+	@if [ -z '$(strip $(TSAN_TESTS))' ]; then \
+	    echo 'tsan: no tests/test_*.c calls pthread_create; nothing to run'; \
+	    echo '0 passed, 0 failed'; exit 0; \
+	fi; \
+	wrap=; \
+	if setarch "$$(uname -m)" -R true 2>/dev/null; then wrap="setarch $$(uname -m) -R"; fi; \
+	TSAN_OPTIONS='halt_on_error=1 second_deadlock_stack=1' NC_TEST_WRAPPER="$$wrap" \
+	    NC_BUILD='$(BUILD)/tsan' bash tests/run-tests.sh --no-scripts $(TSAN_TESTS)
+
+valgrind: deps tests
+	@NC_UNDER_VALGRIND=1 NC_TEST_WRAPPER='$(VALGRIND)' NC_TEST_TIMEOUT=600 \
+	    NC_BUILD='$(BUILD)' bash tests/run-tests.sh --no-scripts $(TEST_BINS)
+
+bench: bench-deps $(BENCH_BINS)
+	@if [ -z '$(BENCH_BINS)' ]; then echo 'make: bench/*.c: no benchmarks to build' >&2; exit 1; fi
+	@if [ -f bench/run.sh ]; then \
+	    NC_BUILD='$(BUILD)' NC_BENCH_BIN='$(BUILD)/bench' bash bench/run.sh; \
+	else \
+	    echo 'bench: built $(BENCH_BINS); bench/run.sh does not exist, nothing run'; \
+	fi
+
+demo: all
+	@if [ ! -f examples/demo.sh ]; then \
+	    echo 'make demo: examples/demo.sh does not exist; there is no demo to run yet' >&2; \
+	    exit 1; \
+	fi
+	NC_BUILD='$(BUILD)' NC_BIN='$(BUILD)/bin' bash examples/demo.sh
+
+# --- installing --------------------------------------------------------
+pc: | $(BUILD)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    libnetcore.pc.in > $(PC)
+
+$(BUILD):
+	mkdir -p $@
+
+install: lib pc
+	install -d '$(DESTDIR)$(INCLUDEDIR)' '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(PKGCONFIGDIR)'
+	install -m 644 include/netcore.h '$(DESTDIR)$(INCLUDEDIR)/netcore.h'
+	install -m 644 $(STATIC) '$(DESTDIR)$(LIBDIR)/libnetcore.a'
+	install -m 755 $(SHARED) '$(DESTDIR)$(LIBDIR)/$(SHARED_FILE)'
+	ln -sf $(SHARED_FILE) '$(DESTDIR)$(LIBDIR)/$(SONAME)'
+	ln -sf $(SONAME) '$(DESTDIR)$(LIBDIR)/libnetcore.so'
+	install -m 644 $(PC) '$(DESTDIR)$(PKGCONFIGDIR)/libnetcore.pc'
+ifneq ($(MAN_PAGES),)
+	install -d '$(DESTDIR)$(MANDIR)/man3'
+	install -m 644 $(MAN_PAGES) '$(DESTDIR)$(MANDIR)/man3/'
+endif
+	@if [ -z '$(DESTDIR)' ] && [ "$$(id -u)" = 0 ]; then $(LDCONFIG) || true; fi
+
+uninstall:
+	rm -f '$(DESTDIR)$(INCLUDEDIR)/netcore.h' \
+	    '$(DESTDIR)$(LIBDIR)/libnetcore.a' \
+	    '$(DESTDIR)$(LIBDIR)/$(SHARED_FILE)' \
+	    '$(DESTDIR)$(LIBDIR)/$(SONAME)' \
+	    '$(DESTDIR)$(LIBDIR)/libnetcore.so' \
+	    '$(DESTDIR)$(PKGCONFIGDIR)/libnetcore.pc' \
+	    $(foreach m,$(notdir $(MAN_PAGES)),'$(DESTDIR)$(MANDIR)/man3/$(m)')
+
+clean:
+	rm -rf '$(BUILD)'
+
+help:
+	@echo 'targets:'
+	@echo '  all (default)  $(BUILD)/lib/libnetcore.{a,so} and the examples in $(BUILD)/bin'
+	@echo '  check          install test dependencies, build, run tests/run-tests.sh'
+	@echo '  sanitize       tests under ASan+UBSan in $(BUILD)/asan'
+	@echo '  tsan           threaded tests under TSan in $(BUILD)/tsan'
+	@echo '  valgrind       tests under valgrind (NC_UNDER_VALGRIND=1)'
+	@echo '  bench          build bench/*.c against libuv, libev, libevent; run bench/run.sh'
+	@echo '  demo           build and run examples/demo.sh'
+	@echo '  install, uninstall, clean'
+	@echo 'variables: CC=$(CC) CFLAGS=$(CFLAGS) WERROR=1 BUILD=$(BUILD)'
+	@echo '  PREFIX=$(PREFIX) LIBDIR=$(LIBDIR) INCLUDEDIR=$(INCLUDEDIR)'
+	@echo '  PKGCONFIGDIR=$(PKGCONFIGDIR) MANDIR=$(MANDIR) DESTDIR=$(DESTDIR)'
