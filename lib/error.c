@@ -1,0 +1,52 @@
+/*
+ * error.c - the library's version and the names of errno values.
+ *
+ * The text comes from glibc's strerrordesc_np/strerrorname_np (glibc 2.32
+ * and later): both return static strings, so unlike strerror() they are
+ * thread-safe and never depend on the locale.
+ */
+#include "netcore.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+const char *nc_version(void)
+{
+    return STR(NC_VERSION_MAJOR) "." STR(NC_VERSION_MINOR) "."
+           STR(NC_VERSION_PATCH);
+}
+
+/* The positive errno for err of either sign; -1 (matching nothing) for
+ * INT_MIN, whose negation would overflow. */
+static int positive_errno(int err)
+{
+    if (err == INT_MIN)
+        return -1;
+    return err < 0 ? -err : err;
+}
+
+const char *nc_strerror(int err)
+{
+    int e = positive_errno(err);
+    const char *text;
+
+    if (e == 0)
+        return "Success";
+    text = e > 0 ? strerrordesc_np(e) : NULL;
+    return text ? text : "Unknown error";
+}
+
+const char *nc_errname(int err)
+{
+    int e = positive_errno(err);
+    const char *name;
+
+    if (e == 0)
+        return "0";
+    name = e > 0 ? strerrorname_np(e) : NULL;
+    return name ? name : "E?";
+}

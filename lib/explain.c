@@ -1,0 +1,201 @@
+/*
+ * explain.c - the likely cause of an error, in plain words, for the person
+ * reading a log. Each text says what happened and what to check; the
+ * system's own text is nc_strerror()'s job.
+ */
+#include "netcore.h"
+
+#include <errno.h>
+#include <limits.h>
+
+static const char generic_text[] =
+    "no specific explanation for this error during this operation; "
+    "see the system error text";
+
+static int positive_errno(int err)
+{
+    if (err == INT_MIN)
+        return -1;
+    return err < 0 ? -err : err;
+}
+
+static const char *explain_connect(int e)
+{
+    switch (e) {
+    case ECONNREFUSED:
+        return "connection refused: nothing is listening at that address "
+               "and port; if the server runs on another host, check it is "
+               "not bound to loopback (127.0.0.1 or ::1) only, and that it "
+               "is running";
+    case EHOSTUNREACH:
+        return "no route to host: a firewall on the server host or on the "
+               "path is rejecting the port (e.g. firewalld answers with "
+               "ICMP admin-prohibited), or there is no route to that host";
+    case ENETUNREACH:
+        return "network unreachable: this host has no route to that "
+               "network; check the address, that an interface is up on "
+               "that network, and the default route";
+    case ETIMEDOUT:
+        return "no answer: packets are being dropped silently, by a "
+               "firewall or because the host is down (or the address "
+               "belongs to no host)";
+    case ECONNRESET:
+        return "the server reset the connection while it was being set "
+               "up: the server or a firewall on the path answered with a "
+               "reset (RST), e.g. because its accept queue is full";
+    case EADDRNOTAVAIL:
+        return "no local address is available: the local address to bind "
+               "is not on any interface of this host, or every local port "
+               "toward that server is in use (many connections in "
+               "TIME_WAIT; see net.ipv4.ip_local_port_range)";
+    case EACCES:
+    case EPERM:
+        return "the connection was blocked on this host: a local firewall "
+               "rule (iptables/nftables), a bpf program or a security "
+               "policy (SELinux, seccomp) forbids it";
+    case EAFNOSUPPORT:
+        return "address family not supported: the address does not match "
+               "the socket's family (IPv4 vs IPv6), or IPv6 is disabled on "
+               "this host";
+    case EINVAL:
+        return "invalid argument: the address is malformed for this "
+               "socket (wrong length or family), or the socket cannot "
+               "connect in its current state";
+    default:
+        return NULL;
+    }
+}
+
+static const char *explain_accept(int e)
+{
+    switch (e) {
+    case EMFILE:
+        return "out of file descriptors (this process's limit): raise the "
+               "limit (ulimit -n, LimitNOFILE=) or close idle connections; "
+               "the library sheds the connection (accepts and closes it at "
+               "once) so the listener does not spin";
+    case ENFILE:
+        return "out of file descriptors (the whole system's limit, "
+               "fs.file-max): raise the limit or close idle connections; "
+               "the library sheds the connection (accepts and closes it at "
+               "once) so the listener does not spin";
+    case ECONNABORTED:
+        return "a client gave up its connection before it was accepted; "
+               "harmless, the listener carries on";
+    case EPROTO:
+        return "a pending connection failed with a protocol error before "
+               "it was accepted; harmless, the listener carries on";
+    case ENOBUFS:
+    case ENOMEM:
+        return "the kernel is short of memory for sockets: the listener "
+               "backs off and retries; check the host's memory and the TCP "
+               "memory limits (net.ipv4.tcp_mem)";
+    default:
+        return NULL;
+    }
+}
+
+static const char *explain_bind(int e)
+{
+    switch (e) {
+    case EADDRINUSE:
+        return "address already in use: another socket holds that address "
+               "and port (find it with ss -ltnp); a previous server whose "
+               "connections are in TIME_WAIT is not the cause, since the "
+               "library sets SO_REUSEADDR";
+    case EADDRNOTAVAIL:
+        return "that address is not on any interface of this host: list "
+               "them with netcore-doctor ifaces, then bind one of them, an "
+               "interface name, or all addresses";
+    case EACCES:
+        return "permission denied: ports below 1024 need root or "
+               "CAP_NET_BIND_SERVICE; for a Unix socket, the directory must "
+               "be writable";
+    case ENOENT:
+        return "the directory of the Unix socket path does not exist";
+    case EINVAL:
+        return "invalid argument: the socket is already bound, or the "
+               "address is malformed for this socket";
+    default:
+        return NULL;
+    }
+}
+
+static const char *explain_stream(int e)
+{
+    switch (e) {
+    case ECONNRESET:
+        return "the peer reset the connection (RST): it crashed, was "
+               "killed, aborted, or closed with unread data; what was still "
+               "in flight is lost";
+    case EPIPE:
+        return "broken pipe: writing after the connection was closed (the "
+               "peer reset it, or this side shut down writing); the library "
+               "sends with MSG_NOSIGNAL, so this is an error, not SIGPIPE";
+    case ETIMEDOUT:
+        return "the connection timed out: keepalive or retransmission gave "
+               "up after the peer stopped answering (host down, network "
+               "cut, or a firewall or NAT dropped the connection)";
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+        return "the peer became unreachable: an ICMP error reported that "
+               "the route to it is gone or a firewall now rejects it";
+    case ENOTCONN:
+        return "the socket is not connected: the connection never "
+               "completed, or it was shut down";
+    default:
+        return NULL;
+    }
+}
+
+/* Errors that mean the same whatever the operation. */
+static const char *explain_any(int e)
+{
+    if (e == EAGAIN || e == EWOULDBLOCK)
+        return "not an error: the operation would block; wait until the "
+               "socket is ready and try again";
+    switch (e) {
+    case 0:
+        return "no error";
+    case EINTR:
+        return "interrupted by a signal before anything happened; retry";
+    case EMFILE:
+    case ENFILE:
+        return "out of file descriptors: raise the limit (ulimit -n, "
+               "LimitNOFILE=) or close idle connections";
+    case ENOBUFS:
+    case ENOMEM:
+        return "out of memory for socket buffers; check the host's memory";
+    case EBADF:
+    case ENOTSOCK:
+        return "the descriptor is closed or is not a socket: a descriptor "
+               "was used after being closed (a bug in the program)";
+    default:
+        return NULL;
+    }
+}
+
+const char *nc_explain(nc_op op, int err)
+{
+    int e = positive_errno(err);
+    const char *text = NULL;
+
+    switch (op) {
+    case NC_OP_CONNECT:
+        text = explain_connect(e);
+        break;
+    case NC_OP_ACCEPT:
+        text = explain_accept(e);
+        break;
+    case NC_OP_BIND:
+        text = explain_bind(e);
+        break;
+    case NC_OP_READ:
+    case NC_OP_WRITE:
+        text = explain_stream(e);
+        break;
+    }
+    if (!text)
+        text = explain_any(e);
+    return text ? text : generic_text;
+}
