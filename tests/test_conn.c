@@ -271,6 +271,14 @@ static const nc_conn_callbacks cl_cbs = {
     .on_open = cl_open, .on_data = cl_data, .on_close = cl_close,
 };
 
+/* The client's record lives on the test's stack: end it before returning. */
+static void close_client(struct fixture *f, nc_conn *cc, struct client *cl)
+{
+    nc_conn_close(cc);
+    struct count_goal g = { &cl->closed, 1 };
+    assert_true(run_until(f->loop, count_reached, &g, 5000));
+}
+
 static void connect_echo_and_close_locally(void **state)
 {
     struct fixture *f = *state;
@@ -399,7 +407,8 @@ static void write_owned_sends_all_and_frees_once(void **state)
     char spec[NC_ADDRSTRLEN];
     nc_addr_format(&f->srv.addr, spec, sizeof(spec));
     struct client cl = { 0 };
-    assert_int_equal(nc_connect(f->loop, spec, NULL, &cl_cbs, &cl, NULL), 0);
+    nc_conn *cc = NULL;
+    assert_int_equal(nc_connect(f->loop, spec, NULL, &cl_cbs, &cl, &cc), 0);
     assert_true(opened_n(f, 1));
     nc_conn *sc = f->srv.recs[0]->conn;
     size_t size = 4u << 20;
@@ -412,6 +421,7 @@ static void write_owned_sends_all_and_frees_once(void **state)
     assert_true(run_until(f->loop, owned_done, &p, 5000));
     assert_int_equal(cl.bytes, size);
     assert_int_equal(nc_conn_queued(sc), 0);
+    close_client(f, cc, &cl);
 }
 
 static void write_errors_leave_connection_unchanged(void **state)
@@ -466,6 +476,7 @@ static void drain_fires_after_backpressure(void **state)
     nc_conn_read_start(cc);
     assert_true(run_until(f->loop, drained_pred, f, 5000));
     assert_true(nc_conn_queued(sc) <= (1u << 18));
+    close_client(f, cc, &cl);
 }
 
 static void tcp_info_of_open_connection_is_established(void **state)

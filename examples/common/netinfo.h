@@ -1,0 +1,45 @@
+/*
+ * netinfo.h - printing addresses, interfaces and connect failures the
+ * same way in every example program.
+ */
+#ifndef EXAMPLES_NETINFO_H
+#define EXAMPLES_NETINFO_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "netcore.h"
+
+/* The host part of a, without the port: "192.0.2.1", "::1",
+ * "fe80::1%eth0", or "unix:/path". Returns the length, or -EINVAL,
+ * -ENOSPC. */
+int netinfo_host(const nc_addr *a, char *buf, size_t len);
+
+/* The interface in list holding a (an exact address, else the one whose
+ * prefix contains it), or NULL. */
+const nc_iface *netinfo_iface_of(const nc_iface_list *list, const nc_addr *a);
+
+/* Where a bound address accepts connections, for "listening on A (WHERE)":
+ * the interface's name ("eth0"), "all interfaces" for a wildcard, "unix",
+ * or "no interface holds it". Returns buf. */
+const char *netinfo_where(const nc_iface_list *list, const nc_addr *a,
+                          char *buf, size_t len);
+
+/* Print "listening on ADDRESS (WHERE)" for each of the n addresses and
+ * flush f at once: scripts wait for these lines. */
+void netinfo_print_listening(FILE *f, const nc_iface_list *list,
+                             const nc_addr *addrs, size_t n);
+
+/* When no other host can reach any of the n addresses, print the
+ * library's warning to f, first line prefixed "PROG: warning: ". Returns
+ * whether it printed. */
+bool netinfo_print_reach_warning(FILE *f, const char *prog,
+                                 const nc_iface_list *list,
+                                 const nc_addr *addrs, size_t n);
+
+/* Print "PROG: connect to TARGET failed: TEXT (ENAME)" and, on the next
+ * line, the library's explanation of err for a connect. */
+void netinfo_print_connect_failure(FILE *f, const char *prog,
+                                   const char *target, int err);
+
+#endif /* EXAMPLES_NETINFO_H */
