@@ -589,6 +589,62 @@ static void transfer_64mib_with_backpressure_bounds_memory(void **state)
     assert_int_equal(f->srv.last_reason, NC_CLOSE_PEER);
 }
 
+static void peer_vanishing_mid_write_reports_reset_once(void **state)
+{
+    struct fixture *f = *state;
+    int fd = client_connect(&f->srv.addr);
+    assert_true(fd >= 0);
+    assert_true(opened_n(f, 1));
+    nc_conn *sc = f->srv.recs[0]->conn;
+    /* Fill the kernel's buffers and queue more; the peer reads nothing. */
+    size_t size = 1u << 20;
+    char *big = calloc(1, size);
+    assert_non_null(big);
+    for (int i = 0; i < 64 && nc_conn_queued(sc) == 0; i++)
+        assert_int_equal(nc_conn_write(sc, big, size), 0);
+    free(big);
+    assert_true(nc_conn_queued(sc) > 0);
+    /* Closing with unread data makes the client's kernel send RST. */
+    close(fd);
+    assert_true(closed_n(f, 1));
+    assert_int_equal(f->srv.last_reason, NC_CLOSE_RESET);
+    assert_true(f->srv.last_err == -ECONNRESET || f->srv.last_err == -EPIPE);
+    assert_true(server_all_closed_once(&f->srv));
+}
+
+static void connect_binds_requested_source_address(void **state)
+{
+    struct fixture *f = *state;
+    char spec[NC_ADDRSTRLEN];
+    nc_addr_format(&f->srv.addr, spec, sizeof(spec));
+    struct client cl = { 0 };
+    nc_conn *cc = NULL;
+    nc_connect_options o = { .bind = "127.0.0.2:0" };
+    assert_int_equal(nc_connect(f->loop, spec, &o, &cl_cbs, &cl, &cc), 0);
+    assert_true(opened_n(f, 1));
+    nc_addr peer;
+    assert_int_equal(nc_conn_peer_addr(f->srv.recs[0]->conn, &peer), 0);
+    char text[NC_ADDRSTRLEN];
+    assert_true(nc_addr_format(&peer, text, sizeof(text)) > 0);
+    assert_memory_equal(text, "127.0.0.2:", 10);
+    close_client(f, cc, &cl);
+
+    /* By interface name: lo's first address is 127.0.0.1. */
+    struct client cl2 = { 0 };
+    o.bind = "lo:0";
+    assert_int_equal(nc_connect(f->loop, spec, &o, &cl_cbs, &cl2, &cc), 0);
+    assert_true(opened_n(f, 2));
+    assert_int_equal(nc_conn_local_addr(cc, &peer), 0);
+    assert_true(nc_addr_is_loopback(&peer));
+    close_client(f, cc, &cl2);
+
+    /* A source address this host does not have: refused at once. */
+    o.bind = "192.0.2.123:0";
+    struct client cl3 = { 0 };
+    assert_int_equal(nc_connect(f->loop, spec, &o, &cl_cbs, &cl3, NULL),
+                     -EADDRNOTAVAIL);
+}
+
 static int setup_echo(void **state)
 {
     return setup_with(state, SERVER_ECHO, NULL);
@@ -616,6 +672,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(tcp_info_of_open_connection_is_established, setup_echo, teardown),
         cmocka_unit_test_setup_teardown(half_open_peer_gets_replies_then_close, setup_half_open, teardown),
         cmocka_unit_test_setup_teardown(transfer_64mib_with_backpressure_bounds_memory, setup_echo, teardown),
+        cmocka_unit_test_setup_teardown(peer_vanishing_mid_write_reports_reset_once, setup_echo, teardown),
+        cmocka_unit_test_setup_teardown(connect_binds_requested_source_address, setup_echo, teardown),
     };
     return cmocka_run_group_tests_name("conn", tests, NULL, NULL);
 }
