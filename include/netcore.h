@@ -83,6 +83,7 @@ const char *nc_explain(nc_op op, int err);
  *   *:7000  :7000  7000       all addresses (IPv6 dual-stack plus IPv4)
  *   localhost:7000            127.0.0.1 and ::1 (the only name; no DNS)
  *   unix:/path/to/socket      a Unix-domain stream socket
+ *   unix:@name                a Linux abstract Unix socket (no file)
  * Port 0 lets the kernel pick (read the real one back from the listener).
  * Literals are parsed with inet_pton only.
  * ---------------------------------------------------------------------- */
@@ -148,7 +149,8 @@ int nc_endpoint_resolve(const nc_endpoint *ep, nc_addr *out, size_t max,
                         size_t *count);
 
 /* Write a as "192.0.2.1:7000", "[::1]:7000", "[fe80::1%eth0]:7000" or
- * "unix:/path" (an endpoint string). Returns the length, or -EINVAL for an
+ * "unix:/path" (an endpoint string; an unnamed Unix peer, a client that
+ * never bound, is "unix:"). Returns the length, or -EINVAL for an
  * unsupported family, -ENOSPC if buf is too small. */
 int nc_addr_format(const nc_addr *a, char *buf, size_t len);
 
@@ -290,7 +292,8 @@ typedef struct nc_loop nc_loop;
  * Errors: -ENOMEM, -EMFILE/-ENFILE (epoll or eventfd creation). */
 int nc_loop_new(nc_loop **out);
 
-/* Free a loop from its own thread, when it is not running. Posts from
+/* Free a loop from its own thread, when it is not running (called from
+ * inside one of its callbacks it does nothing). Posts from
  * other threads are refused with -ESHUTDOWN from the moment this starts;
  * calls already posted run first (each exactly once). Then every live
  * connection is closed (on_close with NC_CLOSE_SHUTDOWN), listeners,
@@ -377,7 +380,7 @@ int nc_watch_set(nc_watch *w, unsigned events);
 void nc_watch_close(nc_watch *w);
 
 /* ------------------------------------------------------------------------
- * Timers (lib/timer.c): a binary heap on CLOCK_MONOTONIC, millisecond
+ * Timers (lib/timer.c): a 4-ary heap on CLOCK_MONOTONIC, millisecond
  * resolution. A timer never fires before its timeout has elapsed; one that
  * is overdue fires once (a repeating one then keeps its phase).
  * ---------------------------------------------------------------------- */
@@ -393,7 +396,8 @@ int nc_timer_new(nc_loop *loop, nc_timer_fn fn, void *ud, nc_timer **out);
 /* (Re)start t: fire after timeout_ms, then every repeat_ms if repeat_ms is
  * not 0. Restarting a running timer moves it. Legal from any callback,
  * including t's own. O(log n). Timers with equal deadlines fire in the
- * order they were started. Errors: -EINVAL. */
+ * order they were started. Errors: -EINVAL, -ENOMEM (the heap could not
+ * grow). */
 int nc_timer_start(nc_timer *t, uint64_t timeout_ms, uint64_t repeat_ms);
 
 /* Stop t if it runs. O(log n). Safe from any callback. */
@@ -504,9 +508,11 @@ typedef struct nc_conn_options {
 /* Options for nc_connect(). A zeroed struct gives the defaults. */
 typedef struct nc_connect_options {
     nc_conn_options conn;
-    const char *bind;        /* local endpoint to bind first: an address,
-                                "[addr]:port" or an interface name
-                                ("eth0:0"); NULL = the kernel chooses */
+    const char *bind;        /* local endpoint to bind first, with a port
+                                (0 = any): "192.0.2.2:0", "[::1]:0", or an
+                                interface name ("eth0:0": its first address
+                                of the target's family); NULL = the kernel
+                                chooses */
 } nc_connect_options;
 
 /* Start a non-blocking connect to endpoint (an address, "localhost:P",
@@ -541,7 +547,9 @@ int nc_conn_write_owned(nc_conn *c, void *data, size_t len,
 size_t nc_conn_queued(const nc_conn *c);
 
 /* Close gracefully: stop reading, send what is queued, then close;
- * on_close follows with NC_CLOSE_LOCAL. Repeated calls do nothing. */
+ * on_close follows with NC_CLOSE_LOCAL. A peer that never reads keeps the
+ * connection until the idle timeout (write progress counts as activity
+ * here) or nc_conn_abort(). Repeated calls do nothing. */
 void nc_conn_close(nc_conn *c);
 
 /* Close now and reset the connection (SO_LINGER 0 sends RST); queued
@@ -623,7 +631,8 @@ int nc_listen(nc_loop *loop, const char *endpoint,
 size_t nc_listener_count(const nc_listener *l);
 
 /* The real address of bound socket i (with the kernel's port when port 0
- * was asked for). Errors: -EINVAL (no socket i), getsockname's errno. */
+ * was asked for), as recorded when it was bound. Errors: -EINVAL (NULL
+ * argument or no socket i). */
 int nc_listener_addr(const nc_listener *l, size_t i, nc_addr *out);
 
 /* Copy the listener's counters into *out. */
