@@ -246,7 +246,7 @@ tsan: deps
 	TSAN_OPTIONS='halt_on_error=1 second_deadlock_stack=1' NC_TEST_WRAPPER="$$wrap" \
 	    NC_BUILD='$(BUILD)/tsan' bash tests/run-tests.sh --no-scripts $(TSAN_TESTS)
 
-valgrind: deps tests
+valgrind: deps all tests
 	@NC_UNDER_VALGRIND=1 NC_TEST_WRAPPER='$(VALGRIND)' NC_TEST_TIMEOUT=600 \
 	    NC_BUILD='$(BUILD)' bash tests/run-tests.sh --no-scripts $(TEST_BINS)
 

@@ -124,6 +124,11 @@ struct post_node {
 
 struct signal_state;       /* signal.c */
 
+struct timer_slot {
+    uint64_t deadline_ns;      /* copy of timer->deadline_ns */
+    nc_timer *timer;
+};
+
 struct nc_loop {
     struct backend *backend;
     struct fd_slot *slots;     /* indexed by fd */
@@ -134,8 +139,9 @@ struct nc_loop {
     bool running;
     atomic_bool stop;
 
-    /* timers: binary min-heap on (deadline_ns, seq) */
-    nc_timer **heap;
+    /* timers: 4-ary min-heap on (deadline_ns, seq), deadlines cached in
+     * the entries (timer.c) */
+    struct timer_slot *heap;
     size_t heap_len, heap_cap;
     uint64_t timer_seq;
 

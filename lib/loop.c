@@ -334,9 +334,10 @@ void nc_loop_free(nc_loop *loop)
         return;
     pthread_mutex_lock(&loop->post_lock);
     loop->closing = true;
-    pthread_mutex_unlock(&loop->post_lock);
     /* Callbacks run below must not re-enter nc_loop_run(). */
-    set_running(loop, true);
+    loop->running = true;
+    loop->owner = pthread_self();
+    pthread_mutex_unlock(&loop->post_lock);
     run_posted(loop);
     /* Closing may defer frees, and a deferred call may (unwisely) create
      * something new: repeat until nothing is left. */

@@ -170,7 +170,8 @@ int timers_next_timeout(nc_loop *loop)
  * counter's value then), so a callback restarting its timer with timeout
  * 0 cannot keep the pass going forever. Such a timer's deadline is at
  * least now (started from a fresh clock), so once the root is one of
- * them, every other due timer is too. */
+ * them, every other due timer is too (were the clock coarse, the others
+ * would merely wait for the next pass). */
 void timers_run(nc_loop *loop)
 {
     uint64_t now = loop->now_ns;

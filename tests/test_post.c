@@ -226,12 +226,18 @@ static void stop_from_another_thread_wakes_a_blocked_loop(void **state)
 /* ---- posting while the loop is freed ---------------------------------------- */
 
 #define HAMMER_MAX 20000000L
+/* Calls the poster may have queued and not yet run (until free begins),
+ * so that it cannot run away from a loop thread that is slow to get the
+ * CPU (valgrind runs one thread at a time). */
+#define HAMMER_AHEAD 256
 
 struct hammer {
     nc_loop *loop;
     pthread_t thread;
     long accepted;         /* written by the poster, read after join */
     int refusal;
+    atomic_long executed;
+    atomic_bool freeing;
     long next_expected;    /* loop thread only */
     long ran;
     bool in_order;
@@ -250,6 +256,7 @@ static void hammer_call_run(void *arg)
         h->in_order = false;
     h->next_expected = c->seq + 1;
     h->ran++;
+    atomic_fetch_add(&h->executed, 1);
     free(c);
 }
 
@@ -257,6 +264,9 @@ static void *hammer_main(void *arg)
 {
     struct hammer *h = arg;
     for (long i = 0; i < HAMMER_MAX; i++) {
+        while (h->accepted - atomic_load(&h->executed) > HAMMER_AHEAD &&
+               !atomic_load(&h->freeing))
+            sched_yield();
         struct hammer_call *c = malloc(sizeof(*c));
         if (!c)
             break;
@@ -302,6 +312,8 @@ static void posts_during_free_run_once_or_get_eshutdown(void **state)
 {
     (void)state;
     struct hammer h = { .in_order = true };
+    atomic_init(&h.executed, 0);
+    atomic_init(&h.freeing, false);
     assert_int_equal(nc_loop_new(&h.loop), 0);
     struct late_post lp = { .loop = h.loop, .rc = 1 };
     assert_int_equal(pthread_create(&h.thread, NULL, hammer_main, &h), 0);
@@ -311,6 +323,7 @@ static void posts_during_free_run_once_or_get_eshutdown(void **state)
     while (h.ran < 1000 && now_ms() < deadline)
         assert_int_equal(nc_loop_run(h.loop, NC_RUN_NOWAIT), 0);
     assert_true(h.ran >= 1000);
+    atomic_store(&h.freeing, true);
     assert_int_equal(nc_loop_post(h.loop, post_from_inside_free, &lp), 0);
     assert_int_equal(nc_loop_post(h.loop, join_hammer, &h), 0);
     nc_loop_free(h.loop);

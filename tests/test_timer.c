@@ -422,23 +422,31 @@ static void timer_restarted_from_its_own_callback_fires_again(void **state)
     nc_timer_free(t);
 }
 
+struct freed {
+    int calls;
+    bool done;
+};
+
 static void free_self_cb(nc_timer *t, void *ud)
 {
-    (*(int *)ud)++;
+    struct freed *f = ud;
+    f->done = ++f->calls == 2;
     nc_timer_free(t);
 }
 
 static void timer_freed_from_its_own_callback(void **state)
 {
     nc_loop *loop = *state;
-    int calls = 0;
+    struct freed f = { 0 };
     nc_timer *once, *rep;
-    assert_int_equal(nc_timer_new(loop, free_self_cb, &calls, &once), 0);
-    assert_int_equal(nc_timer_new(loop, free_self_cb, &calls, &rep), 0);
+    assert_int_equal(nc_timer_new(loop, free_self_cb, &f, &once), 0);
+    assert_int_equal(nc_timer_new(loop, free_self_cb, &f, &rep), 0);
     assert_int_equal(nc_timer_start(once, 1, 0), 0);
     assert_int_equal(nc_timer_start(rep, 1, 1), 0);
+    run_until(loop, &f.done);
+    /* Both are gone: nothing keeps the loop running. */
     assert_int_equal(nc_loop_run(loop, NC_RUN_DEFAULT), 0);
-    assert_int_equal(calls, 2);
+    assert_int_equal(f.calls, 2);
 }
 
 /* ---- repeating -------------------------------------------------------------- */
