@@ -75,18 +75,9 @@ void conn_rearm(nc_conn *c)
         conn_finish(c, NC_CLOSE_ERROR, rc);
 }
 
-static bool is_inet(int fd)
+static void apply_socket_options(int fd, int family, const nc_conn_options *o)
 {
-    int domain = 0;
-    socklen_t len = sizeof(domain);
-    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0)
-        return false;
-    return domain == AF_INET || domain == AF_INET6;
-}
-
-static void apply_socket_options(int fd, const nc_conn_options *o)
-{
-    if (!is_inet(fd))
+    if (family != AF_INET && family != AF_INET6)
         return;
     int on = 1;
     if (!o->no_delay_off)
@@ -386,7 +377,8 @@ static void conn_ready(struct watch *w, unsigned events)
 
 /* ---- creation -------------------------------------------------------------- */
 
-nc_conn *conn_alloc(nc_loop *loop, int fd, const nc_conn_options *opt,
+nc_conn *conn_alloc(nc_loop *loop, int fd, int family,
+                    const nc_conn_options *opt,
                            const nc_conn_callbacks *cbs, void *ud, int *err)
 {
     nc_conn *c = calloc(1, sizeof(*c));
@@ -408,16 +400,16 @@ nc_conn *conn_alloc(nc_loop *loop, int fd, const nc_conn_options *opt,
     timer_init(loop, &c->timer, conn_timer, c);
     c->handle.close = handle_close;
     loop_handle_add(loop, &c->handle, HANDLE_IO);
-    apply_socket_options(fd, &c->opt);
+    apply_socket_options(fd, family, &c->opt);
     return c;
 }
 
-int conn_accepted(nc_listener *l, nc_loop *loop, int fd,
+int conn_accepted(nc_listener *l, nc_loop *loop, int fd, int family,
                   const nc_conn_options *opt, const nc_conn_callbacks *cbs,
                   void *ud, struct conn_link *list)
 {
     int err;
-    nc_conn *c = conn_alloc(loop, fd, opt, cbs, ud, &err);
+    nc_conn *c = conn_alloc(loop, fd, family, opt, cbs, ud, &err);
     if (!c)
         return err;
     c->listener = l;

@@ -36,7 +36,10 @@ struct nc_conn {
 };
 
 /* conn.c */
-nc_conn *conn_alloc(nc_loop *loop, int fd, const nc_conn_options *opt,
+/* Wrap socket fd of family (AF_INET, AF_INET6 or AF_UNIX): TCP options
+ * are applied to the first two. */
+nc_conn *conn_alloc(nc_loop *loop, int fd, int family,
+                    const nc_conn_options *opt,
                     const nc_conn_callbacks *cbs, void *ud, int *err);
 /* Bring the kernel's interest in line with the state (a syscall only when
  * it changed); closes c if that fails. */

@@ -86,7 +86,8 @@ int nc_connect(nc_loop *loop, const char *endpoint,
             return rc;
         }
     }
-    nc_conn *c = conn_alloc(loop, fd, opts ? &opts->conn : NULL, cbs, ud, &rc);
+    nc_conn *c = conn_alloc(loop, fd, family, opts ? &opts->conn : NULL, cbs,
+                            ud, &rc);
     if (!c) {
         close(fd);
         return rc;

@@ -191,10 +191,10 @@ struct conn_link {
 
 /* Fill *dst with src (NULL = all defaults) and the defaults applied. */
 void conn_options_resolve(nc_conn_options *dst, const nc_conn_options *src);
-/* Wrap an accepted socket; the connection is linked into l's list and
+/* Wrap an accepted socket of family; the connection is linked into l's list and
  * on_open runs before this returns. Returns 0 or -ENOMEM (fd is then
  * closed by the caller). */
-int conn_accepted(nc_listener *l, nc_loop *loop, int fd,
+int conn_accepted(nc_listener *l, nc_loop *loop, int fd, int family,
                   const nc_conn_options *opt, const nc_conn_callbacks *cbs,
                   void *ud, struct conn_link *list);
 /* The connection owning a list link. */

@@ -122,8 +122,8 @@ static void lsock_ready(struct watch *w, unsigned events)
         }
         int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            int rc = conn_accepted(l, l->loop, fd, &l->opt.conn, &l->cbs,
-                                   l->ud, &l->conns);
+            int rc = conn_accepted(l, l->loop, fd, s->addr.u.sa.sa_family,
+                                   &l->opt.conn, &l->cbs, l->ud, &l->conns);
             if (rc < 0) {
                 close(fd);
                 l->stats.accept_errors++;
