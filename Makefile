@@ -89,11 +89,12 @@ ALL_OBJS := $(LIB_OBJS) $(COMMON_OBJS) $(SUPPORT_OBJ) \
             $(TEST_SRCS:%.c=$(OBJ)/%.o) $(EXAMPLE_SRCS:%.c=$(OBJ)/%.o) \
             $(BENCH_SRCS:%.c=$(OBJ)/%.o)
 
-# Test binaries whose source starts threads: the ones `make tsan` runs.
+# Test binaries whose source starts threads, or drives an example program
+# with --threads (those run sanitized too): the ones `make tsan` runs.
 TSAN_TESTS = $(patsubst tests/%.c,$(BUILD)/tsan/tests/%,\
-             $(if $(TEST_SRCS),$(shell grep -l pthread_create $(TEST_SRCS))))
+             $(if $(TEST_SRCS),$(shell grep -lE 'pthread_create|"--threads"' $(TEST_SRCS))))
 
-TEST_PACKAGES = libcmocka-dev pkg-config iproute2 valgrind
+TEST_PACKAGES = libcmocka-dev pkg-config iproute2 nftables valgrind
 BENCH_PACKAGES = libuv1-dev libev-dev libevent-dev wrk
 
 RUN_TESTS = NC_BUILD='$(BUILD)' NC_CC='$(CC)' NC_MAKE='$(NC_MAKE)' \
@@ -206,6 +207,7 @@ deps:
 	command -v $(PKG_CONFIG) >/dev/null 2>&1 || missing="$$missing pkg-config"; \
 	$(PKG_CONFIG) --exists cmocka 2>/dev/null || missing="$$missing cmocka"; \
 	command -v ip >/dev/null 2>&1 || missing="$$missing ip"; \
+	command -v nft >/dev/null 2>&1 || missing="$$missing nft"; \
 	command -v valgrind >/dev/null 2>&1 || missing="$$missing valgrind"; \
 	if [ -n "$$missing" ]; then \
 	    $(call apt_install,$(TEST_PACKAGES),test dependencies ($$missing )); \
@@ -236,7 +238,7 @@ sanitize: deps
 # Newer kernels randomise mmap more than some TSan runtimes accept; the
 # tests then run with address randomisation off where that is permitted.
 tsan: deps
-	$(if $(strip $(TSAN_TESTS)),$(MAKE) --no-print-directory BUILD='$(BUILD)/tsan' SAN_FLAGS='$(TSAN_FLAGS)' SO_LDFLAGS= $(TSAN_TESTS))
+	$(if $(strip $(TSAN_TESTS)),$(MAKE) --no-print-directory BUILD='$(BUILD)/tsan' SAN_FLAGS='$(TSAN_FLAGS)' SO_LDFLAGS= all $(TSAN_TESTS))
 	@if [ -z '$(strip $(TSAN_TESTS))' ]; then \
 	    echo 'tsan: no tests/test_*.c calls pthread_create; nothing to run'; \
 	    echo '0 passed, 0 failed'; exit 0; \
