@@ -108,8 +108,7 @@ static void conn_deliver_close(void *arg)
     free(c);
 }
 
-void conn_teardown(nc_conn *c, nc_close_reason reason, int err,
-                          bool reset)
+void conn_teardown(nc_conn *c, nc_close_reason reason, int err, bool reset)
 {
     if (c->state == CONN_CLOSED)
         return;
@@ -132,11 +131,8 @@ void conn_teardown(nc_conn *c, nc_close_reason reason, int err,
         listener_conn_gone(c->listener);
         c->listener = NULL;
     }
-    /* on_close must not run nested inside another callback of c: defer it.
-     * Only if the deferral itself cannot be recorded (out of memory) is it
-     * run here, so that it still runs exactly once. */
-    if (loop_defer(c->loop, conn_deliver_close, c) < 0)
-        conn_deliver_close(c);
+    /* on_close must not run nested inside another callback of c. */
+    loop_defer(c->loop, &c->close_node, conn_deliver_close, c);
 }
 
 void conn_finish(nc_conn *c, nc_close_reason reason, int err)

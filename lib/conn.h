@@ -33,6 +33,7 @@ struct nc_conn {
     bool shut_done;
     nc_close_reason reason;
     int err;
+    struct defer_node close_node;  /* delivers on_close, then frees */
 };
 
 /* conn.c */

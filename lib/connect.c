@@ -58,12 +58,6 @@ static int bind_local(int fd, int family, const char *spec)
     return -EAFNOSUPPORT;
 }
 
-static void connect_failed_now(void *arg)
-{
-    nc_conn *c = arg;
-    conn_finish(c, NC_CLOSE_CONNECT_FAILED, c->err);
-}
-
 int nc_connect(nc_loop *loop, const char *endpoint,
                const nc_connect_options *opts, const nc_conn_callbacks *cbs,
                void *ud, nc_conn **out)
@@ -93,25 +87,19 @@ int nc_connect(nc_loop *loop, const char *endpoint,
         return rc;
     }
     c->state = CONN_CONNECTING;
-    int crc;
-    do {
-        crc = connect(fd, &to.u.sa, to.len);
-    } while (crc < 0 && errno == EINTR);
-    nc_io_outcome o = nc_io_classify(NC_OP_CONNECT, crc, errno);
-    if (o == NC_IO_PROGRESS || (o == NC_IO_AGAIN && errno != EAGAIN)) {
+    /* Non-blocking: it returns at once, EINTR cannot happen. */
+    int crc = connect(fd, &to.u.sa, to.len);
+    int cerr = crc < 0 ? errno : 0;
+    nc_io_outcome o = nc_io_classify(NC_OP_CONNECT, crc, cerr);
+    if (o == NC_IO_PROGRESS || (o == NC_IO_AGAIN && cerr != EAGAIN)) {
         /* In progress (or done): writability reports the outcome. */
         if (c->opt.connect_timeout_ms)
             timer_start(&c->timer, c->opt.connect_timeout_ms, 0);
         conn_rearm(c);
     } else {
         /* Refused at once (a Unix socket, a full backlog): still report
-         * through on_close, from the loop, as promised. */
-        c->err = -errno;
-        rc = loop_defer(loop, connect_failed_now, c);
-        if (rc < 0) {
-            conn_teardown(c, NC_CLOSE_CONNECT_FAILED, rc, false);
-            return rc;
-        }
+         * through on_close, which runs from the loop, as promised. */
+        conn_finish(c, NC_CLOSE_CONNECT_FAILED, -cerr);
     }
     if (out)
         *out = c;

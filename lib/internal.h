@@ -102,18 +102,24 @@ void loop_handle_add(nc_loop *loop, struct handle *h, enum handle_kind k);
 void loop_handle_remove(nc_loop *loop, struct handle *h);
 
 /* ---- deferred calls ---------------------------------------------------- */
-/* Internal form of nc_loop_defer (same semantics). */
-int loop_defer(nc_loop *loop, nc_call_fn fn, void *arg);
+/* One call to run at the end of the iteration. Internal users embed the
+ * node in the object it concerns, so deferring cannot fail: a connection's
+ * on_close is never lost to an allocation failure. */
+struct defer_node {
+    struct defer_node *next;
+    nc_call_fn fn;
+    void *arg;
+    bool owned;        /* allocated by nc_loop_defer: freed before fn runs */
+};
+/* Queue n to run fn(arg) after the current batch, in deferral order. n
+ * must stay valid, and not be queued again, until fn has started. */
+void loop_defer(nc_loop *loop, struct defer_node *n, nc_call_fn fn,
+                void *arg);
 
 /* ---- the loop ------------------------------------------------------------ */
 struct fd_slot {
     struct watch *w;
     uint32_t gen;          /* bumped on every watch_stop of this fd */
-};
-
-struct deferred {
-    nc_call_fn fn;
-    void *arg;
 };
 
 struct post_node {
@@ -145,9 +151,8 @@ struct nc_loop {
     size_t heap_len, heap_cap;
     uint64_t timer_seq;
 
-    /* deferred calls: run at the end of each iteration */
-    struct deferred *defer;
-    size_t ndefer, defer_cap;
+    /* deferred calls: a FIFO run at the end of each iteration */
+    struct defer_node *defer_head, *defer_tail;
 
     /* posted calls from any thread, woken through an eventfd */
     pthread_mutex_t post_lock;

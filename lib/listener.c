@@ -36,6 +36,7 @@ struct nc_listener {
     bool stopped;              /* sockets closed: no more accepting */
     bool paused;               /* interest off: limit or back-off */
     bool closed;
+    struct defer_node free_node;
     char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
@@ -391,6 +392,5 @@ void nc_listener_close(nc_listener *l)
     l->reserve_fd = -1;
     loop_handle_remove(l->loop, &l->handle);
     /* The accept loop that called on_open may still be on the stack. */
-    if (loop_defer(l->loop, listener_free, l) < 0)
-        free(l);
+    loop_defer(l->loop, &l->free_node, listener_free, l);
 }

@@ -173,36 +173,45 @@ static void close_handles(nc_loop *loop, struct handle *head)
 
 /* ---- deferred calls ------------------------------------------------------ */
 
-int loop_defer(nc_loop *loop, nc_call_fn fn, void *arg)
+void loop_defer(nc_loop *loop, struct defer_node *n, nc_call_fn fn,
+                void *arg)
 {
-    if (!loop || !fn)
-        return -EINVAL;
-    if (loop->ndefer == loop->defer_cap) {
-        size_t cap = loop->defer_cap ? loop->defer_cap * 2 : 16;
-        struct deferred *d = realloc(loop->defer, cap * sizeof(*d));
-        if (!d)
-            return -ENOMEM;
-        loop->defer = d;
-        loop->defer_cap = cap;
-    }
-    loop->defer[loop->ndefer++] = (struct deferred){ fn, arg };
-    return 0;
+    n->next = NULL;
+    n->fn = fn;
+    n->arg = arg;
+    if (loop->defer_tail)
+        loop->defer_tail->next = n;
+    else
+        loop->defer_head = n;
+    loop->defer_tail = n;
 }
 
 int nc_loop_defer(nc_loop *loop, nc_call_fn fn, void *arg)
 {
-    return loop_defer(loop, fn, arg);
+    if (!loop || !fn)
+        return -EINVAL;
+    struct defer_node *n = malloc(sizeof(*n));
+    if (!n)
+        return -ENOMEM;
+    loop_defer(loop, n, fn, arg);
+    n->owned = true;
+    return 0;
 }
 
-/* Calls deferred while these run are appended and run in this pass too;
- * the array may move, so it is re-read for every call. */
+/* Calls deferred while these run are appended and run in this pass too. */
 static void run_deferred(nc_loop *loop)
 {
-    for (size_t i = 0; i < loop->ndefer; i++) {
-        struct deferred d = loop->defer[i];
-        d.fn(d.arg);
+    while (loop->defer_head) {
+        struct defer_node *n = loop->defer_head;
+        loop->defer_head = n->next;
+        if (!loop->defer_head)
+            loop->defer_tail = NULL;
+        nc_call_fn fn = n->fn;
+        void *arg = n->arg;
+        if (n->owned)
+            free(n);
+        fn(arg);
     }
-    loop->ndefer = 0;
 }
 
 /* ---- posted calls -------------------------------------------------------- */
@@ -354,7 +363,6 @@ void nc_loop_free(nc_loop *loop)
     backend_free(loop->backend);
     close(loop->wake_fd);
     free(loop->slots);
-    free(loop->defer);
     pthread_mutex_destroy(&loop->post_lock);
     free(loop);
 }
@@ -363,7 +371,7 @@ static int iterate(nc_loop *loop, nc_run_mode mode)
 {
     int timeout = 0;
     loop->now_ns = clock_now_ns();
-    if (mode != NC_RUN_NOWAIT && loop->ndefer == 0 &&
+    if (mode != NC_RUN_NOWAIT && !loop->defer_head &&
         !atomic_load(&loop->stop) && (mode != NC_RUN_ONCE || loop->active))
         timeout = timers_next_timeout(loop);
     int n = backend_poll(loop->backend, timeout);
@@ -385,7 +393,7 @@ int nc_loop_run(nc_loop *loop, nc_run_mode mode)
     set_running(loop, true);
     int rc = 0;
     for (;;) {
-        if (mode == NC_RUN_DEFAULT && loop->active == 0 && loop->ndefer == 0)
+        if (mode == NC_RUN_DEFAULT && loop->active == 0 && !loop->defer_head)
             break;
         rc = iterate(loop, mode);
         if (rc < 0 || mode == NC_RUN_ONCE || mode == NC_RUN_NOWAIT ||
