@@ -50,9 +50,14 @@ static const char *explain_connect(int e)
                "TIME_WAIT; see net.ipv4.ip_local_port_range)";
     case EACCES:
     case EPERM:
-        return "the connection was blocked on this host: a local firewall "
-               "rule (iptables/nftables), a bpf program or a security "
-               "policy (SELinux, seccomp) forbids it";
+        /* Linux reports an ICMPv6 administratively-prohibited answer (a
+         * firewall rejecting the port on the server host) as EACCES too. */
+        return "the connection was blocked by a firewall: on the server "
+               "host or the path, a rule rejecting the port (over IPv6 an "
+               "ICMPv6 'administratively prohibited' answer reads as "
+               "permission denied), or on this host a local firewall rule "
+               "(iptables/nftables), a bpf program or a security policy "
+               "(SELinux, seccomp)";
     case EAFNOSUPPORT:
         return "address family not supported: the address does not match "
                "the socket's family (IPv4 vs IPv6), or IPv6 is disabled on "

@@ -28,7 +28,7 @@ static const struct expect cases[] = {
     {NC_OP_CONNECT, ETIMEDOUT, {"dropped", "firewall", "down"}},
     {NC_OP_CONNECT, ECONNRESET, {"reset", NULL, NULL}},
     {NC_OP_CONNECT, EADDRNOTAVAIL, {"local", "interface", "TIME_WAIT"}},
-    {NC_OP_CONNECT, EACCES, {"firewall", "bpf", NULL}},
+    {NC_OP_CONNECT, EACCES, {"firewall", "server host", "ICMPv6"}},
     {NC_OP_CONNECT, EPERM, {"firewall", "bpf", NULL}},
     {NC_OP_CONNECT, EAFNOSUPPORT, {"IPv4", "IPv6", NULL}},
     {NC_OP_CONNECT, EINVAL, {"invalid", NULL, NULL}},
