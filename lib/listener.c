@@ -123,16 +123,19 @@ static void lsock_ready(struct watch *w, unsigned events)
         }
         int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
+            /* Counted first: on_open runs inside and may close it again. */
+            l->stats.accepted++;
+            l->stats.active++;
             int rc = conn_accepted(l, l->loop, fd, s->addr.u.sa.sa_family,
                                    &l->opt.conn, &l->cbs, l->ud, &l->conns);
             if (rc < 0) {
+                l->stats.accepted--;
+                l->stats.active--;
                 close(fd);
                 l->stats.accept_errors++;
                 pause_accepting(l, true);
                 return;
             }
-            l->stats.accepted++;
-            l->stats.active++;
             /* on_open may have stopped or closed the listener. */
             if (l->stopped || l->paused)
                 return;

@@ -196,6 +196,10 @@ static void close_inside_on_open(void **state)
     char c;
     assert_int_equal(read_full(fd, &c, 1, 2000), 0);
     assert_int_equal(f->srv.last_reason, NC_CLOSE_LOCAL);
+    nc_listener_stats st;
+    nc_listener_stats_get(f->srv.l, &st);
+    assert_int_equal(st.accepted, 1);
+    assert_int_equal(st.active, 0);
     close(fd);
 }
 
