@@ -486,7 +486,7 @@ typedef struct nc_conn_callbacks {
 /* Per-connection settings. A zeroed struct gives the defaults. */
 typedef struct nc_conn_options {
     size_t high_water;       /* queued output that pauses reading
-                                (default 1 MiB) */
+                                (default 64 KiB) */
     size_t low_water;        /* queued output at which reading resumes and
                                 on_drain runs (default high_water / 4) */
     size_t max_input;        /* unconsumed input allowed (default 1 MiB) */

@@ -41,7 +41,7 @@ void conn_options_resolve(nc_conn_options *dst, const nc_conn_options *src)
     else
         memset(dst, 0, sizeof(*dst));
     if (dst->high_water == 0)
-        dst->high_water = 1u << 20;
+        dst->high_water = 64u << 10;
     if (dst->low_water == 0 || dst->low_water > dst->high_water)
         dst->low_water = dst->high_water / 4;
     if (dst->max_input == 0)
@@ -268,20 +268,23 @@ static void conn_read(nc_conn *c, unsigned events)
             return;
         }
         ssize_t n = read(c->fd, dst, room);
-        switch (nc_io_classify(NC_OP_READ, n, errno)) {
-        case NC_IO_PROGRESS:
-            break;
-        case NC_IO_AGAIN:
-            return;
-        case NC_IO_INTR:
-            continue;
-        case NC_IO_EOF:
-            conn_eof(c);
-            return;
-        case NC_IO_RESET:
-        case NC_IO_ERROR:
-            conn_fail(c, NC_OP_READ, -errno);
-            return;
+        /* Bytes are the hot path; every other outcome is classified. */
+        if (n <= 0) {
+            switch (nc_io_classify(NC_OP_READ, n, errno)) {
+            case NC_IO_PROGRESS:
+                break;
+            case NC_IO_AGAIN:
+                return;
+            case NC_IO_INTR:
+                continue;
+            case NC_IO_EOF:
+                conn_eof(c);
+                return;
+            case NC_IO_RESET:
+            case NC_IO_ERROR:
+                conn_fail(c, NC_OP_READ, -errno);
+                return;
+            }
         }
         c->last_active_ns = c->loop->now_ns;
         budget = (size_t)n < budget ? budget - (size_t)n : 0;
