@@ -58,6 +58,9 @@ VALGRIND = valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect 
 CMOCKA_CFLAGS = $(shell $(PKG_CONFIG) --cflags cmocka)
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka)
 BENCH_CFLAGS = $(shell $(PKG_CONFIG) --cflags libuv libevent)
+# libev's shared library also defines libevent's function names
+# (event_add, event_base_new, ...): -levent must come before -lev, or
+# bench_echo_libevent links against libev's versions and fails.
 BENCH_LIBS = $(shell $(PKG_CONFIG) --libs libuv libevent) -lev
 
 # --- what gets built --------------------------------------------------
