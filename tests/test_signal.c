@@ -13,6 +13,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "support.h"
+
 #include "netcore.h"
 
 #include <errno.h>
@@ -21,22 +23,10 @@
 
 #define GUARD_MS 3000
 
-static void guard_cb(nc_timer *t, void *ud)
+/* Run the loop until *done, failing after GUARD_MS. */
+static void run_until_done(nc_loop *loop, bool *done)
 {
-    (void)t;
-    *(bool *)ud = true;
-}
-
-static void run_until(nc_loop *loop, const bool *done)
-{
-    bool expired = false;
-    nc_timer *guard;
-    assert_int_equal(nc_timer_new(loop, guard_cb, &expired, &guard), 0);
-    assert_int_equal(nc_timer_start(guard, GUARD_MS, 0), 0);
-    while (!*done && !expired)
-        assert_int_equal(nc_loop_run(loop, NC_RUN_ONCE), 0);
-    nc_timer_free(guard);
-    assert_false(expired);
+    assert_true(run_until(loop, flag_set, done, GUARD_MS));
 }
 
 static bool is_blocked(int signum)
@@ -85,7 +75,7 @@ static void sigusr1_raised_is_handled_in_the_loop(void **state)
     assert_int_equal(nc_signal_start(loop, SIGUSR1, got_cb, &g, &s), 0);
     assert_int_equal(raise(SIGUSR1), 0);
     assert_int_equal(g.calls, 0);
-    run_until(loop, &g.done);
+    run_until_done(loop, &g.done);
     assert_int_equal(g.calls, 1);
     assert_int_equal(g.signum, SIGUSR1);
     nc_signal_close(s);
@@ -136,8 +126,8 @@ static void two_signals_reach_their_own_handlers(void **state)
     assert_int_equal(nc_signal_start(loop, SIGUSR2, got_cb, &g2, &s2), 0);
     assert_int_equal(raise(SIGUSR2), 0);
     assert_int_equal(raise(SIGUSR1), 0);
-    run_until(loop, &g1.done);
-    run_until(loop, &g2.done);
+    run_until_done(loop, &g1.done);
+    run_until_done(loop, &g2.done);
     assert_int_equal(g1.calls, 1);
     assert_int_equal(g1.signum, SIGUSR1);
     assert_int_equal(g2.calls, 1);
@@ -164,7 +154,7 @@ static void handler_may_close_itself(void **state)
     assert_int_equal(nc_signal_start(loop, SIGUSR1, close_self_cb, &g, &s),
                      0);
     assert_int_equal(raise(SIGUSR1), 0);
-    run_until(loop, &g.done);
+    run_until_done(loop, &g.done);
     assert_int_equal(g.calls, 1);
     assert_false(is_blocked(SIGUSR1));
     /* The signal is free again for a new handler. */
@@ -202,7 +192,7 @@ static void handler_closed_by_another_in_same_read_never_runs(void **state)
     /* Both pending before the loop reads: one read returns both. */
     assert_int_equal(raise(SIGUSR1), 0);
     assert_int_equal(raise(SIGUSR2), 0);
-    run_until(loop, &c.done);
+    run_until_done(loop, &c.done);
     assert_int_equal(nc_loop_run(loop, NC_RUN_NOWAIT), 0);
     assert_int_equal(c.calls[0] + c.calls[1], 1);
     nc_signal_close(c.s[0]);

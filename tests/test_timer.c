@@ -4,7 +4,7 @@
  * overdue repeating timer fires once and keeps its phase, and a timer
  * restarted with timeout 0 from its callback fires once per pass.
  *
- * Every run is bounded: run_until() iterates with NC_RUN_ONCE under a
+ * Every run is bounded: run_until_done() iterates with NC_RUN_ONCE under a
  * guard timer. Two cases read nc_timer's fields (lib/internal.h) to check
  * the heap order and the phase exactly, which wall-clock times cannot.
  */
@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+
+#include "support.h"
 
 #include "internal.h"
 
@@ -34,17 +36,10 @@ static void guard_cb(nc_timer *t, void *ud)
     *(bool *)ud = true;
 }
 
-/* Run one iteration at a time until *done, failing after GUARD_MS. */
-static void run_until(nc_loop *loop, const bool *done)
+/* Run the loop until *done, failing after GUARD_MS. */
+static void run_until_done(nc_loop *loop, bool *done)
 {
-    bool expired = false;
-    nc_timer *guard;
-    assert_int_equal(nc_timer_new(loop, guard_cb, &expired, &guard), 0);
-    assert_int_equal(nc_timer_start(guard, GUARD_MS, 0), 0);
-    while (!*done && !expired)
-        assert_int_equal(nc_loop_run(loop, NC_RUN_ONCE), 0);
-    nc_timer_free(guard);
-    assert_false(expired);
+    assert_true(run_until(loop, flag_set, done, GUARD_MS));
 }
 
 static int setup_loop(void **state)
@@ -88,7 +83,7 @@ static void one_shot_fires_once_and_never_early(void **state)
     assert_int_equal(nc_timer_new(loop, shot_cb, &s, &t), 0);
     uint64_t t0 = now_ns();
     assert_int_equal(nc_timer_start(t, 20, 0), 0);
-    run_until(loop, &s.done);
+    run_until_done(loop, &s.done);
     assert_true(s.fired_ns - t0 >= 20 * MS);
     /* Nothing else is active: DEFAULT returns, and it did not fire again. */
     assert_int_equal(nc_loop_run(loop, NC_RUN_DEFAULT), 0);
@@ -122,7 +117,7 @@ static void timer_started_after_a_long_callback_is_not_early(void **state)
     assert_int_equal(nc_timer_new(loop, shot_cb, &s, &l.other), 0);
     assert_int_equal(nc_timer_new(loop, late_start_cb, &l, &first), 0);
     assert_int_equal(nc_timer_start(first, 0, 0), 0);
-    run_until(loop, &s.done);
+    run_until_done(loop, &s.done);
     assert_true(s.fired_ns - l.started_ns >= 10 * MS);
     nc_timer_free(first);
     nc_timer_free(l.other);
@@ -141,13 +136,13 @@ static void timer_active_follows_start_stop_and_firing(void **state)
     assert_false(nc_timer_active(t));
     nc_timer_stop(t);
     assert_int_equal(nc_timer_start(t, 0, 0), 0);
-    run_until(loop, &s.done);
+    run_until_done(loop, &s.done);
     assert_false(s.active_in_cb);
     assert_false(nc_timer_active(t));
 
     s.done = false;
     assert_int_equal(nc_timer_start(t, 0, 1000), 0);
-    run_until(loop, &s.done);
+    run_until_done(loop, &s.done);
     assert_true(s.active_in_cb);
     assert_true(nc_timer_active(t));
     nc_timer_free(t);
@@ -209,7 +204,7 @@ static void many_timers_fire_once_each_in_deadline_order(void **state)
         start_ns[i] = now_ns();
         assert_int_equal(nc_timer_start(m->t[i], timeout[i], 0), 0);
     }
-    run_until(loop, &m->done);
+    run_until_done(loop, &m->done);
 
     uint64_t finished = now_ns();
     for (int i = 0; i < MANY; i++) {
@@ -248,7 +243,7 @@ static void equal_timeouts_fire_in_start_order(void **state)
     /* Started in reverse creation order: firing must follow start order. */
     for (int i = N - 1; i >= 0; i--)
         assert_int_equal(nc_timer_start(m->t[i], 5, 0), 0);
-    run_until(loop, &m->done);
+    run_until_done(loop, &m->done);
     for (int k = 0; k < N; k++)
         assert_int_equal(m->order[k], N - 1 - k);
     for (int i = 0; i < N; i++)
@@ -293,7 +288,7 @@ static void random_stops_and_restarts_keep_heap_order(void **state)
         m->target += live[i];
     }
     if (m->target > 0)
-        run_until(loop, &m->done);
+        run_until_done(loop, &m->done);
     assert_int_equal(nc_loop_run(loop, NC_RUN_NOWAIT), 0);
     assert_int_equal(m->fired, m->target);
     for (int i = 0; i < N; i++)
@@ -337,7 +332,7 @@ static void exact_deadline_ties_fire_in_start_order(void **state)
         t->deadline_ns = last;
         loop->heap[t->heap_index].deadline_ns = last;   /* its cached copy */
     }
-    run_until(loop, &m->done);
+    run_until_done(loop, &m->done);
     for (int k = 0; k < N; k++)
         assert_int_equal(m->order[k], N - 1 - k);
     for (int i = 0; i < N; i++)
@@ -379,7 +374,7 @@ static void timer_stopped_by_another_timers_callback_never_fires(void **state)
     /* Same timeout, b started second: both are due in the same pass. */
     assert_int_equal(nc_timer_start(d.a, 2, 0), 0);
     assert_int_equal(nc_timer_start(d.b, 2, 0), 0);
-    run_until(loop, &d.done);
+    run_until_done(loop, &d.done);
     assert_int_equal(nc_loop_run(loop, NC_RUN_DEFAULT), 0);
     assert_int_equal(d.a_calls, 1);
     assert_int_equal(d.b_calls, 0);
@@ -415,7 +410,7 @@ static void timer_restarted_from_its_own_callback_fires_again(void **state)
     nc_timer *t;
     assert_int_equal(nc_timer_new(loop, again_cb, &a, &t), 0);
     assert_int_equal(nc_timer_start(t, 1, 0), 0);
-    run_until(loop, &a.done);
+    run_until_done(loop, &a.done);
     assert_int_equal(a.calls, 3);
     assert_true(a.last_ns - a.start_ns >= 2 * MS);
     assert_false(nc_timer_active(t));
@@ -443,7 +438,7 @@ static void timer_freed_from_its_own_callback(void **state)
     assert_int_equal(nc_timer_new(loop, free_self_cb, &f, &rep), 0);
     assert_int_equal(nc_timer_start(once, 1, 0), 0);
     assert_int_equal(nc_timer_start(rep, 1, 1), 0);
-    run_until(loop, &f.done);
+    run_until_done(loop, &f.done);
     /* Both are gone: nothing keeps the loop running. */
     assert_int_equal(nc_loop_run(loop, NC_RUN_DEFAULT), 0);
     assert_int_equal(f.calls, 2);
@@ -478,7 +473,7 @@ static void repeating_timer_is_never_early_and_does_not_drift(void **state)
     assert_int_equal(nc_timer_new(loop, rep_cb, &r, &t), 0);
     uint64_t t0 = now_ns();
     assert_int_equal(nc_timer_start(t, PERIOD_MS, PERIOD_MS), 0);
-    run_until(loop, &r.done);
+    run_until_done(loop, &r.done);
     assert_int_equal(r.calls, PERIODS);
     for (int k = 1; k <= PERIODS; k++) {
         uint64_t ideal = t0 + (uint64_t)k * PERIOD_MS * MS;
