@@ -43,6 +43,21 @@ bool run_until(nc_loop *loop, bool (*pred)(void *), void *arg,
     return pred(arg);
 }
 
+int loop_setup(void **state)
+{
+    nc_loop *loop = NULL;
+    if (nc_loop_new(&loop) < 0)
+        return -1;
+    *state = loop;
+    return 0;
+}
+
+int loop_teardown(void **state)
+{
+    nc_loop_free(*state);
+    return 0;
+}
+
 bool flag_set(void *arg)
 {
     return *(const bool *)arg;

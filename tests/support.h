@@ -15,6 +15,10 @@
 bool run_until(nc_loop *loop, bool (*pred)(void *), void *arg,
                unsigned timeout_ms);
 
+/* cmocka fixtures: a fresh loop in *state, freed afterwards. */
+int loop_setup(void **state);
+int loop_teardown(void **state);
+
 /* Predicate for run_until: *(bool *)arg. */
 bool flag_set(void *arg);
 

@@ -36,21 +36,6 @@ static bool is_blocked(int signum)
     return sigismember(&now, signum) == 1;
 }
 
-static int setup_loop(void **state)
-{
-    nc_loop *loop = NULL;
-    if (nc_loop_new(&loop) < 0)
-        return -1;
-    *state = loop;
-    return 0;
-}
-
-static int teardown_loop(void **state)
-{
-    nc_loop_free(*state);
-    return 0;
-}
-
 struct got {
     nc_loop *loop;
     int calls;
@@ -258,7 +243,7 @@ static void pending_signal_at_close_is_discarded_not_fatal(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup_loop, teardown_loop)
+#define T(f) cmocka_unit_test_setup_teardown(f, loop_setup, loop_teardown)
         T(sigusr1_raised_is_handled_in_the_loop),
         T(sigint_handler_stops_default_run),
         T(two_signals_reach_their_own_handlers),

@@ -42,21 +42,6 @@ static void run_until_done(nc_loop *loop, bool *done)
     assert_true(run_until(loop, flag_set, done, GUARD_MS));
 }
 
-static int setup_loop(void **state)
-{
-    nc_loop *loop = NULL;
-    if (nc_loop_new(&loop) < 0)
-        return -1;
-    *state = loop;
-    return 0;
-}
-
-static int teardown_loop(void **state)
-{
-    nc_loop_free(*state);
-    return 0;
-}
-
 /* ---- one-shot -------------------------------------------------------------- */
 
 struct shot {
@@ -633,7 +618,7 @@ static void zero_timeout_restart_waits_for_next_pass_even_if_due(
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup_loop, teardown_loop)
+#define T(f) cmocka_unit_test_setup_teardown(f, loop_setup, loop_teardown)
         T(one_shot_fires_once_and_never_early),
         T(timer_started_after_a_long_callback_is_not_early),
         T(timer_active_follows_start_stop_and_firing),
