@@ -37,7 +37,7 @@ MANDIR ?= $(PREFIX)/share/man
 # always apply. SAN_FLAGS is set by the sanitize and tsan targets.
 CFLAGS ?= -O2 -g
 WARNINGS = -Wall -Wextra -Wpedantic $(if $(filter 1,$(WERROR)),-Werror)
-NC_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARNINGS) -Iinclude -Ilib \
+NC_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARNINGS) -Iinclude -iquote lib \
             $(SAN_FLAGS) $(CPPFLAGS)
 LIB_CFLAGS = -fPIC -fvisibility=hidden
 DEPFLAGS = -MMD -MP

@@ -456,7 +456,9 @@ typedef enum nc_close_reason {
     NC_CLOSE_ERROR,          /* an I/O error; err says which (-EMSGSIZE:
                                 unconsumed input grew over max_input) */
     NC_CLOSE_SHUTDOWN,       /* its listener or loop was closed */
-    NC_CLOSE_CONNECT_FAILED  /* an outgoing connect failed or timed out */
+    NC_CLOSE_CONNECT_FAILED, /* an outgoing connect failed or timed out */
+    NC_CLOSE_DEADLINE        /* the deadline of nc_conn_set_deadline()
+                                passed (err -ETIMEDOUT) */
 } nc_close_reason;
 
 /* "peer closed", "reset", "idle timeout", "closed locally", "I/O error",
@@ -503,6 +505,10 @@ typedef struct nc_conn_options {
                                     seconds (0 = off) */
     uint32_t keepalive_interval_s; /* between probes (0 = kernel default) */
     uint32_t keepalive_count;      /* probes before reset (0 = default) */
+    uint32_t linger_ms;      /* after a graceful close has sent everything
+                                and FIN, how long to wait for the peer's
+                                FIN while discarding its input (default
+                                2000) */
 } nc_conn_options;
 
 /* Options for nc_connect(). A zeroed struct gives the defaults. */
@@ -568,6 +574,17 @@ void nc_conn_read_start(nc_conn *c);
  * -ENOTCONN. */
 int nc_conn_set_idle_timeout(nc_conn *c, uint32_t ms);
 
+/* Close c with NC_CLOSE_DEADLINE (-ETIMEDOUT) unless it is closed within
+ * ms from now; received bytes do not extend it (unlike the idle timeout):
+ * "this message must be complete by then". Setting it again replaces it;
+ * 0 removes it. Errors: -EINVAL (ms above 2^31-1), -ENOTCONN (closing or
+ * closed), -ENOMEM. */
+int nc_conn_set_deadline(nc_conn *c, uint32_t ms);
+
+/* True once the peer's end of stream was read (with keep_half_open, from
+ * the end call of on_data on). */
+bool nc_conn_eof(const nc_conn *c);
+
 /* The user pointer handed to callbacks. */
 void nc_conn_set_data(nc_conn *c, void *ud);
 void *nc_conn_data(const nc_conn *c);
@@ -603,6 +620,10 @@ typedef struct nc_listener_options {
                                  connections (0 = no limit) */
     unsigned accept_budget;   /* accepts per socket per iteration
                                  (default 64) */
+    bool evict_idle;          /* out of descriptors (EMFILE): close the
+                                 loop's longest-idle connection (on_close
+                                 NC_CLOSE_IDLE, -EMFILE) to admit the new
+                                 one, instead of shedding the new one */
     nc_conn_options conn;     /* for every accepted connection */
 } nc_listener_options;
 

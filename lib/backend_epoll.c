@@ -2,7 +2,7 @@
  * backend_epoll.c - the polling backend: the only file that calls epoll_*.
  * Level-triggered; the loop's token travels in data.u64.
  */
-#include "internal.h"
+#include "backend.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -16,7 +16,7 @@ struct backend {
     struct epoll_event events[BACKEND_MAX_EVENTS];
 };
 
-int backend_new(struct backend **out)
+int nc__backend_new(struct backend **out)
 {
     struct backend *b = malloc(sizeof(*b));
     if (!b)
@@ -31,7 +31,7 @@ int backend_new(struct backend **out)
     return 0;
 }
 
-void backend_free(struct backend *b)
+void nc__backend_free(struct backend *b)
 {
     if (!b)
         return;
@@ -42,28 +42,27 @@ void backend_free(struct backend *b)
 static uint32_t to_epoll(unsigned events)
 {
     uint32_t e = 0;
-    if (events & NC_READABLE)
+    if (events & EV_READ)
         e |= EPOLLIN;
-    if (events & NC_WRITABLE)
+    if (events & EV_WRITE)
         e |= EPOLLOUT;
-    if (events & NC_HANGUP)
+    if (events & EV_RDHUP)
         e |= EPOLLRDHUP;
     return e;
 }
 
-int backend_set(struct backend *b, int fd, uint64_t token,
-                unsigned old_events, unsigned new_events)
+int nc__backend_set(struct backend *b, int fd, uint64_t token, int op,
+                    unsigned events)
 {
-    struct epoll_event ev = { .events = to_epoll(new_events),
-                              .data.u64 = token };
-    int op = old_events == 0 ? EPOLL_CTL_ADD
-           : new_events == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
-    if (epoll_ctl(b->epfd, op, fd, &ev) < 0)
+    struct epoll_event ev = { .events = to_epoll(events), .data.u64 = token };
+    int eop = op == BACKEND_ADD ? EPOLL_CTL_ADD
+            : op == BACKEND_MOD ? EPOLL_CTL_MOD : EPOLL_CTL_DEL;
+    if (epoll_ctl(b->epfd, eop, fd, &ev) < 0)
         return -errno;
     return 0;
 }
 
-int backend_poll(struct backend *b, int timeout_ms)
+int nc__backend_poll(struct backend *b, int timeout_ms)
 {
     int n = epoll_wait(b->epfd, b->events, BACKEND_MAX_EVENTS, timeout_ms);
     if (n < 0)
@@ -71,19 +70,21 @@ int backend_poll(struct backend *b, int timeout_ms)
     return n;
 }
 
-void backend_event(const struct backend *b, int i, uint64_t *token,
-                   unsigned *events)
+void nc__backend_event(const struct backend *b, int i, uint64_t *token,
+                       unsigned *events)
 {
     uint32_t e = b->events[i].events;
     unsigned r = 0;
     if (e & EPOLLIN)
-        r |= NC_READABLE;
+        r |= EV_READ;
     if (e & EPOLLOUT)
-        r |= NC_WRITABLE;
-    if (e & (EPOLLHUP | EPOLLRDHUP))
-        r |= NC_HANGUP;
+        r |= EV_WRITE;
+    if (e & EPOLLHUP)
+        r |= EV_HUP;
     if (e & EPOLLERR)
-        r |= NC_ERROR;
+        r |= EV_ERR;
+    if (e & EPOLLRDHUP)
+        r |= EV_RDHUP;
     *token = b->events[i].data.u64;
     *events = r;
 }

@@ -1,24 +1,33 @@
 /*
- * conn.c - a TCP (or Unix stream) connection's life: options, interest,
- * reading with a budget, idle and connect timeouts, and a close that
- * reports its reason exactly once. Writes are in conn_write.c, outgoing
- * connects in connect.c.
+ * conn.c - a connection's life: creation, kernel interest, timeouts, and a
+ * close that reports its reason exactly once. Input is in conn_read.c,
+ * output in conn_write.c, outgoing connects in connect.c.
  *
- * Closing happens in two steps. conn_finish() tears the socket down at
- * once (the fd is closed, so no CLOSE_WAIT socket lingers) and marks the
- * connection closed, so no further callback runs; on_close and the free are
- * deferred to the end of the loop iteration, so a callback may close its
- * own connection and keep using the pointer until it returns.
+ * Closing happens in two steps. nc__conn_teardown() closes the fd at once
+ * (no CLOSE_WAIT socket lingers) and marks the connection closed, so no
+ * further callback runs; on_close and the free are deferred to the end of
+ * the iteration, so a callback may close its own connection and keep
+ * using the pointer until it returns.
+ *
+ * A graceful close (nc_conn_close, or the peer's end of stream) first
+ * flushes queued output, bounded by the idle timeout with write progress
+ * as activity (or DRAIN_MS without one). Then, if the peer may still be
+ * sending, it sends FIN and discards input until the peer's FIN, for at
+ * most linger_ms: closing a socket with unread input would send RST, and
+ * a reset destroys the answer still in flight.
  */
 #include "conn.h"
+#include "listener.h"
 
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
-#define READ_CHUNK 65536
+#define DRAIN_MS 30000u
+#define LINGER_MS 2000u
 
 const char *nc_close_reason_name(nc_close_reason reason)
 {
@@ -30,16 +39,21 @@ const char *nc_close_reason_name(nc_close_reason reason)
     case NC_CLOSE_ERROR: return "I/O error";
     case NC_CLOSE_SHUTDOWN: return "shutting down";
     case NC_CLOSE_CONNECT_FAILED: return "connect failed";
+    case NC_CLOSE_DEADLINE: return "deadline passed";
     }
     return "unknown";
 }
 
-void conn_options_resolve(nc_conn_options *dst, const nc_conn_options *src)
+int nc__conn_options_resolve(nc_conn_options *dst, const nc_conn_options *src)
 {
     if (src)
         *dst = *src;
     else
         memset(dst, 0, sizeof(*dst));
+    if (dst->idle_timeout_ms > TIMEOUT_MAX_MS ||
+        dst->connect_timeout_ms > TIMEOUT_MAX_MS ||
+        dst->linger_ms > TIMEOUT_MAX_MS)
+        return -EINVAL;
     if (dst->high_water == 0)
         dst->high_water = 64u << 10;
     if (dst->low_water == 0 || dst->low_water > dst->high_water)
@@ -48,407 +62,410 @@ void conn_options_resolve(nc_conn_options *dst, const nc_conn_options *src)
         dst->max_input = 1u << 20;
     if (dst->read_budget == 0)
         dst->read_budget = 256u << 10;
+    if (dst->linger_ms == 0)
+        dst->linger_ms = LINGER_MS;
+    return 0;
 }
 
-/* ---- interest and socket options ---------------------------------------- */
+/* ---- timeouts ------------------------------------------------------------ */
+
+static nc_conn *conn_of_entry(struct tentry *e)
+{
+    return container_of(e, nc_conn, idle);
+}
+
+/* Open: nothing received for the idle timeout. Closing: no write progress
+ * for that long, the peer is not reading what we flush. */
+static void idle_expired(struct tentry *e)
+{
+    nc__conn_teardown(conn_of_entry(e), NC_CLOSE_IDLE, -ETIMEDOUT, false);
+}
+
+static void connect_expired(struct tentry *e)
+{
+    nc__conn_teardown(conn_of_entry(e), NC_CLOSE_CONNECT_FAILED, -ETIMEDOUT,
+                      false);
+}
+
+/* Our FIN is out and the peer's did not come: close with the reason the
+ * close began with. */
+static void linger_expired(struct tentry *e)
+{
+    nc_conn *c = conn_of_entry(e);
+    nc__conn_teardown(c, conn_reason(c), 0, false);
+}
+
+static void deadline_expired(struct tentry *e)
+{
+    struct conn_cold *k = container_of(e, struct conn_cold, deadline);
+    nc__conn_teardown(k->conn, NC_CLOSE_DEADLINE, -ETIMEDOUT, false);
+}
+
+int nc__conn_profile_lists(struct conn_profile *p)
+{
+    const nc_conn_options *o = &p->opt;
+    int idle = nc__tlist_get(p->loop, idle_expired, o->idle_timeout_ms);
+    int drain = nc__tlist_get(p->loop, idle_expired,
+                              o->idle_timeout_ms ? o->idle_timeout_ms
+                                                 : DRAIN_MS);
+    int linger = nc__tlist_get(p->loop, linger_expired, o->linger_ms);
+    int conn = nc__tlist_get(p->loop, connect_expired, o->connect_timeout_ms);
+    if (idle < 0 || drain < 0 || linger < 0 || conn < 0)
+        return idle < 0 ? idle : drain < 0 ? drain : linger < 0 ? linger
+                                                                : conn;
+    p->idle_list = (uint16_t)idle;
+    p->drain_list = (uint16_t)drain;
+    p->linger_list = (uint16_t)linger;
+    p->connect_list = (uint16_t)conn;
+    return 0;
+}
+
+/* Move c's entry to list id, started now. */
+static void move_to_list(nc_conn *c, uint16_t id)
+{
+    nc_loop *loop = conn_loop(c);
+    nc__tentry_remove(loop, &c->idle);
+    nc__tentry_add(loop, &c->idle, id);
+}
+
+/* Every connection of the loop is in exactly one list of one of these
+ * kinds until it is closed. */
+static const tentry_expire_fn primary_kinds[] = {
+    idle_expired, connect_expired, linger_expired
+};
+
+struct each_ctx {
+    void (*fn)(nc_conn *c, void *arg);
+    void *arg;
+};
+
+void nc__conn_each(nc_loop *loop, void (*fn)(nc_conn *c, void *arg),
+                   void *arg)
+{
+    for (size_t i = 0; i < sizeof(primary_kinds) / sizeof(*primary_kinds);
+         i++) {
+        for (uint16_t id = 1; id < loop->ntlists; id++) {
+            struct tlist *l = loop->tlists[id];
+            if (l->expire != primary_kinds[i])
+                continue;
+            /* fn may close the connection (which unlinks it) and nothing
+             * else: the next one is taken first. */
+            struct tlink *n = l->head.next;
+            while (n != &l->head) {
+                struct tlink *next = n->next;
+                fn(conn_of_entry(container_of(n, struct tentry, link)), arg);
+                n = next;
+            }
+        }
+    }
+}
+
+nc_conn *nc__conn_oldest_idle(nc_loop *loop)
+{
+    struct tentry *e = nc__tentry_oldest(loop, idle_expired);
+    return e ? conn_of_entry(e) : NULL;
+}
+
+/* ---- cold part ------------------------------------------------------------- */
+
+struct conn_cold *nc__conn_cold(nc_conn *c)
+{
+    if (!c->cold) {
+        c->cold = nc__slab_alloc(&conn_loop(c)->cold_slab);
+        if (c->cold)
+            c->cold->conn = c;
+    }
+    return c->cold;
+}
+
+void nc__conn_cold_release(nc_conn *c)
+{
+    struct conn_cold *k = c->cold;
+    if (!k || k->out.head || k->in || k->deadline.list || k->idle_override ||
+        (c->flags & CF_REDELIVER) || conn_state(c) == CS_CLOSED)
+        return;
+    nc__slab_free(&conn_loop(c)->cold_slab, k);
+    c->cold = NULL;
+}
+
+/* ---- interest ---------------------------------------------------------------- */
 
 static unsigned conn_interest(const nc_conn *c)
 {
-    if (c->state == CONN_CONNECTING)
-        return NC_WRITABLE;
     unsigned ev = 0;
-    if (c->state == CONN_OPEN && !c->eof && !c->read_paused && !c->backpressure)
-        ev |= NC_READABLE | NC_HANGUP;
-    if (c->out.bytes > 0)
-        ev |= NC_WRITABLE;
+    switch (conn_state(c)) {
+    case CS_CONNECTING:
+        return EV_WRITE;
+    case CS_OPEN:
+        if (!(c->flags & (CF_PAUSED | CF_BACKPRESSURE | CF_EOF)))
+            ev |= EV_READ | EV_RDHUP;
+        break;
+    case CS_CLOSING:
+    case CS_LINGER:
+        /* Input is read and discarded, so that closing finds no unread
+         * bytes (which would turn our FIN into a reset). */
+        if (!(c->flags & CF_EOF))
+            ev |= EV_READ | EV_RDHUP;
+        break;
+    case CS_CLOSED:
+        return 0;
+    }
+    if (conn_queued(c) > 0)
+        ev |= EV_WRITE;
     return ev;
 }
 
-/* Bring the kernel's interest in line with the state; costs a syscall only
- * when it changed. A failure here means the fd is unusable: close. */
-void conn_rearm(nc_conn *c)
+/* A connection stays registered from its first interest until close()
+ * removes it (no EPOLL_CTL_DEL: close does that), so a wish for nothing
+ * is a modify to no events: hang-ups and errors are still reported. */
+void nc__conn_rearm(nc_conn *c)
 {
-    if (c->state == CONN_CLOSED)
+    if (conn_state(c) == CS_CLOSED)
         return;
-    int rc = watch_update(&c->w, conn_interest(c));
-    if (rc < 0)
-        conn_finish(c, NC_CLOSE_ERROR, rc);
-}
-
-static void apply_socket_options(int fd, int family, const nc_conn_options *o)
-{
-    if (family != AF_INET && family != AF_INET6)
+    unsigned want = conn_interest(c);
+    unsigned have = (c->flags & CF_EV_MASK) >> CF_EV_SHIFT;
+    if (want == have && (c->flags & CF_REGISTERED))
         return;
-    int on = 1;
-    if (!o->no_delay_off)
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-    if (o->keepalive_idle_s) {
-        int idle = (int)o->keepalive_idle_s;
-        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-        if (o->keepalive_interval_s) {
-            int v = (int)o->keepalive_interval_s;
-            setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &v, sizeof(v));
-        }
-        if (o->keepalive_count) {
-            int v = (int)o->keepalive_count;
-            setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &v, sizeof(v));
-        }
+    if (!want && !(c->flags & CF_REGISTERED))
+        return;
+    nc_loop *loop = conn_loop(c);
+    int op = (c->flags & CF_REGISTERED) ? BACKEND_MOD : BACKEND_ADD;
+    int rc = nc__backend_set(loop->backend, c->fd, fd_token(c->idle.tag, c->fd),
+                             op, want);
+    if (rc < 0) {
+        nc__conn_teardown(c, NC_CLOSE_ERROR, rc, false);
+        return;
     }
+    c->flags = (c->flags & ~CF_EV_MASK) | CF_REGISTERED |
+               ((uint32_t)want << CF_EV_SHIFT);
 }
 
 /* ---- closing ------------------------------------------------------------- */
 
-static void conn_deliver_close(void *arg)
+static void deliver_close(struct defer_node *n)
 {
-    nc_conn *c = arg;
-    if (c->cbs.on_close)
-        c->cbs.on_close(c, c->reason, c->err, c->ud);
-    free(c->in);
-    free(c);
+    nc_conn *c = container_of(n, nc_conn, done.close_node);
+    const struct conn_profile *prof = c->prof;
+    nc_loop *loop = prof->loop;
+    if (prof->cbs.on_close)
+        prof->cbs.on_close(c, conn_reason(c), c->done.close_err, c->ud);
+    if (c->cold)
+        nc__slab_free(&loop->cold_slab, c->cold);
+    nc__slab_free(&loop->conn_slab, c);
+    if (!prof->listener)
+        free((void *)prof);     /* an outgoing connection's own profile */
 }
 
-void conn_teardown(nc_conn *c, nc_close_reason reason, int err, bool reset)
+void nc__conn_teardown(nc_conn *c, nc_close_reason reason, int err,
+                       bool reset)
 {
-    if (c->state == CONN_CLOSED)
+    if (conn_state(c) == CS_CLOSED)
         return;
-    c->state = CONN_CLOSED;
-    c->reason = reason;
-    c->err = err;
-    watch_stop(&c->w);
-    timer_stop(&c->timer);
-    if (reset) {
-        struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    nc_loop *loop = conn_loop(c);
+    nc__tentry_remove(loop, &c->idle);
+    if (c->cold) {
+        nc__tentry_remove(loop, &c->cold->deadline);
+        nc__outq_clear(&c->cold->out);
+        nc__conn_input_clear(c);
     }
+    nc__fd_detach(loop, c->fd);
+    if (reset)
+        nc__set_linger_reset(c->fd);
+    /* close() also takes the fd out of the epoll set. */
     close(c->fd);
     c->fd = -1;
-    outq_clear(&c->out);
-    loop_handle_remove(c->loop, &c->handle);
-    if (c->listener) {
-        c->link.prev->next = c->link.next;
-        c->link.next->prev = c->link.prev;
-        listener_conn_gone(c->listener);
-        c->listener = NULL;
-    }
+    conn_set_state(c, CS_CLOSED);
+    conn_set_reason(c, reason);
+    c->done.close_err = err;
+    loop->active--;
+    counter_add(&loop->ctr.closed[reason], 1);
+    if (c->prof->listener)
+        nc__listener_conn_gone(c->prof->listener);
     /* on_close must not run nested inside another callback of c. */
-    loop_defer(c->loop, &c->close_node, conn_deliver_close, c);
+    nc__loop_defer(loop, &c->done.close_node, deliver_close);
 }
 
-void conn_finish(nc_conn *c, nc_close_reason reason, int err)
+void nc__conn_shutdown_now(nc_conn *c)
 {
-    conn_teardown(c, reason, err, false);
+    nc__conn_teardown(c, NC_CLOSE_SHUTDOWN, 0, false);
 }
 
-void conn_shutdown_now(nc_conn *c)
-{
-    conn_finish(c, NC_CLOSE_SHUTDOWN, 0);
-}
-
-static void handle_close(struct handle *h)
-{
-    conn_shutdown_now(container_of(h, nc_conn, handle));
-}
-
-nc_conn *conn_from_link(struct conn_link *link)
-{
-    return container_of(link, nc_conn, link);
-}
-
-/* Close for an I/O failure err (negative errno) seen during op. */
-void conn_fail(nc_conn *c, nc_op op, int err)
+void nc__conn_fail(nc_conn *c, nc_op op, int err)
 {
     nc_io_outcome o = nc_io_classify(op, -1, -err);
-    conn_finish(c, o == NC_IO_RESET ? NC_CLOSE_RESET : NC_CLOSE_ERROR, err);
+    nc__conn_teardown(c, o == NC_IO_RESET ? NC_CLOSE_RESET : NC_CLOSE_ERROR,
+                      err, false);
 }
 
-/* The queue is empty: finish what was waiting for the flush. */
-void conn_flushed(nc_conn *c)
+/* Closing, and everything is handed to the kernel. */
+static void finish_close(nc_conn *c)
 {
-    if (c->shut_wanted && !c->shut_done) {
-        c->shut_done = true;
+    /* Unless the last read found the socket empty (or its end), look:
+     * one read, here where it decides between a FIN and a wait. */
+    if (!(c->flags & (CF_EOF | CF_DRAINED))) {
+        int rc = nc__conn_discard_input(c);
+        if (rc < 0) {
+            nc__conn_fail(c, NC_OP_READ, rc);
+            return;
+        }
+    }
+    /* Nothing unread: close() sends FIN, not RST. */
+    if (c->flags & (CF_EOF | CF_DRAINED)) {
+        nc__conn_teardown(c, conn_reason(c), 0, false);
+        return;
+    }
+    /* The peer may still be sending: say we are done, and discard what
+     * comes until its FIN, for at most linger_ms. */
+    if (!(c->flags & CF_SHUT_DONE)) {
+        c->flags |= CF_SHUT_DONE;
         shutdown(c->fd, SHUT_WR);
     }
-    if (c->state == CONN_CLOSING)
-        conn_finish(c, NC_CLOSE_LOCAL, 0);
-    else if (c->eof)
-        conn_finish(c, NC_CLOSE_PEER, 0);
+    conn_set_state(c, CS_LINGER);
+    move_to_list(c, c->prof->linger_list);
+    nc__conn_rearm(c);
 }
 
-/* ---- reading --------------------------------------------------------------- */
-
-static void conn_eof(nc_conn *c)
+void nc__conn_flushed(nc_conn *c)
 {
-    if (!c->opt.keep_half_open) {
-        conn_finish(c, NC_CLOSE_PEER, 0);
-        return;
+    if ((c->flags & CF_SHUT_WANTED) && !(c->flags & CF_SHUT_DONE)) {
+        c->flags |= CF_SHUT_DONE;
+        shutdown(c->fd, SHUT_WR);
     }
-    c->eof = true;
-    if (c->cbs.on_data)
-        c->cbs.on_data(c, "", 0, c->ud);
-    if (c->state == CONN_CLOSED)
-        return;
-    if (c->out.bytes == 0)
-        conn_flushed(c);
-    else
-        conn_rearm(c);
+    if (conn_state(c) == CS_CLOSING)
+        finish_close(c);
 }
 
-/* Hand buf[0..n) to on_data; keep what it leaves in c->in. buf is either
- * a stack buffer (c->in was empty) or c->in itself. */
-static void conn_deliver(nc_conn *c, char *buf, size_t n)
+void nc__conn_begin_close(nc_conn *c, nc_close_reason reason)
 {
-    size_t used = n;
-    if (c->cbs.on_data) {
-        used = c->cbs.on_data(c, buf, n, c->ud);
-        if (used > n)
-            used = n;
-    }
-    if (c->state == CONN_CLOSED)
-        return;
-    size_t left = n - used;
-    if (buf == c->in) {
-        memmove(c->in, c->in + used, left);
-        c->in_len = left;
+    conn_set_reason(c, reason);
+    conn_set_state(c, CS_CLOSING);
+    nc__conn_input_clear(c);
+    if (conn_queued(c) == 0) {
+        finish_close(c);
         return;
     }
-    if (left == 0)
-        return;
-    if (left > c->opt.max_input) {
-        conn_finish(c, NC_CLOSE_ERROR, -EMSGSIZE);
-        return;
-    }
-    if (c->in_cap < left) {
-        size_t cap = left < READ_CHUNK ? READ_CHUNK : left;
-        char *p = realloc(c->in, cap);
-        if (!p) {
-            conn_finish(c, NC_CLOSE_ERROR, -ENOMEM);
-            return;
-        }
-        c->in = p;
-        c->in_cap = cap;
-    }
-    memcpy(c->in, buf + used, left);
-    c->in_len = left;
+    /* Without an idle timeout the flush is still bounded. */
+    if (nc__tlist_timeout(conn_loop(c), c->idle.list) == 0)
+        move_to_list(c, c->prof->drain_list);
+    nc__conn_rearm(c);
 }
 
-/* Where the next read goes: the stack buffer when nothing is kept, else
- * the end of c->in, grown up to max_input. Returns the room, 0 when full. */
-static size_t read_target(nc_conn *c, char *stack, char **dst)
-{
-    if (c->in_len == 0) {
-        *dst = stack;
-        return READ_CHUNK;
-    }
-    size_t want = c->in_len + READ_CHUNK;
-    if (want > c->opt.max_input)
-        want = c->opt.max_input;
-    if (want > c->in_cap) {
-        char *p = realloc(c->in, want);
-        if (!p)
-            return 0;
-        c->in = p;
-        c->in_cap = want;
-    }
-    *dst = c->in + c->in_len;
-    return want - c->in_len;
-}
+/* ---- events ---------------------------------------------------------------- */
 
-static void conn_read(nc_conn *c, unsigned events)
-{
-    char stack[READ_CHUNK];
-    size_t budget = c->opt.read_budget;
-
-    while (budget > 0) {
-        char *dst;
-        size_t room = read_target(c, stack, &dst);
-        if (room == 0) {
-            conn_finish(c, NC_CLOSE_ERROR,
-                        c->in_len >= c->opt.max_input ? -EMSGSIZE : -ENOMEM);
-            return;
-        }
-        ssize_t n = read(c->fd, dst, room);
-        /* Bytes are the hot path; every other outcome is classified. */
-        if (n <= 0) {
-            switch (nc_io_classify(NC_OP_READ, n, errno)) {
-            case NC_IO_PROGRESS:
-                break;
-            case NC_IO_AGAIN:
-                return;
-            case NC_IO_INTR:
-                continue;
-            case NC_IO_EOF:
-                conn_eof(c);
-                return;
-            case NC_IO_RESET:
-            case NC_IO_ERROR:
-                conn_fail(c, NC_OP_READ, -errno);
-                return;
-            }
-        }
-        c->last_active_ns = c->loop->now_ns;
-        budget = (size_t)n < budget ? budget - (size_t)n : 0;
-        if (dst != stack) {
-            c->in_len += (size_t)n;
-            conn_deliver(c, c->in, c->in_len);
-        } else {
-            conn_deliver(c, stack, (size_t)n);
-        }
-        if (c->state != CONN_OPEN || c->eof || c->read_paused ||
-            c->backpressure)
-            return;
-        if ((size_t)n < room) {
-            /* A short read drained the socket. With EPOLLRDHUP the peer's
-             * FIN is already here: skip the read that would return 0. */
-            if (events & NC_HANGUP)
-                conn_eof(c);
-            return;
-        }
-    }
-}
-
-/* ---- timers and connecting ------------------------------------------------ */
-
-static void conn_timer(nc_timer *t, void *ud)
-{
-    (void)t;
-    nc_conn *c = ud;
-    if (c->state == CONN_CONNECTING) {
-        conn_finish(c, NC_CLOSE_CONNECT_FAILED, -ETIMEDOUT);
-        return;
-    }
-    uint64_t idle_ns = (uint64_t)c->opt.idle_timeout_ms * 1000000u;
-    uint64_t quiet = c->loop->now_ns - c->last_active_ns;
-    if (idle_ns == 0)
-        return;
-    if (quiet >= idle_ns) {
-        conn_finish(c, NC_CLOSE_IDLE, -ETIMEDOUT);
-        return;
-    }
-    /* Activity since the timer was set: sleep for the rest. Resetting the
-     * timer on every read would cost a heap operation per read. */
-    timer_start(&c->timer, (idle_ns - quiet + 999999u) / 1000000u, 0);
-}
-
-void conn_became_open(nc_conn *c)
-{
-    c->state = CONN_OPEN;
-    c->last_active_ns = c->loop->now_ns;
-    timer_stop(&c->timer);
-    if (c->opt.idle_timeout_ms)
-        timer_start(&c->timer, c->opt.idle_timeout_ms, 0);
-    conn_rearm(c);
-    if (c->state == CONN_OPEN && c->cbs.on_open)
-        c->cbs.on_open(c, c->ud);
-}
-
-/* A socket error or hang-up reported without readable interest. */
+/* A hang-up or error reported while c does not read: a pending error is a
+ * reset or a failure; otherwise both directions are closed. */
 static void conn_hangup(nc_conn *c)
 {
     int soerr = 0;
     socklen_t len = sizeof(soerr);
-    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
-    if (soerr)
-        conn_fail(c, NC_OP_READ, -soerr);
-    else
-        conn_finish(c, NC_CLOSE_PEER, 0);
-}
-
-static void conn_ready(struct watch *w, unsigned events)
-{
-    nc_conn *c = container_of(w, nc_conn, w);
-
-    if (c->state == CONN_CONNECTING) {
-        conn_connected(c);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+        soerr = errno;
+    if (soerr) {
+        nc__conn_fail(c, NC_OP_READ, -soerr);
         return;
     }
-    if (events & (NC_READABLE | NC_HANGUP | NC_ERROR)) {
-        if (c->w.events & NC_READABLE)
-            conn_read(c, events);
-        else if (events & (NC_HANGUP | NC_ERROR))
+    c->flags |= CF_EOF;
+    enum conn_state s = conn_state(c);
+    nc__conn_teardown(c, s == CS_OPEN ? NC_CLOSE_PEER : conn_reason(c), 0,
+                      false);
+}
+
+void nc__conn_ready(nc_conn *c, unsigned events)
+{
+    switch (conn_state(c)) {
+    case CS_CONNECTING:
+        nc__conn_connected(c);
+        return;
+    case CS_CLOSED:
+        return;
+    default:
+        break;
+    }
+    unsigned have = (c->flags & CF_EV_MASK) >> CF_EV_SHIFT;
+    if (events & (EV_READ | EV_RDHUP | EV_HUP | EV_ERR)) {
+        if (have & EV_READ)
+            nc__conn_read(c, events);
+        else if (events & (EV_HUP | EV_ERR))
             conn_hangup(c);
-        if (c->state == CONN_CLOSED)
+        if (conn_state(c) == CS_CLOSED)
             return;
     }
-    if ((events & NC_WRITABLE) && c->out.bytes > 0)
-        conn_flush(c);
+    if ((events & EV_WRITE) && conn_queued(c) > 0)
+        nc__conn_flush(c);
 }
 
-/* ---- creation -------------------------------------------------------------- */
+/* ---- creation ---------------------------------------------------------------- */
 
-nc_conn *conn_alloc(nc_loop *loop, int fd, int family,
-                    const nc_conn_options *opt,
-                           const nc_conn_callbacks *cbs, void *ud, int *err)
+int nc__conn_new(const struct conn_profile *prof, int fd, void *ud,
+                 nc_conn **out)
 {
-    nc_conn *c = calloc(1, sizeof(*c));
-    if (!c) {
-        *err = -ENOMEM;
-        return NULL;
-    }
-    c->loop = loop;
-    c->fd = fd;
-    c->ud = ud;
-    if (cbs)
-        c->cbs = *cbs;
-    conn_options_resolve(&c->opt, opt);
-    *err = watch_init(loop, &c->w, fd, conn_ready, true);
-    if (*err < 0) {
-        free(c);
-        return NULL;
-    }
-    timer_init(loop, &c->timer, conn_timer, c);
-    c->handle.close = handle_close;
-    loop_handle_add(loop, &c->handle, HANDLE_IO);
-    apply_socket_options(fd, family, &c->opt);
-    return c;
-}
-
-int conn_accepted(nc_listener *l, nc_loop *loop, int fd, int family,
-                  const nc_conn_options *opt, const nc_conn_callbacks *cbs,
-                  void *ud, struct conn_link *list)
-{
-    int err;
-    nc_conn *c = conn_alloc(loop, fd, family, opt, cbs, ud, &err);
+    nc_loop *loop = prof->loop;
+    nc_conn *c = nc__slab_alloc(&loop->conn_slab);
     if (!c)
-        return err;
-    c->listener = l;
-    c->link.next = list;
-    c->link.prev = list->prev;
-    list->prev->next = &c->link;
-    list->prev = &c->link;
-    conn_became_open(c);
+        return -ENOMEM;
+    int rc = nc__fd_attach(loop, fd, (uintptr_t)c | FD_TAG_CONN,
+                           &c->idle.tag);
+    if (rc < 0) {
+        nc__slab_free(&loop->conn_slab, c);
+        return rc;
+    }
+    c->prof = prof;
+    c->ud = ud;
+    c->fd = fd;
+    c->flags = CS_CONNECTING;
+    loop->active++;
+    *out = c;
     return 0;
 }
 
-/* ---- the rest of the public API --------------------------------------------- */
+void nc__conn_open(nc_conn *c)
+{
+    uint16_t idle = c->prof->idle_list;
+    if (c->cold && c->cold->idle_override) {
+        idle = c->cold->idle_override;
+        c->cold->idle_override = 0;
+        nc__conn_cold_release(c);
+    }
+    conn_set_state(c, CS_OPEN);
+    move_to_list(c, idle);
+    nc__conn_rearm(c);
+    if (conn_state(c) == CS_OPEN && c->prof->cbs.on_open)
+        c->prof->cbs.on_open(c, c->ud);
+}
+
+/* ---- the public API ------------------------------------------------------------ */
 
 void nc_conn_close(nc_conn *c)
 {
-    if (!c || c->state == CONN_CLOSED || c->state == CONN_CLOSING)
+    if (!c)
         return;
-    if (c->state == CONN_CONNECTING || c->out.bytes == 0) {
-        conn_finish(c, NC_CLOSE_LOCAL, 0);
+    switch (conn_state(c)) {
+    case CS_CONNECTING:
+        nc__conn_teardown(c, NC_CLOSE_LOCAL, 0, false);
+        return;
+    case CS_OPEN:
+        nc__conn_begin_close(c, NC_CLOSE_LOCAL);
+        return;
+    default:
         return;
     }
-    c->state = CONN_CLOSING;
-    conn_rearm(c);
 }
 
 void nc_conn_abort(nc_conn *c)
 {
     if (c)
-        conn_teardown(c, NC_CLOSE_LOCAL, 0, true);
+        nc__conn_teardown(c, NC_CLOSE_LOCAL, 0, true);
 }
 
 int nc_conn_shutdown(nc_conn *c)
 {
     if (!c)
         return -EINVAL;
-    if (c->state != CONN_OPEN)
+    if (conn_state(c) != CS_OPEN)
         return -ENOTCONN;
-    c->shut_wanted = true;
-    if (c->out.bytes == 0 && !c->shut_done) {
-        c->shut_done = true;
+    c->flags |= CF_SHUT_WANTED;
+    if (conn_queued(c) == 0 && !(c->flags & CF_SHUT_DONE)) {
+        c->flags |= CF_SHUT_DONE;
         shutdown(c->fd, SHUT_WR);
     }
     return 0;
@@ -456,34 +473,73 @@ int nc_conn_shutdown(nc_conn *c)
 
 void nc_conn_read_stop(nc_conn *c)
 {
-    if (!c || c->read_paused)
+    if (!c || (c->flags & CF_PAUSED) || conn_state(c) == CS_CLOSED)
         return;
-    c->read_paused = true;
-    conn_rearm(c);
+    /* Bytes may now arrive unseen: the socket is no longer known empty. */
+    c->flags = (c->flags | CF_PAUSED) & ~CF_DRAINED;
+    nc__conn_rearm(c);
 }
 
 void nc_conn_read_start(nc_conn *c)
 {
-    if (!c || !c->read_paused)
+    if (!c || !(c->flags & CF_PAUSED) || conn_state(c) == CS_CLOSED)
         return;
-    c->read_paused = false;
-    conn_rearm(c);
+    c->flags &= ~CF_PAUSED;
+    nc__conn_rearm(c);
+    nc__conn_schedule_redeliver(c);
 }
 
 int nc_conn_set_idle_timeout(nc_conn *c, uint32_t ms)
 {
-    if (!c)
+    if (!c || ms > TIMEOUT_MAX_MS)
         return -EINVAL;
-    if (c->state == CONN_CLOSED)
+    enum conn_state s = conn_state(c);
+    if (s != CS_OPEN && s != CS_CONNECTING)
         return -ENOTCONN;
-    c->opt.idle_timeout_ms = ms;
-    if (c->state == CONN_CONNECTING)
+    int id = nc__tlist_get(conn_loop(c), idle_expired, ms);
+    if (id < 0)
+        return id;
+    if (s == CS_OPEN) {
+        move_to_list(c, (uint16_t)id);
         return 0;
-    c->last_active_ns = c->loop->now_ns;
-    if (ms)
-        return timer_start(&c->timer, ms, 0);
-    timer_stop(&c->timer);
+    }
+    /* Connecting: applies from on_open. */
+    struct conn_cold *k = nc__conn_cold(c);
+    if (!k)
+        return -ENOMEM;
+    k->idle_override = (uint16_t)id;
     return 0;
+}
+
+int nc_conn_set_deadline(nc_conn *c, uint32_t ms)
+{
+    if (!c || ms > TIMEOUT_MAX_MS)
+        return -EINVAL;
+    enum conn_state s = conn_state(c);
+    if (s != CS_OPEN && s != CS_CONNECTING)
+        return -ENOTCONN;
+    nc_loop *loop = conn_loop(c);
+    if (ms == 0) {
+        if (c->cold) {
+            nc__tentry_remove(loop, &c->cold->deadline);
+            nc__conn_cold_release(c);
+        }
+        return 0;
+    }
+    int id = nc__tlist_get(loop, deadline_expired, ms);
+    if (id < 0)
+        return id;
+    struct conn_cold *k = nc__conn_cold(c);
+    if (!k)
+        return -ENOMEM;
+    nc__tentry_remove(loop, &k->deadline);
+    nc__tentry_add(loop, &k->deadline, (uint16_t)id);
+    return 0;
+}
+
+bool nc_conn_eof(const nc_conn *c)
+{
+    return c && (c->flags & CF_EOF);
 }
 
 void nc_conn_set_data(nc_conn *c, void *ud)
@@ -504,7 +560,7 @@ int nc_conn_fd(const nc_conn *c)
 
 nc_loop *nc_conn_loop(const nc_conn *c)
 {
-    return c ? c->loop : NULL;
+    return c ? conn_loop(c) : NULL;
 }
 
 static int sock_addr(const nc_conn *c, nc_addr *out, bool peer)

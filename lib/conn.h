@@ -1,69 +1,203 @@
 /*
- * conn.h - the connection object, shared by conn.c (lifecycle and
- * reading), conn_write.c (writes and backpressure) and connect.c
- * (outgoing connects).
+ * conn.h - the connection object, shared by conn.c (life and close),
+ * conn_read.c (the input path), conn_write.c (the output path), connect.c
+ * (outgoing connects) and listener.c (accepting).
+ *
+ * A connection is small on purpose (56 bytes, from a per-loop slab): what
+ * its listener's connections share lives in a profile they point to, and
+ * buffers, a deadline and TLS state live in a "cold" part that exists only
+ * while there is something in it. An idle connection owns no buffer.
+ *
+ * States: CONNECTING (nc_connect in progress) -> OPEN (input delivered,
+ * writes accepted) -> CLOSING (graceful close: queued output is flushed,
+ * input read and discarded) -> LINGER (output sent and FIN sent; input
+ * discarded until the peer's FIN or the linger time) -> CLOSED (fd closed;
+ * on_close and the free wait at the end of the iteration). Any state can
+ * go straight to CLOSED.
  */
 #ifndef NC_CONN_H
 #define NC_CONN_H
 
-#include "internal.h"
+#include "loop.h"
+#include "outq.h"
+#include "timeout.h"
 
-enum conn_state { CONN_CONNECTING, CONN_OPEN, CONN_CLOSING, CONN_CLOSED };
-
-struct nc_conn {
-    struct handle handle;      /* on the loop's I/O list */
-    struct conn_link link;     /* on the listener's list */
+/* What the connections of one listener, or one nc_connect(), share. */
+struct conn_profile {
     nc_loop *loop;
-    nc_listener *listener;     /* NULL for outgoing connections */
-    struct watch w;
-    nc_timer timer;            /* connect timeout, then idle timeout */
+    nc_listener *listener;     /* NULL for an outgoing connection */
     nc_conn_callbacks cbs;
-    void *ud;
-    nc_conn_options opt;
-    struct outq out;
-    char *in;                  /* unconsumed input */
-    size_t in_len, in_cap;
-    uint64_t last_active_ns;
-    int fd;
-    enum conn_state state;
-    bool read_paused;          /* nc_conn_read_stop */
-    bool backpressure;         /* output above high_water: reading paused */
-    bool eof;                  /* peer closed its side (keep_half_open) */
-    bool shut_wanted;          /* nc_conn_shutdown: SHUT_WR after flush */
-    bool shut_done;
-    nc_close_reason reason;
-    int err;
-    struct defer_node close_node;  /* delivers on_close, then frees */
+    nc_conn_options opt;       /* with the defaults filled in */
+    uint16_t idle_list;        /* list for opt.idle_timeout_ms */
+    uint16_t drain_list;       /* bounds a graceful close */
+    uint16_t linger_list;      /* bounds the wait for the peer's FIN */
+    uint16_t connect_list;     /* opt.connect_timeout_ms (outgoing) */
+    bool tcp;                  /* AF_INET/AF_INET6: TCP options apply */
+    bool set_nodelay;          /* set TCP_NODELAY on the connection itself
+                                  (not inherited from a listening socket) */
 };
 
-/* conn.c */
-/* Wrap socket fd of family (AF_INET, AF_INET6 or AF_UNIX): TCP options
- * are applied to the first two. */
-nc_conn *conn_alloc(nc_loop *loop, int fd, int family,
-                    const nc_conn_options *opt,
-                    const nc_conn_callbacks *cbs, void *ud, int *err);
-/* Bring the kernel's interest in line with the state (a syscall only when
- * it changed); closes c if that fails. */
-void conn_rearm(nc_conn *c);
-/* Close now with reason and err (0 or negative errno); on_close is
+/* The part of a connection that exists only while it holds something. */
+struct conn_cold {
+    nc_conn *conn;             /* the owner */
+    struct outq out;           /* output the kernel has not taken */
+    char *in;                  /* unconsumed input */
+    size_t in_len, in_cap;
+    struct tentry deadline;    /* nc_conn_set_deadline */
+    struct defer_node redeliver;   /* hand buffered input back */
+    uint16_t idle_override;    /* nc_conn_set_idle_timeout while
+                                  connecting: the list to use once open */
+};
+
+enum conn_state {
+    CS_CONNECTING = 0,
+    CS_OPEN,
+    CS_CLOSING,
+    CS_LINGER,
+    CS_CLOSED
+};
+
+/* flags: the state, the close reason, and one bit per condition. */
+#define CF_STATE_MASK 0x7u
+#define CF_REASON_SHIFT 3          /* 4 bits: nc_close_reason */
+#define CF_REASON_MASK (0xfu << CF_REASON_SHIFT)
+#define CF_PAUSED (1u << 7)        /* nc_conn_read_stop */
+#define CF_BACKPRESSURE (1u << 8)  /* output above high water */
+#define CF_EOF (1u << 9)           /* the peer's end of stream was read */
+#define CF_SHUT_WANTED (1u << 10)  /* nc_conn_shutdown: FIN after flush */
+#define CF_SHUT_DONE (1u << 11)
+#define CF_SENT (1u << 12)         /* a send went out */
+#define CF_NODELAY_DONE (1u << 13)
+#define CF_DRAINED (1u << 14)      /* the last read emptied the socket */
+#define CF_REDELIVER (1u << 15)    /* a redelivery is queued */
+#define CF_EV_SHIFT 16             /* 5 bits: EV_* interest in the kernel */
+#define CF_EV_MASK (0x1fu << CF_EV_SHIFT)
+#define CF_REGISTERED (1u << 21)   /* known to the kernel's epoll set */
+
+struct nc_conn {
+    const struct conn_profile *prof;
+    void *ud;
+    struct conn_cold *cold;    /* NULL while it would be empty */
+    union {
+        /* Until closed: its place in a timeout list (idle, connect, drain
+         * or linger); idle.tag is the fd-table stamp (watch.h). */
+        struct tentry idle;
+        /* Closed: queued for on_close. */
+        struct {
+            struct defer_node close_node;
+            int close_err;
+        } done;
+    };
+    int fd;
+    uint32_t flags;
+};
+
+static inline enum conn_state conn_state(const nc_conn *c)
+{
+    return (enum conn_state)(c->flags & CF_STATE_MASK);
+}
+
+static inline void conn_set_state(nc_conn *c, enum conn_state s)
+{
+    c->flags = (c->flags & ~CF_STATE_MASK) | (uint32_t)s;
+}
+
+static inline nc_close_reason conn_reason(const nc_conn *c)
+{
+    return (nc_close_reason)((c->flags & CF_REASON_MASK) >> CF_REASON_SHIFT);
+}
+
+static inline void conn_set_reason(nc_conn *c, nc_close_reason r)
+{
+    c->flags = (c->flags & ~CF_REASON_MASK) | ((uint32_t)r << CF_REASON_SHIFT);
+}
+
+static inline nc_loop *conn_loop(const nc_conn *c)
+{
+    return c->prof->loop;
+}
+
+static inline size_t conn_queued(const nc_conn *c)
+{
+    return c->cold ? c->cold->out.bytes : 0;
+}
+
+static inline size_t conn_buffered(const nc_conn *c)
+{
+    return c->cold ? c->cold->in_len : 0;
+}
+
+/* True while input is handed to on_data. */
+static inline bool conn_delivering(const nc_conn *c)
+{
+    return conn_state(c) == CS_OPEN &&
+           !(c->flags & (CF_PAUSED | CF_BACKPRESSURE | CF_EOF));
+}
+
+/* ---- conn.c ---------------------------------------------------------- */
+/* Fill *dst with src (NULL = all defaults) and the defaults applied.
+ * Errors: -EINVAL (a timeout above 24.8 days). */
+int nc__conn_options_resolve(nc_conn_options *dst, const nc_conn_options *src);
+/* Resolve the profile's timeout lists. Errors: nc__tlist_get's. */
+int nc__conn_profile_lists(struct conn_profile *p);
+/* A new connection on fd (registered in the fd table, not yet in the
+ * kernel's interest), in no list; CS_CONNECTING. Errors: -ENOMEM, the fd
+ * table's. The caller closes fd on failure. */
+int nc__conn_new(const struct conn_profile *prof, int fd, void *ud,
+                 nc_conn **out);
+/* The connection is established: open it, arm reading, run on_open. */
+void nc__conn_open(nc_conn *c);
+/* Bring the kernel's interest in line with the state (a syscall only
+ * when it changed); closes c if that fails. */
+void nc__conn_rearm(nc_conn *c);
+/* Close now with reason and err (0 or a negative errno); on_close is
  * deferred to the end of the iteration. reset sends RST. Idempotent. */
-void conn_teardown(nc_conn *c, nc_close_reason reason, int err, bool reset);
-void conn_finish(nc_conn *c, nc_close_reason reason, int err);
+void nc__conn_teardown(nc_conn *c, nc_close_reason reason, int err,
+                       bool reset);
 /* Close for an I/O failure err (negative errno) seen during op. */
-void conn_fail(nc_conn *c, nc_op op, int err);
-/* The queue became empty: do what waited for the flush. */
-void conn_flushed(nc_conn *c);
-/* The connect completed or the socket was accepted: open it. */
-void conn_became_open(nc_conn *c);
+void nc__conn_fail(nc_conn *c, nc_op op, int err);
+/* The output queue is empty: finish what waited for it. */
+void nc__conn_flushed(nc_conn *c);
+/* Begin a graceful close that reports reason once it is done. */
+void nc__conn_begin_close(nc_conn *c, nc_close_reason reason);
+/* The cold part, created when missing. NULL when memory is short. */
+struct conn_cold *nc__conn_cold(nc_conn *c);
+/* Free the cold part if nothing is left in it. */
+void nc__conn_cold_release(nc_conn *c);
+/* Close with NC_CLOSE_SHUTDOWN (listener or loop going away). */
+void nc__conn_shutdown_now(nc_conn *c);
+/* Called for every connection of the loop (any state but closed). */
+void nc__conn_each(nc_loop *loop, void (*fn)(nc_conn *c, void *arg),
+                   void *arg);
+/* The longest-idle open connection of the loop, or NULL. */
+nc_conn *nc__conn_oldest_idle(nc_loop *loop);
+/* The fd table hands a connection its events. */
+void nc__conn_ready(nc_conn *c, unsigned events);
 
-/* conn_write.c */
-/* Send queued output on writability. */
-void conn_flush(nc_conn *c);
+/* ---- conn_read.c ----------------------------------------------------- */
+/* Readable (or hang-up) events: read under the budget and deliver. */
+void nc__conn_read(nc_conn *c, unsigned events);
+/* Hand n received bytes (plain text) to the user, buffering the rest. */
+void nc__conn_input(nc_conn *c, const char *data, size_t n);
+/* The peer ended its stream. */
+void nc__conn_input_end(nc_conn *c);
+/* Reading resumed: hand buffered input back from the loop. */
+void nc__conn_schedule_redeliver(nc_conn *c);
+/* Free the input buffer. */
+void nc__conn_input_clear(nc_conn *c);
+/* Read and drop what the socket holds (at most read_budget bytes),
+ * setting CF_DRAINED when it is found empty and CF_EOF at its end.
+ * Returns 0 or the read's negative errno. */
+int nc__conn_discard_input(nc_conn *c);
+
+/* ---- conn_write.c ---------------------------------------------------- */
+/* Writable: send queued output. */
+void nc__conn_flush(nc_conn *c);
 /* The queue changed: update backpressure and interest, maybe on_drain. */
-void queue_changed(nc_conn *c);
+void nc__conn_queue_changed(nc_conn *c);
 
-/* connect.c */
+/* ---- connect.c ------------------------------------------------------- */
 /* Writability while connecting: read the outcome and open or fail. */
-void conn_connected(nc_conn *c);
+void nc__conn_connected(nc_conn *c);
 
-#endif
+#endif /* NC_CONN_H */

@@ -1,62 +1,98 @@
 /*
- * conn_write.c - a connection's writes: straight to the kernel while the
- * queue is empty, queued (outq, buf.c) otherwise, with backpressure on
- * reading above the high-water mark and on_drain below the low one.
+ * conn_write.c - a connection's output: straight to the kernel while
+ * nothing is queued, into the output queue (outq.c) otherwise, with
+ * backpressure on reading above the high-water mark and on_drain below
+ * the low one.
+ *
+ * A write is all or nothing for the caller: it is accepted whole (what the
+ * kernel does not take now is queued) or refused with nothing queued. The
+ * one exception is running out of memory after part of it went out: the
+ * stream then cannot be resumed, so the connection is closed.
  */
 #include "conn.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
-/* ---- writing ----------------------------------------------------------------- */
-
-/* The queue changed: update backpressure, bring the kernel's interest in
- * line (one syscall at most), and tell the user when the queue drained. */
-void queue_changed(nc_conn *c)
+/* Nagle's algorithm only delays a segment while an earlier one is
+ * unacknowledged, so TCP_NODELAY matters from the second send on: set it
+ * there, and a connection that sends once (most short-lived ones) never
+ * pays the system call. Accepted connections inherit it from their
+ * listening socket. */
+static void before_send(nc_conn *c)
 {
-    bool drained = false;
-    if (!c->backpressure && c->out.bytes > c->opt.high_water) {
-        c->backpressure = true;
-    } else if (c->backpressure && c->out.bytes <= c->opt.low_water) {
-        c->backpressure = false;
-        drained = true;
+    if ((c->flags & (CF_SENT | CF_NODELAY_DONE)) == CF_SENT &&
+        c->prof->set_nodelay) {
+        nc__set_int_option(c->fd, IPPROTO_TCP, TCP_NODELAY, 1);
+        c->flags |= CF_NODELAY_DONE;
     }
-    conn_rearm(c);
-    if (drained && c->cbs.on_drain && c->state == CONN_OPEN)
-        c->cbs.on_drain(c, c->ud);
+    c->flags |= CF_SENT;
 }
 
-void conn_flush(nc_conn *c)
+void nc__conn_queue_changed(nc_conn *c)
 {
-    ssize_t n = outq_flush(&c->out, c->fd);
+    const nc_conn_options *o = &c->prof->opt;
+    size_t queued = conn_queued(c);
+    bool drained = false;
+    if (!(c->flags & CF_BACKPRESSURE) && queued > o->high_water) {
+        /* Reading pauses: bytes may arrive unseen from now on. */
+        c->flags = (c->flags | CF_BACKPRESSURE) & ~CF_DRAINED;
+    } else if ((c->flags & CF_BACKPRESSURE) && queued <= o->low_water) {
+        c->flags &= ~CF_BACKPRESSURE;
+        drained = true;
+    }
+    nc__conn_rearm(c);
+    if (queued == 0)
+        nc__conn_cold_release(c);
+    if (drained && conn_state(c) == CS_OPEN) {
+        if (c->prof->cbs.on_drain)
+            c->prof->cbs.on_drain(c, c->ud);
+        nc__conn_schedule_redeliver(c);
+    }
+}
+
+void nc__conn_flush(nc_conn *c)
+{
+    nc_loop *loop = conn_loop(c);
+    before_send(c);
+    ssize_t n = nc__outq_flush(&c->cold->out, c->fd);
     if (n < 0 && nc_io_classify(NC_OP_WRITE, -1, (int)-n) != NC_IO_AGAIN) {
-        conn_fail(c, NC_OP_WRITE, (int)n);
+        nc__conn_fail(c, NC_OP_WRITE, (int)n);
         return;
     }
-    if (n > 0 && c->state == CONN_CLOSING)
-        c->last_active_ns = c->loop->now_ns;
-    if (c->out.bytes == 0) {
-        conn_flushed(c);
-        if (c->state == CONN_CLOSED)
+    if (n > 0) {
+        counter_add(&loop->ctr.bytes_out, (uint64_t)n);
+        /* While closing, the peer taking our output is the activity that
+         * keeps the connection. */
+        if (conn_state(c) == CS_CLOSING)
+            tentry_touch(loop, &c->idle);
+    }
+    if (conn_queued(c) == 0) {
+        nc__conn_flushed(c);
+        if (conn_state(c) == CS_CLOSED)
             return;
     }
-    queue_changed(c);
+    nc__conn_queue_changed(c);
 }
 
 static int write_check(const nc_conn *c)
 {
-    if (c->state != CONN_OPEN)
+    if (conn_state(c) != CS_OPEN)
         return -ENOTCONN;
-    return c->shut_wanted ? -EPIPE : 0;
+    return (c->flags & CF_SHUT_WANTED) ? -EPIPE : 0;
 }
 
-/* With an empty queue, hand the bytes to the kernel at once. Returns the
- * bytes sent (0 when the socket is full), or -EPIPE after closing c for a
- * failed send. */
+/* With nothing queued, hand the bytes to the kernel at once. Returns the
+ * bytes sent (0 when the socket is full) or the kernel's negative errno,
+ * after closing c. */
 static ssize_t send_now(nc_conn *c, const struct iovec *iov, int cnt)
 {
-    if (c->out.bytes > 0)
-        return 0;
+    if (cnt > IOV_MAX)
+        cnt = IOV_MAX;     /* the rest is queued */
+    before_send(c);
     for (;;) {
         /* One buffer, the common case: send() spares the kernel the
          * iovec import of sendmsg(). */
@@ -69,58 +105,72 @@ static ssize_t send_now(nc_conn *c, const struct iovec *iov, int cnt)
                                   .msg_iovlen = (size_t)cnt };
             n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         }
-        if (n >= 0)
+        if (n >= 0) {
+            counter_add(&conn_loop(c)->ctr.bytes_out, (uint64_t)n);
             return n;
-        switch (nc_io_classify(NC_OP_WRITE, n, errno)) {
+        }
+        int e = errno;
+        switch (nc_io_classify(NC_OP_WRITE, n, e)) {
         case NC_IO_AGAIN:
             return 0;
         case NC_IO_INTR:
             continue;
         default:
-            conn_fail(c, NC_OP_WRITE, -errno);
-            return -EPIPE;
+            nc__conn_fail(c, NC_OP_WRITE, -e);
+            return -e;
         }
     }
+}
+
+/* Queue is out of memory after sent bytes already left. */
+static int out_of_memory(nc_conn *c, size_t sent)
+{
+    if (sent > 0)
+        nc__conn_teardown(c, NC_CLOSE_ERROR, -ENOMEM, false);
+    else
+        nc__conn_cold_release(c);
+    return -ENOMEM;
+}
+
+/* Total length of iov, or -EINVAL on a bad entry or a sum that does not
+ * fit in ssize_t. */
+static ssize_t iov_total(const struct iovec *iov, int cnt)
+{
+    size_t total = 0;
+    for (int i = 0; i < cnt; i++) {
+        size_t len = iov[i].iov_len;
+        if (!iov[i].iov_base && len)
+            return -EINVAL;
+        if (len > (size_t)SSIZE_MAX - total)
+            return -EINVAL;
+        total += len;
+    }
+    return (ssize_t)total;
 }
 
 int nc_conn_writev(nc_conn *c, const struct iovec *iov, int cnt)
 {
     if (!c || cnt < 0 || (cnt > 0 && !iov))
         return -EINVAL;
+    ssize_t total = iov_total(iov, cnt);
+    if (total < 0)
+        return (int)total;
     int rc = write_check(c);
-    if (rc < 0)
+    if (rc < 0 || total == 0)
         return rc;
-    size_t total = 0;
-    for (int i = 0; i < cnt; i++) {
-        if (!iov[i].iov_base && iov[i].iov_len)
-            return -EINVAL;
-        total += iov[i].iov_len;
+    size_t sent = 0;
+    if (conn_queued(c) == 0) {
+        ssize_t n = send_now(c, iov, cnt);
+        if (n < 0)
+            return (int)n;
+        if (n == total)
+            return 0;
+        sent = (size_t)n;
     }
-    if (total == 0)
-        return 0;
-    ssize_t sent = send_now(c, iov, cnt < 1024 ? cnt : 1024);
-    if (sent < 0)
-        return (int)sent;
-    if ((size_t)sent == total)
-        return 0;
-    size_t skip = (size_t)sent;
-    for (int i = 0; i < cnt; i++) {
-        size_t len = iov[i].iov_len;
-        if (skip >= len) {
-            skip -= len;
-            continue;
-        }
-        rc = outq_append(&c->out, (const char *)iov[i].iov_base + skip,
-                         len - skip);
-        skip = 0;
-        if (rc < 0) {
-            /* Part of the stream is already out: it cannot be resumed. */
-            if (sent > 0 || i > 0)
-                conn_finish(c, NC_CLOSE_ERROR, rc);
-            return rc;
-        }
-    }
-    queue_changed(c);
+    struct conn_cold *k = nc__conn_cold(c);
+    if (!k || nc__outq_append_iov(&k->out, iov, cnt, sent) < 0)
+        return out_of_memory(c, sent);
+    nc__conn_queue_changed(c);
     return 0;
 }
 
@@ -135,31 +185,32 @@ int nc_conn_write(nc_conn *c, const void *data, size_t len)
 int nc_conn_write_owned(nc_conn *c, void *data, size_t len,
                         void (*free_fn)(void *data, void *arg), void *arg)
 {
-    if (!c || (!data && len))
+    if (!c || (!data && len) || len > (size_t)SSIZE_MAX)
         return -EINVAL;
     int rc = write_check(c);
     if (rc < 0)
         return rc;
     struct iovec iov = { .iov_base = data, .iov_len = len };
-    ssize_t sent = len ? send_now(c, &iov, 1) : 0;
-    if (sent < 0)
-        return (int)sent;
-    if ((size_t)sent == len) {
+    size_t sent = 0;
+    if (len > 0 && conn_queued(c) == 0) {
+        ssize_t n = send_now(c, &iov, 1);
+        if (n < 0)
+            return (int)n;
+        sent = (size_t)n;
+    }
+    if (sent == len) {
         if (free_fn)
             free_fn(data, arg);
         return 0;
     }
-    rc = outq_append_owned(&c->out, data, len, (size_t)sent, free_fn, arg);
-    if (rc < 0) {
-        if (sent > 0)
-            conn_finish(c, NC_CLOSE_ERROR, rc);
-        return rc;
-    }
-    queue_changed(c);
+    struct conn_cold *k = nc__conn_cold(c);
+    if (!k || nc__outq_append_owned(&k->out, data, len, sent, free_fn, arg) < 0)
+        return out_of_memory(c, sent);
+    nc__conn_queue_changed(c);
     return 0;
 }
 
 size_t nc_conn_queued(const nc_conn *c)
 {
-    return c ? c->out.bytes : 0;
+    return c ? conn_queued(c) : 0;
 }

@@ -2,35 +2,41 @@
  * connect.c - outgoing connections: resolve the endpoint, bind a local
  * address if asked, start a non-blocking connect and report its outcome
  * from the loop (on_open, or on_close with NC_CLOSE_CONNECT_FAILED).
+ *
+ * Each outgoing connection has a profile of its own, freed with it.
  */
 #include "conn.h"
 
 #include <errno.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
 #include <unistd.h>
 
-void conn_connected(nc_conn *c)
+void nc__conn_connected(nc_conn *c)
 {
     int soerr = 0;
     socklen_t len = sizeof(soerr);
     if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
         soerr = errno;
     if (soerr) {
-        conn_finish(c, NC_CLOSE_CONNECT_FAILED, -soerr);
+        nc__conn_teardown(c, NC_CLOSE_CONNECT_FAILED, -soerr, false);
         return;
     }
-    conn_became_open(c);
+    counter_add(&conn_loop(c)->ctr.connected, 1);
+    nc__conn_open(c);
 }
 
 /* Pick the address to connect to: the first that ep stands for. */
-static int connect_target(const char *endpoint, nc_endpoint *ep, nc_addr *to)
+static int connect_target(const char *endpoint, nc_addr *to)
 {
-    int rc = nc_endpoint_parse(ep, endpoint, NULL, 0);
+    nc_endpoint ep;
+    int rc = nc_endpoint_parse(&ep, endpoint, NULL, 0);
     if (rc < 0)
         return rc;
-    if (ep->kind == NC_EP_ANY)
+    if (ep.kind == NC_EP_ANY)
         return -EINVAL;
     size_t n = 0;
-    rc = nc_endpoint_resolve(ep, to, 1, &n);
+    rc = nc_endpoint_resolve(&ep, to, 1, &n);
     if (rc < 0)
         return rc;
     return n > 0 ? 0 : -EADDRNOTAVAIL;
@@ -58,48 +64,74 @@ static int bind_local(int fd, int family, const char *spec)
     return -EAFNOSUPPORT;
 }
 
+static int make_profile(nc_loop *loop, const nc_connect_options *opts,
+                        const nc_conn_callbacks *cbs, int family,
+                        struct conn_profile **out)
+{
+    struct conn_profile *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    p->loop = loop;
+    if (cbs)
+        p->cbs = *cbs;
+    int rc = nc__conn_options_resolve(&p->opt, opts ? &opts->conn : NULL);
+    if (rc == 0)
+        rc = nc__conn_profile_lists(p);
+    if (rc < 0) {
+        free(p);
+        return rc;
+    }
+    p->tcp = family == AF_INET || family == AF_INET6;
+    p->set_nodelay = p->tcp && !p->opt.no_delay_off;
+    *out = p;
+    return 0;
+}
+
 int nc_connect(nc_loop *loop, const char *endpoint,
                const nc_connect_options *opts, const nc_conn_callbacks *cbs,
                void *ud, nc_conn **out)
 {
-    nc_endpoint ep;
     nc_addr to;
     if (!loop || !endpoint)
         return -EINVAL;
-    int rc = connect_target(endpoint, &ep, &to);
+    int rc = connect_target(endpoint, &to);
     if (rc < 0)
         return rc;
     int family = to.u.sa.sa_family;
-    int fd = socket_nb(family, SOCK_STREAM);
-    if (fd < 0)
+    struct conn_profile *prof;
+    rc = make_profile(loop, opts, cbs, family, &prof);
+    if (rc < 0)
+        return rc;
+    int fd = nc__socket_nb(family, SOCK_STREAM);
+    if (fd < 0) {
+        free(prof);
         return fd;
-    if (opts && opts->bind) {
-        rc = bind_local(fd, family, opts->bind);
-        if (rc < 0) {
-            close(fd);
-            return rc;
-        }
     }
-    nc_conn *c = conn_alloc(loop, fd, family, opts ? &opts->conn : NULL, cbs,
-                            ud, &rc);
-    if (!c) {
+    /* Keepalive matters from the start: set now, TCP_NODELAY later. */
+    if (prof->tcp)
+        rc = nc__set_keepalive(fd, &prof->opt);
+    if (rc == 0 && opts && opts->bind)
+        rc = bind_local(fd, family, opts->bind);
+    nc_conn *c = NULL;
+    if (rc == 0)
+        rc = nc__conn_new(prof, fd, ud, &c);
+    if (rc < 0) {
         close(fd);
+        free(prof);
         return rc;
     }
-    c->state = CONN_CONNECTING;
+    nc__tentry_add(loop, &c->idle, prof->connect_list);
     /* Non-blocking: it returns at once, EINTR cannot happen. */
     int crc = connect(fd, &to.u.sa, to.len);
     int cerr = crc < 0 ? errno : 0;
     nc_io_outcome o = nc_io_classify(NC_OP_CONNECT, crc, cerr);
     if (o == NC_IO_PROGRESS || (o == NC_IO_AGAIN && cerr != EAGAIN)) {
         /* In progress (or done): writability reports the outcome. */
-        if (c->opt.connect_timeout_ms)
-            timer_start(&c->timer, c->opt.connect_timeout_ms, 0);
-        conn_rearm(c);
+        nc__conn_rearm(c);
     } else {
         /* Refused at once (a Unix socket, a full backlog): still report
          * through on_close, which runs from the loop, as promised. */
-        conn_finish(c, NC_CLOSE_CONNECT_FAILED, -cerr);
+        nc__conn_teardown(c, NC_CLOSE_CONNECT_FAILED, -cerr, false);
     }
     if (out)
         *out = c;

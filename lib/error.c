@@ -5,7 +5,7 @@
  * and later): both return static strings, so unlike strerror() they are
  * thread-safe and never depend on the locale.
  */
-#include "netcore.h"
+#include "common.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -20,9 +20,7 @@ const char *nc_version(void)
            STR(NC_VERSION_PATCH);
 }
 
-/* The positive errno for err of either sign; -1 (matching nothing) for
- * INT_MIN, whose negation would overflow. */
-static int positive_errno(int err)
+int nc__positive_errno(int err)
 {
     if (err == INT_MIN)
         return -1;
@@ -31,7 +29,7 @@ static int positive_errno(int err)
 
 const char *nc_strerror(int err)
 {
-    int e = positive_errno(err);
+    int e = nc__positive_errno(err);
     const char *text;
 
     if (e == 0)
@@ -42,7 +40,7 @@ const char *nc_strerror(int err)
 
 const char *nc_errname(int err)
 {
-    int e = positive_errno(err);
+    int e = nc__positive_errno(err);
     const char *name;
 
     if (e == 0)

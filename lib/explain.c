@@ -3,7 +3,7 @@
  * reading a log. Each text says what happened and what to check; the
  * system's own text is nc_strerror()'s job.
  */
-#include "netcore.h"
+#include "common.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -11,13 +11,6 @@
 static const char generic_text[] =
     "no specific explanation for this error during this operation; "
     "see the system error text";
-
-static int positive_errno(int err)
-{
-    if (err == INT_MIN)
-        return -1;
-    return err < 0 ? -err : err;
-}
 
 static const char *explain_connect(int e)
 {
@@ -182,7 +175,7 @@ static const char *explain_any(int e)
 
 const char *nc_explain(nc_op op, int err)
 {
-    int e = positive_errno(err);
+    int e = nc__positive_errno(err);
     const char *text = NULL;
 
     switch (op) {

@@ -3,21 +3,12 @@
  * socket's TCP state from TCP_INFO, and the socket constructor the other
  * modules use.
  */
-#include "internal.h"
+#include "common.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <netinet/tcp.h>
 #include <string.h>
-
-/* errnum is documented as a positive errno (what errno holds), but the
- * library's own negative errno values are accepted too. */
-static int positive_errno(int errnum)
-{
-    if (errnum == INT_MIN)
-        return -1;
-    return errnum < 0 ? -errnum : errnum;
-}
 
 /* "Nothing can be done now": EAGAIN and EWOULDBLOCK have the same value on
  * Linux but differ on some other systems, so both are tested (an if-chain
@@ -57,7 +48,9 @@ nc_io_outcome nc_io_classify(nc_op op, ssize_t ret, int errnum)
     if (ret >= 0)
         return op == NC_OP_READ && ret == 0 ? NC_IO_EOF : NC_IO_PROGRESS;
 
-    e = positive_errno(errnum);
+    /* errnum is documented as a positive errno (what errno holds), but the
+     * library's own negative errno values are accepted too. */
+    e = nc__positive_errno(errnum);
     if (would_block(e))
         return NC_IO_AGAIN;
     if (op == NC_OP_CONNECT && (e == EINPROGRESS || e == EALREADY))
@@ -182,9 +175,39 @@ int nc_tcp_info_get(int fd, nc_tcp_info *out)
     return 0;
 }
 
-int socket_nb(int family, int type)
+int nc__socket_nb(int family, int type)
 {
     int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
     return fd < 0 ? -errno : fd;
+}
+
+int nc__set_int_option(int fd, int level, int name, int value)
+{
+    return setsockopt(fd, level, name, &value, sizeof(value)) < 0 ? -errno
+                                                                  : 0;
+}
+
+int nc__set_keepalive(int fd, const nc_conn_options *o)
+{
+    if (!o->keepalive_idle_s)
+        return 0;
+    int rc = nc__set_int_option(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
+    if (rc == 0)
+        rc = nc__set_int_option(fd, IPPROTO_TCP, TCP_KEEPIDLE,
+                                (int)o->keepalive_idle_s);
+    if (rc == 0 && o->keepalive_interval_s)
+        rc = nc__set_int_option(fd, IPPROTO_TCP, TCP_KEEPINTVL,
+                                (int)o->keepalive_interval_s);
+    if (rc == 0 && o->keepalive_count)
+        rc = nc__set_int_option(fd, IPPROTO_TCP, TCP_KEEPCNT,
+                                (int)o->keepalive_count);
+    return rc;
+}
+
+void nc__set_linger_reset(int fd)
+{
+    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 }

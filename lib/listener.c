@@ -3,9 +3,11 @@
  * non-blocking, accept drained with a budget, and running out of file
  * descriptors survived without a busy loop.
  */
-#include "internal.h"
+#include "listener.h"
+#include "conn.h"
 
 #include <errno.h>
+#include <netinet/tcp.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,17 +27,17 @@ struct nc_listener {
     struct handle handle;      /* on the loop's I/O list */
     nc_loop *loop;
     nc_listener_options opt;
-    nc_conn_callbacks cbs;
+    struct conn_profile prof;  /* shared by every accepted connection */
     void *ud;
     struct lsock socks[MAX_SOCKS];
     size_t nsocks;
-    struct conn_link conns;    /* open connections accepted here */
     nc_listener_stats stats;
     nc_timer backoff;
     int reserve_fd;            /* spent to shed a connection at EMFILE */
     bool stopped;              /* sockets closed: no more accepting */
     bool paused;               /* interest off: limit or back-off */
     bool closed;
+    bool nodelay_checked;      /* first TCP connection looked at */
     struct defer_node free_node;
     char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
@@ -46,7 +48,7 @@ static void set_accepting(nc_listener *l, bool on)
         return;
     l->paused = !on;
     for (size_t i = 0; i < l->nsocks; i++)
-        watch_update(&l->socks[i].w, on ? NC_READABLE : 0);
+        nc__watch_update(&l->socks[i].w, on ? EV_READ : 0);
 }
 
 static bool at_limit(const nc_listener *l)
@@ -59,8 +61,8 @@ static void pause_accepting(nc_listener *l, bool backoff)
     if (!l->paused)
         l->stats.paused++;
     set_accepting(l, false);
-    if (backoff && !nc_timer_active(&l->backoff))
-        timer_start(&l->backoff, BACKOFF_MS, 0);
+    if (backoff && !timer_active(&l->backoff))
+        nc__timer_start(&l->backoff, BACKOFF_MS, 0);
 }
 
 static void backoff_done(nc_timer *t, void *ud)
@@ -71,12 +73,12 @@ static void backoff_done(nc_timer *t, void *ud)
         set_accepting(l, true);
 }
 
-void listener_conn_gone(nc_listener *l)
+void nc__listener_conn_gone(nc_listener *l)
 {
     l->stats.active--;
     /* A descriptor or a slot is free again: accept without waiting. */
     if (l->paused && !l->closed && !at_limit(l)) {
-        timer_stop(&l->backoff);
+        nc__timer_stop(&l->backoff);
         set_accepting(l, true);
     }
 }
@@ -94,10 +96,10 @@ static enum shed shed_one(nc_listener *l, int lfd)
     int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     int err = errno;
     if (fd >= 0) {
-        struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        nc__set_linger_reset(fd);
         close(fd);
         l->stats.shed++;
+        counter_add(&l->loop->ctr.shed, 1);
     }
     l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (l->reserve_fd < 0)
@@ -108,6 +110,49 @@ static enum shed shed_one(nc_listener *l, int lfd)
      * empty queue also reports EMFILE: then there was nothing to shed. */
     return nc_io_classify(NC_OP_ACCEPT, -1, err) == NC_IO_AGAIN
                ? SHED_NONE_PENDING : SHED_FAILED;
+}
+
+/* Accepted sockets inherit TCP_NODELAY from the listening socket on
+ * Linux; the first one is checked once, and should a kernel not do so,
+ * connections set it themselves. */
+static void check_nodelay(nc_listener *l, int fd)
+{
+    l->nodelay_checked = true;
+    int on = 0;
+    socklen_t len = sizeof(on);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) == 0 && !on)
+        l->prof.set_nodelay = true;
+}
+
+/* Wrap an accepted socket and open it (on_open runs inside). */
+static int accepted(nc_listener *l, int fd)
+{
+    if (l->prof.tcp && !l->nodelay_checked && !l->opt.conn.no_delay_off)
+        check_nodelay(l, fd);
+    nc_conn *c;
+    int rc = nc__conn_new(&l->prof, fd, l->ud, &c);
+    if (rc < 0)
+        return rc;
+    /* Counted first: on_open runs inside and may close it again. */
+    l->stats.accepted++;
+    l->stats.active++;
+    counter_add(&l->loop->ctr.accepted, 1);
+    nc__conn_open(c);
+    return 0;
+}
+
+/* Out of descriptors with evict_idle: close the longest-idle connection
+ * of the loop, so that the pending one can be accepted. */
+static bool evict_one(nc_listener *l)
+{
+    if (!l->opt.evict_idle)
+        return false;
+    nc_conn *victim = nc__conn_oldest_idle(l->loop);
+    if (!victim)
+        return false;
+    nc__conn_teardown(victim, NC_CLOSE_IDLE, -EMFILE, false);
+    counter_add(&l->loop->ctr.evicted, 1);
+    return true;
 }
 
 static void lsock_ready(struct watch *w, unsigned events)
@@ -123,16 +168,10 @@ static void lsock_ready(struct watch *w, unsigned events)
         }
         int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            /* Counted first: on_open runs inside and may close it again. */
-            l->stats.accepted++;
-            l->stats.active++;
-            int rc = conn_accepted(l, l->loop, fd, s->addr.u.sa.sa_family,
-                                   &l->opt.conn, &l->cbs, l->ud, &l->conns);
-            if (rc < 0) {
-                l->stats.accepted--;
-                l->stats.active--;
+            if (accepted(l, fd) < 0) {
                 close(fd);
                 l->stats.accept_errors++;
+                counter_add(&l->loop->ctr.accept_errors, 1);
                 pause_accepting(l, true);
                 return;
             }
@@ -148,12 +187,16 @@ static void lsock_ready(struct watch *w, unsigned events)
         case NC_IO_INTR:
         case NC_IO_RESET:      /* ECONNABORTED, EPROTO: that one is gone */
             l->stats.accept_errors++;
+            counter_add(&l->loop->ctr.accept_errors, 1);
             continue;
         default:
             break;
         }
         if (err == EMFILE || err == ENFILE) {
             l->stats.fd_exhausted++;
+            counter_add(&l->loop->ctr.fd_exhausted, 1);
+            if (evict_one(l))
+                continue;
             enum shed r = shed_one(l, s->fd);
             if (r == SHED_ONE)
                 continue;
@@ -161,6 +204,7 @@ static void lsock_ready(struct watch *w, unsigned events)
                 return;
         } else {
             l->stats.accept_errors++;   /* ENOBUFS, ENOMEM, ... */
+            counter_add(&l->loop->ctr.accept_errors, 1);
         }
         pause_accepting(l, true);
         return;
@@ -168,11 +212,6 @@ static void lsock_ready(struct watch *w, unsigned events)
 }
 
 /* ---- opening ------------------------------------------------------------ */
-
-static int set_int(int fd, int level, int name, int value)
-{
-    return setsockopt(fd, level, name, &value, sizeof(value)) < 0 ? -errno : 0;
-}
 
 /* A Unix path left behind by a dead server: nobody accepts on it. */
 static bool unix_path_stale(const nc_addr *a)
@@ -185,30 +224,56 @@ static bool unix_path_stale(const nc_addr *a)
     return stale;
 }
 
+/* Options every accepted TCP connection inherits from the listening
+ * socket, so that no connection pays a system call for them. */
+static int set_inherited(int fd, const nc_conn_options *o)
+{
+    int rc = 0;
+    if (!o->no_delay_off)
+        rc = nc__set_int_option(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    return rc == 0 ? nc__set_keepalive(fd, o) : rc;
+}
+
+static bool is_unix_path(const nc_addr *a)
+{
+    return a->u.sa.sa_family == AF_UNIX && a->u.un.sun_path[0];
+}
+
 static int open_socket(const nc_listener_options *o, const nc_addr *a,
                        bool v6only, int *out)
 {
     int family = a->u.sa.sa_family;
-    int fd = socket_nb(family, SOCK_STREAM);
+    int fd = nc__socket_nb(family, SOCK_STREAM);
     if (fd < 0)
         return fd;
     int rc = 0;
     if (family != AF_UNIX && !o->reuseaddr_off)
-        rc = set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+        rc = nc__set_int_option(fd, SOL_SOCKET, SO_REUSEADDR, 1);
     if (rc == 0 && o->reuseport)
-        rc = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+        rc = nc__set_int_option(fd, SOL_SOCKET, SO_REUSEPORT, 1);
     if (rc == 0 && family == AF_INET6)
-        rc = set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only);
-    if (rc == 0 && bind(fd, &a->u.sa, a->len) < 0) {
-        rc = -errno;
-        if (rc == -EADDRINUSE && family == AF_UNIX && a->u.un.sun_path[0] &&
-            unix_path_stale(a) && unlink(a->u.un.sun_path) == 0)
-            rc = bind(fd, &a->u.sa, a->len) < 0 ? -errno : 0;
-    }
-    if (rc == 0 && listen(fd, o->backlog) < 0)
-        rc = -errno;
+        rc = nc__set_int_option(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only);
+    if (rc == 0 && family != AF_UNIX)
+        rc = set_inherited(fd, &o->conn);
     if (rc < 0) {
         close(fd);
+        return rc;
+    }
+    if (bind(fd, &a->u.sa, a->len) < 0) {
+        rc = -errno;
+        if (rc == -EADDRINUSE && is_unix_path(a) && unix_path_stale(a) &&
+            unlink(a->u.un.sun_path) == 0)
+            rc = bind(fd, &a->u.sa, a->len) < 0 ? -errno : 0;
+        if (rc < 0) {
+            close(fd);
+            return rc;   /* the path, if any, is not ours to remove */
+        }
+    }
+    if (listen(fd, o->backlog) < 0) {
+        rc = -errno;
+        close(fd);
+        if (is_unix_path(a))
+            unlink(a->u.un.sun_path);   /* we created it */
         return rc;
     }
     *out = fd;
@@ -231,13 +296,15 @@ static int add_socket(nc_listener *l, const nc_addr *a, bool v6only)
     if (a->u.sa.sa_family == AF_UNIX)
         s->addr = *a;   /* getsockname may shorten an abstract name */
     s->l = l;
-    rc = watch_init(l->loop, &s->w, s->fd, lsock_ready, true);
+    if (is_unix_path(a))
+        memcpy(l->unix_path, a->u.un.sun_path, sizeof(l->unix_path));
+    rc = nc__watch_init(l->loop, &s->w, s->fd, lsock_ready, true);
     if (rc == 0)
-        rc = watch_update(&s->w, NC_READABLE);
+        rc = nc__watch_update(&s->w, EV_READ);
     if (rc < 0) {
-        watch_stop(&s->w);
+        nc__watch_stop(&s->w);
         close(s->fd);
-        return rc;
+        return rc;     /* nc_listen's failure path unlinks the path */
     }
     l->nsocks++;
     return 0;
@@ -295,7 +362,7 @@ static void close_sockets(nc_listener *l)
         return;
     l->stopped = true;
     for (size_t i = 0; i < l->nsocks; i++) {
-        watch_stop(&l->socks[i].w);
+        nc__watch_stop(&l->socks[i].w);
         close(l->socks[i].fd);
         l->socks[i].fd = -1;
     }
@@ -329,23 +396,32 @@ int nc_listen(nc_loop *loop, const char *endpoint,
         l->opt.backlog = SOMAXCONN;
     if (l->opt.accept_budget == 0)
         l->opt.accept_budget = 64;
-    conn_options_resolve(&l->opt.conn, &l->opt.conn);
+    rc = nc__conn_options_resolve(&l->opt.conn, &l->opt.conn);
+    l->prof.loop = loop;
+    l->prof.listener = l;
+    l->prof.opt = l->opt.conn;
     if (cbs)
-        l->cbs = *cbs;
+        l->prof.cbs = *cbs;
+    if (rc == 0)
+        rc = nc__conn_profile_lists(&l->prof);
+    if (rc < 0) {
+        free(l);
+        return rc;
+    }
     l->ud = ud;
-    l->conns.next = l->conns.prev = &l->conns;
-    timer_init(loop, &l->backoff, backoff_done, l);
+    l->reserve_fd = -1;
+    nc__timer_init(loop, &l->backoff, backoff_done, l, true);
     rc = bind_all(l, &ep);
     if (rc < 0) {
         close_sockets(l);
         free(l);
         return rc;
     }
-    if (ep.kind == NC_EP_UNIX && ep.addr.u.un.sun_path[0])
-        memcpy(l->unix_path, ep.addr.u.un.sun_path, sizeof(l->unix_path));
+    int family = l->socks[0].addr.u.sa.sa_family;
+    l->prof.tcp = family == AF_INET || family == AF_INET6;
     l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     l->handle.close = handle_close;
-    loop_handle_add(loop, &l->handle, HANDLE_IO);
+    nc__loop_handle_add(loop, &l->handle, HANDLE_IO);
     *out = l;
     return 0;
 }
@@ -373,13 +449,19 @@ void nc_listener_stop(nc_listener *l)
 {
     if (!l)
         return;
-    timer_stop(&l->backoff);
+    nc__timer_stop(&l->backoff);
     close_sockets(l);
 }
 
-static void listener_free(void *arg)
+static void listener_free(struct defer_node *n)
 {
-    free(arg);
+    free(container_of(n, nc_listener, free_node));
+}
+
+static void shutdown_if_mine(nc_conn *c, void *arg)
+{
+    if (c->prof->listener == arg)
+        nc__conn_shutdown_now(c);
 }
 
 void nc_listener_close(nc_listener *l)
@@ -388,12 +470,14 @@ void nc_listener_close(nc_listener *l)
         return;
     l->closed = true;
     nc_listener_stop(l);
-    while (l->conns.next != &l->conns)
-        conn_shutdown_now(conn_from_link(l->conns.next));
+    if (l->stats.active > 0)
+        nc__conn_each(l->loop, shutdown_if_mine, l);
     if (l->reserve_fd >= 0)
         close(l->reserve_fd);
     l->reserve_fd = -1;
-    loop_handle_remove(l->loop, &l->handle);
-    /* The accept loop that called on_open may still be on the stack. */
-    loop_defer(l->loop, &l->free_node, listener_free, l);
+    nc__loop_handle_remove(&l->handle);
+    /* The accept loop that called on_open may still be on the stack, and
+     * the closed connections' on_close (queued before this) still read
+     * the profile. */
+    nc__loop_defer(l->loop, &l->free_node, listener_free);
 }

@@ -1,147 +1,22 @@
 /*
- * loop.c - the event loop: the fd table and event dispatch, one iteration,
- * deferred calls, calls posted from other threads, public fd watchers and
- * the loop's teardown.
+ * loop.c - the event loop: one iteration, running and stopping, deferred
+ * calls, calls posted from other threads, and the loop's teardown.
+ * Dispatch of fd events is in watch.c, timers in timer.c, connection
+ * timeouts in timeout.c.
  */
-#include "internal.h"
+#include "loop.h"
+#include "conn.h"
+#include "timeout.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/stat.h>
 #include <unistd.h>
-
-#define INTEREST_BITS (NC_READABLE | NC_WRITABLE | NC_HANGUP)
-
-struct nc_watch {
-    struct watch w;
-    nc_watch_fn fn;
-    void *ud;
-    struct handle h;
-};
-
-/* ---- fd table ------------------------------------------------------------ */
-
-/* The kernel hands the token back with each event; the generation in its
- * high half tells an event for the current watcher of fd from one queued
- * for a watcher stopped earlier in the same batch. */
-static uint64_t slot_token(const nc_loop *loop, int fd)
-{
-    return (uint64_t)loop->slots[fd].gen << 32 | (uint32_t)fd;
-}
-
-static int slots_reserve(nc_loop *loop, int fd)
-{
-    size_t need = (size_t)fd + 1;
-    if (need <= loop->nslots)
-        return 0;
-    size_t n = loop->nslots ? loop->nslots : 64;
-    while (n < need)
-        n *= 2;
-    struct fd_slot *s = realloc(loop->slots, n * sizeof(*s));
-    if (!s)
-        return -ENOMEM;
-    memset(s + loop->nslots, 0, (n - loop->nslots) * sizeof(*s));
-    loop->slots = s;
-    loop->nslots = n;
-    return 0;
-}
-
-static bool watch_attached(const struct watch *w)
-{
-    const nc_loop *loop = w->loop;
-    return loop && w->fd >= 0 && (size_t)w->fd < loop->nslots &&
-           loop->slots[w->fd].w == w;
-}
-
-int watch_init(nc_loop *loop, struct watch *w, int fd, watch_fn fn,
-               bool counted)
-{
-    if (!loop || !w || !fn || fd < 0)
-        return -EINVAL;
-    int rc = slots_reserve(loop, fd);
-    if (rc < 0)
-        return rc;
-    if (loop->slots[fd].w)
-        return -EEXIST;
-    w->loop = loop;
-    w->fd = fd;
-    w->events = 0;
-    w->counted = counted;
-    w->fn = fn;
-    loop->slots[fd].w = w;
-    if (counted)
-        loop->active++;
-    return 0;
-}
-
-int watch_update(struct watch *w, unsigned events)
-{
-    if (!w || !watch_attached(w))
-        return -EINVAL;
-    events &= INTEREST_BITS;
-    if (events == w->events)
-        return 0;
-    nc_loop *loop = w->loop;
-    uint64_t token = slot_token(loop, w->fd);
-    int rc = backend_set(loop->backend, w->fd, token, w->events, events);
-    if (rc == -ENOENT && w->events && events) {
-        /* The fd was closed and its number reused behind our back: the
-         * kernel dropped the old registration, so register afresh. */
-        rc = backend_set(loop->backend, w->fd, token, 0, events);
-    } else if (rc == -EEXIST && !w->events) {
-        rc = backend_set(loop->backend, w->fd, token, events, events);
-    }
-    if (events == 0) {
-        /* A failed delete leaves nothing we could still remove. */
-        w->events = 0;
-        return rc == -ENOENT ? 0 : rc;
-    }
-    if (rc < 0)
-        return rc;
-    w->events = events;
-    return 0;
-}
-
-void watch_stop(struct watch *w)
-{
-    if (!w || !watch_attached(w))
-        return;
-    nc_loop *loop = w->loop;
-    if (w->events)
-        backend_set(loop->backend, w->fd, 0, w->events, 0);
-    w->events = 0;
-    loop->slots[w->fd].w = NULL;
-    loop->slots[w->fd].gen++;
-    if (w->counted)
-        loop->active--;
-}
-
-static void dispatch(nc_loop *loop, int n)
-{
-    for (int i = 0; i < n; i++) {
-        uint64_t token;
-        unsigned events;
-        backend_event(loop->backend, i, &token, &events);
-        uint32_t fd = (uint32_t)token;
-        if (fd >= loop->nslots)
-            continue;
-        struct fd_slot *slot = &loop->slots[fd];
-        struct watch *w = slot->w;
-        if (!w || slot->gen != (uint32_t)(token >> 32))
-            continue;
-        /* Interest may have shrunk earlier in this batch. */
-        events &= w->events | NC_HANGUP | NC_ERROR;
-        if (w->events && events)
-            w->fn(w, events);
-    }
-}
 
 /* ---- handles ------------------------------------------------------------- */
 
-void loop_handle_add(nc_loop *loop, struct handle *h, enum handle_kind k)
+void nc__loop_handle_add(nc_loop *loop, struct handle *h, enum handle_kind k)
 {
     struct handle *head = k == HANDLE_IO ? &loop->io_handles
                                          : &loop->user_handles;
@@ -152,9 +27,8 @@ void loop_handle_add(nc_loop *loop, struct handle *h, enum handle_kind k)
 }
 
 /* Idempotent: an unlinked handle points at itself. */
-void loop_handle_remove(nc_loop *loop, struct handle *h)
+void nc__loop_handle_remove(struct handle *h)
 {
-    (void)loop;
     if (!h->next || h->next == h)
         return;
     h->prev->next = h->next;
@@ -162,23 +36,22 @@ void loop_handle_remove(nc_loop *loop, struct handle *h)
     h->next = h->prev = h;
 }
 
-static void close_handles(nc_loop *loop, struct handle *head)
+static void close_handles(struct handle *head)
 {
     while (head->next != head) {
         struct handle *h = head->next;
-        loop_handle_remove(loop, h);
+        nc__loop_handle_remove(h);
         h->close(h);
     }
 }
 
 /* ---- deferred calls ------------------------------------------------------ */
 
-void loop_defer(nc_loop *loop, struct defer_node *n, nc_call_fn fn,
-                void *arg)
+void nc__loop_defer(nc_loop *loop, struct defer_node *n,
+                    void (*fn)(struct defer_node *n))
 {
     n->next = NULL;
     n->fn = fn;
-    n->arg = arg;
     if (loop->defer_tail)
         loop->defer_tail->next = n;
     else
@@ -186,15 +59,32 @@ void loop_defer(nc_loop *loop, struct defer_node *n, nc_call_fn fn,
     loop->defer_tail = n;
 }
 
+/* What nc_loop_defer() allocates. */
+struct user_defer {
+    struct defer_node node;
+    nc_call_fn fn;
+    void *arg;
+};
+
+static void user_defer_run(struct defer_node *n)
+{
+    struct user_defer *d = container_of(n, struct user_defer, node);
+    nc_call_fn fn = d->fn;
+    void *arg = d->arg;
+    free(d);
+    fn(arg);
+}
+
 int nc_loop_defer(nc_loop *loop, nc_call_fn fn, void *arg)
 {
     if (!loop || !fn)
         return -EINVAL;
-    struct defer_node *n = malloc(sizeof(*n));
-    if (!n)
+    struct user_defer *d = malloc(sizeof(*d));
+    if (!d)
         return -ENOMEM;
-    loop_defer(loop, n, fn, arg);
-    n->owned = true;
+    d->fn = fn;
+    d->arg = arg;
+    nc__loop_defer(loop, &d->node, user_defer_run);
     return 0;
 }
 
@@ -206,11 +96,7 @@ static void run_deferred(nc_loop *loop)
         loop->defer_head = n->next;
         if (!loop->defer_head)
             loop->defer_tail = NULL;
-        nc_call_fn fn = n->fn;
-        void *arg = n->arg;
-        if (n->owned)
-            free(n);
-        fn(arg);
+        n->fn(n);
     }
 }
 
@@ -282,6 +168,21 @@ static void wake_ready(struct watch *w, unsigned events)
     run_posted(loop);
 }
 
+/* ---- time ------------------------------------------------------------------ */
+
+void nc__loop_update_time(nc_loop *loop)
+{
+    loop->now_ns = clock_now_ns();
+    uint64_t since = loop->now_ns - loop->time.epoch_ns;
+    loop->time.ms_down = (uint32_t)(since / NS_PER_MS);
+    loop->time.ms_up = (uint32_t)((since + NS_PER_MS - 1) / NS_PER_MS);
+}
+
+uint64_t nc_loop_now(const nc_loop *loop)
+{
+    return loop ? loop->now_ns / NS_PER_MS : 0;
+}
+
 /* ---- the loop -------------------------------------------------------------- */
 
 int nc_loop_new(nc_loop **out)
@@ -295,12 +196,21 @@ int nc_loop_new(nc_loop **out)
     loop->user_handles.next = loop->user_handles.prev = &loop->user_handles;
     loop->wake_fd = -1;
     atomic_init(&loop->stop, false);
+    nc__slab_init(&loop->conn_slab, sizeof(nc_conn));
+    nc__slab_init(&loop->cold_slab, sizeof(struct conn_cold));
+    loop->time.epoch_ns = clock_now_ns();
+    nc__loop_update_time(loop);
     int rc = -pthread_mutex_init(&loop->post_lock, NULL);
     if (rc < 0) {
         free(loop);
         return rc;
     }
-    rc = backend_new(&loop->backend);
+    loop->read_buf = malloc(LOOP_READ_BUF);
+    if (!loop->read_buf) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    rc = nc__backend_new(&loop->backend);
     if (rc < 0)
         goto fail;
     loop->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -308,20 +218,20 @@ int nc_loop_new(nc_loop **out)
         rc = -errno;
         goto fail;
     }
-    rc = watch_init(loop, &loop->wake_watch, loop->wake_fd, wake_ready,
-                    false);
+    rc = nc__watch_init(loop, &loop->wake_watch, loop->wake_fd, wake_ready,
+                        false);
     if (rc == 0)
-        rc = watch_update(&loop->wake_watch, NC_READABLE);
+        rc = nc__watch_update(&loop->wake_watch, EV_READ);
     if (rc < 0)
         goto fail;
-    loop->now_ns = clock_now_ns();
     *out = loop;
     return 0;
 fail:
     if (loop->wake_fd >= 0)
         close(loop->wake_fd);
-    backend_free(loop->backend);
-    free(loop->slots);
+    nc__backend_free(loop->backend);
+    free(loop->fds);
+    free(loop->read_buf);
     pthread_mutex_destroy(&loop->post_lock);
     free(loop);
     return rc;
@@ -337,6 +247,19 @@ static void set_running(nc_loop *loop, bool running)
     pthread_mutex_unlock(&loop->post_lock);
 }
 
+static void shutdown_conn(nc_conn *c, void *arg)
+{
+    (void)arg;
+    nc__conn_shutdown_now(c);
+}
+
+static bool loop_empty(const nc_loop *loop)
+{
+    return loop->io_handles.next == &loop->io_handles &&
+           loop->user_handles.next == &loop->user_handles &&
+           loop->conn_slab.live == 0;
+}
+
 void nc_loop_free(nc_loop *loop)
 {
     if (!loop || loop->running)
@@ -347,39 +270,60 @@ void nc_loop_free(nc_loop *loop)
     loop->running = true;
     loop->owner = pthread_self();
     pthread_mutex_unlock(&loop->post_lock);
+    nc__loop_update_time(loop);
     run_posted(loop);
     /* Closing may defer frees, and a deferred call may (unwisely) create
      * something new: repeat until nothing is left. */
     do {
-        close_handles(loop, &loop->io_handles);
+        close_handles(&loop->io_handles);
+        nc__conn_each(loop, shutdown_conn, NULL);
         run_deferred(loop);
-        close_handles(loop, &loop->user_handles);
+        close_handles(&loop->user_handles);
         run_deferred(loop);
-    } while (loop->io_handles.next != &loop->io_handles ||
-             loop->user_handles.next != &loop->user_handles);
-    signals_free(loop);
-    timers_free(loop);
-    watch_stop(&loop->wake_watch);
-    backend_free(loop->backend);
+    } while (!loop_empty(loop));
+    nc__signals_free(loop);
+    nc__tlists_free(loop);
+    nc__timers_free(loop);
+    nc__watch_stop(&loop->wake_watch);
+    nc__backend_free(loop->backend);
     close(loop->wake_fd);
-    free(loop->slots);
+    nc__slab_destroy(&loop->conn_slab);
+    nc__slab_destroy(&loop->cold_slab);
+    free(loop->fds);
+    free(loop->read_buf);
     pthread_mutex_destroy(&loop->post_lock);
     free(loop);
+}
+
+/* Busy time is counted from the end of one poll to the start of the next,
+ * so the two clock reads an iteration needs anyway also feed the
+ * counters. */
+static void account_busy(nc_loop *loop, uint64_t now)
+{
+    if (loop->busy_since) {
+        counter_add(&loop->ctr.run_ns, now - loop->busy_since);
+        loop->busy_since = 0;
+    }
 }
 
 static int iterate(nc_loop *loop, nc_run_mode mode)
 {
     int timeout = 0;
-    loop->now_ns = clock_now_ns();
+    uint64_t before = clock_now_ns();
+    account_busy(loop, before);
+    loop->now_ns = before;
     if (mode != NC_RUN_NOWAIT && !loop->defer_head &&
         !atomic_load(&loop->stop) && (mode != NC_RUN_ONCE || loop->active))
-        timeout = timers_next_timeout(loop);
-    int n = backend_poll(loop->backend, timeout);
+        timeout = nc__timers_next_timeout(loop);
+    int n = nc__backend_poll(loop->backend, timeout);
     if (n < 0)
         return n;
-    loop->now_ns = clock_now_ns();
-    dispatch(loop, n);
-    timers_run(loop);
+    nc__loop_update_time(loop);
+    counter_add(&loop->ctr.poll_ns, loop->now_ns - before);
+    counter_add(&loop->ctr.iterations, 1);
+    loop->busy_since = loop->now_ns;
+    nc__loop_dispatch(loop, n);
+    nc__timers_run(loop);
     run_deferred(loop);
     return 0;
 }
@@ -400,6 +344,7 @@ int nc_loop_run(nc_loop *loop, nc_run_mode mode)
             atomic_load(&loop->stop))
             break;
     }
+    account_busy(loop, clock_now_ns());
     atomic_store(&loop->stop, false);
     set_running(loop, false);
     return rc;
@@ -414,78 +359,4 @@ void nc_loop_stop(nc_loop *loop)
     if (loop->running && !pthread_equal(loop->owner, pthread_self()))
         wake(loop);
     pthread_mutex_unlock(&loop->post_lock);
-}
-
-uint64_t nc_loop_now(const nc_loop *loop)
-{
-    return loop ? loop->now_ns / 1000000u : 0;
-}
-
-/* ---- public fd watchers ---------------------------------------------------- */
-
-static void user_watch_ready(struct watch *w, unsigned events)
-{
-    nc_watch *pw = container_of(w, nc_watch, w);
-    pw->fn(pw, w->fd, events, pw->ud);
-}
-
-static void user_watch_close(struct handle *h)
-{
-    nc_watch_close(container_of(h, nc_watch, h));
-}
-
-int nc_watch_start(nc_loop *loop, int fd, unsigned events, nc_watch_fn fn,
-                   void *ud, nc_watch **out)
-{
-    if (!loop || !fn || !out || fd < 0 ||
-        (events & ~(INTEREST_BITS | NC_ERROR)))
-        return -EINVAL;
-    if (fcntl(fd, F_GETFD) < 0)
-        return -errno;
-    nc_watch *pw = calloc(1, sizeof(*pw));
-    if (!pw)
-        return -ENOMEM;
-    int rc = watch_init(loop, &pw->w, fd, user_watch_ready, true);
-    if (rc < 0) {
-        free(pw);
-        return rc;
-    }
-    if (events & INTEREST_BITS) {
-        rc = watch_update(&pw->w, events);
-    } else {
-        /* Nothing goes to the kernel yet, so ask the file what epoll
-         * would say: regular files and directories cannot be polled. */
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-            rc = -errno;
-        else if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
-            rc = -EPERM;
-    }
-    if (rc < 0) {
-        watch_stop(&pw->w);
-        free(pw);
-        return rc;
-    }
-    pw->fn = fn;
-    pw->ud = ud;
-    pw->h.close = user_watch_close;
-    loop_handle_add(loop, &pw->h, HANDLE_USER);
-    *out = pw;
-    return 0;
-}
-
-int nc_watch_set(nc_watch *w, unsigned events)
-{
-    if (!w || (events & ~(INTEREST_BITS | NC_ERROR)))
-        return -EINVAL;
-    return watch_update(&w->w, events);
-}
-
-void nc_watch_close(nc_watch *w)
-{
-    if (!w)
-        return;
-    watch_stop(&w->w);
-    loop_handle_remove(w->w.loop, &w->h);
-    free(w);
 }

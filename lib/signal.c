@@ -3,9 +3,10 @@
  * per loop. Handled signals are blocked in the thread that starts them so
  * that they stay pending until the signalfd is read.
  */
-#include "internal.h"
+#include "loop.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -98,9 +99,9 @@ int nc_signal_start(nc_loop *loop, int signum, nc_signal_fn fn, void *ud,
     if (!s)
         return -ENOMEM;
     if (st->count == 0) {
-        rc = watch_init(loop, &st->w, st->fd, signal_ready, true);
+        rc = nc__watch_init(loop, &st->w, st->fd, signal_ready, true);
         if (rc == 0)
-            rc = watch_update(&st->w, NC_READABLE);
+            rc = nc__watch_update(&st->w, EV_READ);
         if (rc < 0)
             goto fail_watch;
     }
@@ -125,12 +126,12 @@ int nc_signal_start(nc_loop *loop, int signum, nc_signal_fn fn, void *ud,
     s->fn = fn;
     s->ud = ud;
     s->h.close = signal_handle_close;
-    loop_handle_add(loop, &s->h, HANDLE_USER);
+    nc__loop_handle_add(loop, &s->h, HANDLE_USER);
     *out = s;
     return 0;
 fail_watch:
     if (st->count == 0)
-        watch_stop(&st->w);
+        nc__watch_stop(&st->w);
     free(s);
     return rc;
 }
@@ -157,19 +158,19 @@ void nc_signal_close(nc_signal *s)
         pthread_sigmask(SIG_UNBLOCK, &one, NULL);
     }
     if (--st->count == 0)
-        watch_stop(&st->w);
-    loop_handle_remove(loop, &s->h);
+        nc__watch_stop(&st->w);
+    nc__loop_handle_remove(&s->h);
     free(s);
 }
 
-void signals_free(nc_loop *loop)
+void nc__signals_free(nc_loop *loop)
 {
     struct signal_state *st = loop->signals;
     if (!st)
         return;
     for (int i = 1; i <= SIGNAL_MAX; i++)
         nc_signal_close(st->handlers[i]);
-    watch_stop(&st->w);
+    nc__watch_stop(&st->w);
     close(st->fd);
     free(st);
     loop->signals = NULL;

@@ -7,13 +7,13 @@
  * times faster than a binary heap of timer pointers (bench_timers). Each
  * timer keeps its heap index, so stopping or moving one is O(log n).
  */
-#include "internal.h"
+#include "timer.h"
+#include "loop.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 
-#define NS_PER_MS 1000000u
 /* Longest timeout or period: centuries, and small enough that no deadline
  * arithmetic below can overflow. */
 #define TIMER_MAX_MS (UINT64_MAX / 4 / NS_PER_MS)
@@ -103,7 +103,8 @@ static int heap_insert(nc_loop *loop, nc_timer *t)
     size_t i = loop->heap_len++;
     loop->heap[i] = (struct timer_slot){ t->deadline_ns, t };
     sift_up(loop->heap, i);
-    loop->active++;
+    if (t->counted)
+        loop->active++;
     return 0;
 }
 
@@ -112,14 +113,16 @@ static void heap_remove(nc_loop *loop, nc_timer *t)
     size_t i = t->heap_index;
     struct timer_slot last = loop->heap[--loop->heap_len];
     t->heap_index = TIMER_STOPPED;
-    loop->active--;
+    if (t->counted)
+        loop->active--;
     if (last.timer == t)
         return;
     place(loop->heap, i, last);
     heap_fix(loop, i);
 }
 
-void timer_init(nc_loop *loop, nc_timer *t, nc_timer_fn fn, void *ud)
+void nc__timer_init(nc_loop *loop, nc_timer *t, nc_timer_fn fn, void *ud,
+                    bool counted)
 {
     t->loop = loop;
     t->deadline_ns = 0;
@@ -128,18 +131,13 @@ void timer_init(nc_loop *loop, nc_timer *t, nc_timer_fn fn, void *ud)
     t->heap_index = TIMER_STOPPED;
     t->fn = fn;
     t->ud = ud;
+    t->counted = counted;
 }
 
-int timer_start(nc_timer *t, uint64_t timeout_ms, uint64_t repeat_ms)
+/* (Re)place t in the heap at its new deadline. */
+static int heap_place(nc_timer *t)
 {
-    if (!t || !t->loop || !t->fn || timeout_ms > TIMER_MAX_MS ||
-        repeat_ms > TIMER_MAX_MS)
-        return -EINVAL;
     nc_loop *loop = t->loop;
-    /* A fresh clock read, not the loop's cached time: a callback that ran
-     * long must not make a timer it starts fire early. */
-    t->deadline_ns = clock_now_ns() + timeout_ms * NS_PER_MS;
-    t->repeat_ns = repeat_ms * NS_PER_MS;
     t->seq = ++loop->timer_seq;
     if (t->heap_index != TIMER_STOPPED) {
         loop->heap[t->heap_index].deadline_ns = t->deadline_ns;
@@ -149,13 +147,32 @@ int timer_start(nc_timer *t, uint64_t timeout_ms, uint64_t repeat_ms)
     return heap_insert(loop, t);
 }
 
-void timer_stop(nc_timer *t)
+int nc__timer_start(nc_timer *t, uint64_t timeout_ms, uint64_t repeat_ms)
+{
+    if (!t || !t->loop || !t->fn || timeout_ms > TIMER_MAX_MS ||
+        repeat_ms > TIMER_MAX_MS)
+        return -EINVAL;
+    /* A fresh clock read, not the loop's cached time: a callback that ran
+     * long must not make a timer it starts fire early. */
+    t->deadline_ns = clock_now_ns() + timeout_ms * NS_PER_MS;
+    t->repeat_ns = repeat_ms * NS_PER_MS;
+    return heap_place(t);
+}
+
+int nc__timer_start_at(nc_timer *t, uint64_t deadline_ns)
+{
+    t->deadline_ns = deadline_ns;
+    t->repeat_ns = 0;
+    return heap_place(t);
+}
+
+void nc__timer_stop(nc_timer *t)
 {
     if (t && t->heap_index != TIMER_STOPPED)
         heap_remove(t->loop, t);
 }
 
-int timers_next_timeout(nc_loop *loop)
+int nc__timers_next_timeout(nc_loop *loop)
 {
     if (loop->heap_len == 0)
         return -1;
@@ -172,7 +189,7 @@ int timers_next_timeout(nc_loop *loop)
  * least now (started from a fresh clock), so once the root is one of
  * them, every other due timer is too (were the clock coarse, the others
  * would merely wait for the next pass). */
-void timers_run(nc_loop *loop)
+void nc__timers_run(nc_loop *loop)
 {
     uint64_t now = loop->now_ns;
     uint64_t last_seq = loop->timer_seq;
@@ -198,7 +215,7 @@ void timers_run(nc_loop *loop)
     }
 }
 
-void timers_free(nc_loop *loop)
+void nc__timers_free(nc_loop *loop)
 {
     free(loop->heap);
     loop->heap = NULL;
@@ -219,21 +236,21 @@ int nc_timer_new(nc_loop *loop, nc_timer_fn fn, void *ud, nc_timer **out)
     struct timer_box *b = malloc(sizeof(*b));
     if (!b)
         return -ENOMEM;
-    timer_init(loop, &b->t, fn, ud);
+    nc__timer_init(loop, &b->t, fn, ud, true);
     b->h.close = timer_box_close;
-    loop_handle_add(loop, &b->h, HANDLE_USER);
+    nc__loop_handle_add(loop, &b->h, HANDLE_USER);
     *out = &b->t;
     return 0;
 }
 
 int nc_timer_start(nc_timer *t, uint64_t timeout_ms, uint64_t repeat_ms)
 {
-    return timer_start(t, timeout_ms, repeat_ms);
+    return nc__timer_start(t, timeout_ms, repeat_ms);
 }
 
 void nc_timer_stop(nc_timer *t)
 {
-    timer_stop(t);
+    nc__timer_stop(t);
 }
 
 bool nc_timer_active(const nc_timer *t)
@@ -245,8 +262,8 @@ void nc_timer_free(nc_timer *t)
 {
     if (!t)
         return;
-    timer_stop(t);
+    nc__timer_stop(t);
     struct timer_box *b = container_of(t, struct timer_box, t);
-    loop_handle_remove(t->loop, &b->h);
+    nc__loop_handle_remove(&b->h);
     free(b);
 }

@@ -1,7 +1,7 @@
 /*
  * test_io.c - nc_io_classify's whole table, the classifier on real
  * sockets, TCP states from TCP_INFO on real loopback connections, and
- * socket_nb's flags.
+ * nc__socket_nb's flags.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +9,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "internal.h"
+#include "common.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -181,7 +181,7 @@ static uint16_t local_port(int fd)
  * listening when listening is true. */
 static int bound4(bool listening, struct sockaddr_in *addr)
 {
-    int fd = socket_nb(AF_INET, SOCK_STREAM);
+    int fd = nc__socket_nb(AF_INET, SOCK_STREAM);
 
     assert_true(fd >= 0);
     *addr = loopback4(0);
@@ -212,7 +212,7 @@ static void tcp_pair(int family, int *listener, int *client, int *server)
     socklen_t len;
     int l, c, s;
 
-    l = socket_nb(family, SOCK_STREAM);
+    l = nc__socket_nb(family, SOCK_STREAM);
     assert_true(l >= 0);
     memset(&ss, 0, sizeof(ss));
     if (family == AF_INET6) {
@@ -319,7 +319,7 @@ static void connect_to_listener_is_progress_or_in_progress(void **state)
 {
     struct sockaddr_in addr;
     int l = bound4(true, &addr);
-    int c = socket_nb(AF_INET, SOCK_STREAM);
+    int c = nc__socket_nb(AF_INET, SOCK_STREAM);
     int rc, err = 0;
     socklen_t len = sizeof(err);
     nc_io_outcome o;
@@ -344,7 +344,7 @@ static void connect_without_listener_is_refused_error(void **state)
     /* A bound socket that does not listen: the port is ours and answers
      * every SYN with a reset. */
     int b = bound4(false, &addr);
-    int c = socket_nb(AF_INET, SOCK_STREAM);
+    int c = nc__socket_nb(AF_INET, SOCK_STREAM);
     int rc, err;
 
     (void)state;
@@ -513,7 +513,7 @@ static void tcp_info_rejects_non_tcp_sockets_with_eopnotsupp(void **state)
     close(sv[0]);
     close(sv[1]);
 
-    udp = socket_nb(AF_INET, SOCK_DGRAM);
+    udp = nc__socket_nb(AF_INET, SOCK_DGRAM);
     assert_true(udp >= 0);
     assert_int_equal(nc_tcp_info_get(udp, &ti), -EOPNOTSUPP);
     close(udp);
@@ -521,7 +521,7 @@ static void tcp_info_rejects_non_tcp_sockets_with_eopnotsupp(void **state)
 
 static void tcp_info_rejects_closed_fd_with_ebadf(void **state)
 {
-    int fd = socket_nb(AF_INET, SOCK_STREAM);
+    int fd = nc__socket_nb(AF_INET, SOCK_STREAM);
     nc_tcp_info ti;
 
     (void)state;
@@ -557,7 +557,7 @@ static void tcp_info_rejects_null_out_with_einval(void **state)
 
 static void socket_nb_is_nonblocking_and_close_on_exec(void **state)
 {
-    int fd = socket_nb(AF_INET, SOCK_STREAM);
+    int fd = nc__socket_nb(AF_INET, SOCK_STREAM);
     int fl, fdfl;
 
     (void)state;
@@ -568,7 +568,7 @@ static void socket_nb_is_nonblocking_and_close_on_exec(void **state)
     assert_true(fdfl >= 0 && (fdfl & FD_CLOEXEC));
     close(fd);
 
-    fd = socket_nb(AF_UNIX, SOCK_STREAM);
+    fd = nc__socket_nb(AF_UNIX, SOCK_STREAM);
     assert_true(fd >= 0);
     assert_true(fcntl(fd, F_GETFL) & O_NONBLOCK);
     assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
@@ -578,7 +578,7 @@ static void socket_nb_is_nonblocking_and_close_on_exec(void **state)
 static void socket_nb_returns_negative_errno(void **state)
 {
     (void)state;
-    assert_int_equal(socket_nb(12345, SOCK_STREAM), -EAFNOSUPPORT);
+    assert_int_equal(nc__socket_nb(12345, SOCK_STREAM), -EAFNOSUPPORT);
 }
 
 int main(void)

@@ -5,7 +5,7 @@
  * restarted with timeout 0 from its callback fires once per pass.
  *
  * Every run is bounded: run_until_done() iterates with NC_RUN_ONCE under a
- * guard timer. Two cases read nc_timer's fields (lib/internal.h) to check
+ * guard timer. Two cases read nc_timer's fields (lib/timer.h, lib/loop.h) to check
  * the heap order and the phase exactly, which wall-clock times cannot.
  */
 #include <stdarg.h>
@@ -16,7 +16,7 @@
 
 #include "support.h"
 
-#include "internal.h"
+#include "loop.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -585,7 +585,7 @@ struct coarse {
     int calls;
 };
 
-/* Posted calls run while events are dispatched, before timers_run. */
+/* Posted calls run while events are dispatched, before the timers run. */
 static void advance_cached_time(void *arg)
 {
     nc_loop *loop = arg;

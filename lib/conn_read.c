@@ -1,0 +1,288 @@
+/*
+ * conn_read.c - a connection's input: reading under a budget, handing
+ * bytes to on_data, keeping what it leaves, and the peer's end of stream.
+ *
+ * Reads go into the loop's shared buffer. Only bytes on_data did not
+ * consume are copied into the connection's own input buffer, sized to
+ * what it holds, grown geometrically up to max_input and freed as soon as
+ * it is empty: a connection waiting for the rest of a message holds that
+ * message, not a fixed 64 KiB.
+ *
+ * A short read does not mean the stream ended, nor always that the socket
+ * is empty (TCP stops a read at an urgent mark; a Unix socket at a message
+ * carrying descriptors). The end of stream is reported only when read()
+ * returns 0; after a short read with a hang-up pending, reading goes on
+ * until then.
+ */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define IN_MIN 256
+#define IN_SHRINK 8192   /* above this, a mostly empty buffer shrinks */
+
+void nc__conn_input_clear(nc_conn *c)
+{
+    struct conn_cold *k = c->cold;
+    if (!k || !k->in)
+        return;
+    free(k->in);
+    k->in = NULL;
+    k->in_len = k->in_cap = 0;
+}
+
+static size_t round_capacity(size_t need, size_t cap)
+{
+    size_t n = cap ? cap : IN_MIN;
+    while (n < need)
+        n *= 2;
+    return n;
+}
+
+/* Make room for need bytes in c's input buffer. 0 or -ENOMEM. */
+static int in_reserve(nc_conn *c, size_t need)
+{
+    struct conn_cold *k = nc__conn_cold(c);
+    if (!k)
+        return -ENOMEM;
+    if (need <= k->in_cap)
+        return 0;
+    size_t cap = round_capacity(need, k->in_cap);
+    char *p = realloc(k->in, cap);
+    if (!p)
+        return -ENOMEM;
+    k->in = p;
+    k->in_cap = cap;
+    return 0;
+}
+
+/* Drop used bytes from the front of the input buffer; free it once
+ * empty, shrink it once mostly empty. */
+static void in_consume(nc_conn *c, size_t used)
+{
+    struct conn_cold *k = c->cold;
+    if (used >= k->in_len) {
+        nc__conn_input_clear(c);
+        nc__conn_cold_release(c);
+        return;
+    }
+    k->in_len -= used;
+    memmove(k->in, k->in + used, k->in_len);
+    if (k->in_cap >= IN_SHRINK && k->in_len <= k->in_cap / 4) {
+        size_t cap = round_capacity(k->in_len * 2, 0);
+        char *p = realloc(k->in, cap);
+        if (p) {
+            k->in = p;
+            k->in_cap = cap;
+        }
+    }
+}
+
+static size_t call_on_data(nc_conn *c, const char *data, size_t len)
+{
+    size_t (*on_data)(nc_conn *, const void *, size_t, void *) =
+        c->prof->cbs.on_data;
+    if (!on_data)
+        return len;
+    size_t used = on_data(c, data, len, c->ud);
+    return used > len ? len : used;
+}
+
+/* Unconsumed input above max_input: the peer sends what we cannot use. */
+static bool over_limit(nc_conn *c)
+{
+    if (conn_buffered(c) <= c->prof->opt.max_input)
+        return false;
+    nc__conn_teardown(c, NC_CLOSE_ERROR, -EMSGSIZE, false);
+    return true;
+}
+
+/* Hand the buffered input to on_data once. */
+static void deliver_buffered(nc_conn *c)
+{
+    struct conn_cold *k = c->cold;
+    size_t used = call_on_data(c, k->in, k->in_len);
+    if (conn_state(c) != CS_OPEN)
+        return;     /* closed or closing: the input was dropped */
+    in_consume(c, used);
+    over_limit(c);
+}
+
+void nc__conn_input(nc_conn *c, const char *data, size_t n)
+{
+    struct conn_cold *k = c->cold;
+    if (!k || k->in_len == 0) {
+        size_t used = call_on_data(c, data, n);
+        if (conn_state(c) != CS_OPEN || used == n)
+            return;
+        size_t left = n - used;
+        if (left > c->prof->opt.max_input) {
+            nc__conn_teardown(c, NC_CLOSE_ERROR, -EMSGSIZE, false);
+            return;
+        }
+        if (in_reserve(c, left) < 0) {
+            nc__conn_teardown(c, NC_CLOSE_ERROR, -ENOMEM, false);
+            return;
+        }
+        memcpy(c->cold->in, data + used, left);
+        c->cold->in_len = left;
+        return;
+    }
+    if (in_reserve(c, k->in_len + n) < 0) {
+        nc__conn_teardown(c, NC_CLOSE_ERROR, -ENOMEM, false);
+        return;
+    }
+    memcpy(k->in + k->in_len, data, n);
+    k->in_len += n;
+    if (conn_delivering(c))
+        deliver_buffered(c);
+    else
+        over_limit(c);
+}
+
+void nc__conn_input_end(nc_conn *c)
+{
+    c->flags |= CF_EOF | CF_DRAINED;
+    switch (conn_state(c)) {
+    case CS_OPEN:
+        break;
+    case CS_CLOSING:
+        /* Still flushing: reading stops, the flush goes on. */
+        nc__conn_rearm(c);
+        return;
+    case CS_LINGER:
+        nc__conn_teardown(c, conn_reason(c), 0, false);
+        return;
+    default:
+        return;
+    }
+    if (c->prof->opt.keep_half_open) {
+        /* The end call: whatever is still unconsumed (maybe nothing), with
+         * nc_conn_eof() true. on_data may still write. */
+        if (conn_buffered(c)) {
+            struct conn_cold *k = c->cold;
+            call_on_data(c, k->in, k->in_len);
+        } else {
+            call_on_data(c, "", 0);
+        }
+        if (conn_state(c) != CS_OPEN)
+            return;
+    }
+    /* Send what is queued, then close. */
+    nc__conn_begin_close(c, NC_CLOSE_PEER);
+}
+
+static void redeliver_run(struct defer_node *n)
+{
+    struct conn_cold *k = container_of(n, struct conn_cold, redeliver);
+    nc_conn *c = k->conn;
+    c->flags &= ~CF_REDELIVER;
+    if (conn_state(c) == CS_CLOSED)
+        return;     /* its on_close, queued after us, frees k */
+    if (conn_delivering(c) && k->in_len > 0)
+        deliver_buffered(c);
+    if (conn_state(c) != CS_CLOSED)
+        nc__conn_cold_release(c);
+}
+
+void nc__conn_schedule_redeliver(nc_conn *c)
+{
+    if (!conn_buffered(c) || (c->flags & CF_REDELIVER) ||
+        !conn_delivering(c))
+        return;
+    c->flags |= CF_REDELIVER;
+    nc__loop_defer(conn_loop(c), &c->cold->redeliver, redeliver_run);
+}
+
+/* Whether c still wants bytes from its socket after a delivery. */
+static bool keeps_reading(const nc_conn *c)
+{
+    switch (conn_state(c)) {
+    case CS_OPEN:
+        /* Output waiting for the kernel: reading on would only copy more
+         * into the queue. The socket stays readable and is seen again. */
+        return conn_delivering(c) && conn_queued(c) == 0;
+    case CS_CLOSING:
+    case CS_LINGER:
+        return !(c->flags & CF_EOF);
+    default:
+        return false;
+    }
+}
+
+int nc__conn_discard_input(nc_conn *c)
+{
+    char *buf = conn_loop(c)->read_buf;
+    for (size_t budget = c->prof->opt.read_budget; budget > 0;) {
+        ssize_t n = read(c->fd, buf, LOOP_READ_BUF);
+        if (n > 0) {
+            budget = (size_t)n < budget ? budget - (size_t)n : 0;
+            continue;
+        }
+        if (n == 0) {
+            c->flags |= CF_EOF | CF_DRAINED;
+            return 0;
+        }
+        int e = errno;
+        switch (nc_io_classify(NC_OP_READ, n, e)) {
+        case NC_IO_AGAIN:
+            c->flags |= CF_DRAINED;
+            return 0;
+        case NC_IO_INTR:
+            continue;
+        default:
+            return -e;
+        }
+    }
+    return 0;
+}
+
+void nc__conn_read(nc_conn *c, unsigned events)
+{
+    nc_loop *loop = conn_loop(c);
+    char *buf = loop->read_buf;
+    size_t budget = c->prof->opt.read_budget;
+    bool hangup = events & (EV_RDHUP | EV_HUP | EV_ERR);
+
+    c->flags &= ~CF_DRAINED;
+    for (;;) {
+        ssize_t n = read(c->fd, buf, LOOP_READ_BUF);
+        if (n > 0) {
+            /* A short read emptied the socket, unless a hang-up says
+             * there is an end (or a reset) still to read. Known before
+             * on_data runs, so that a close from inside it can tell. */
+            bool emptied = (size_t)n < LOOP_READ_BUF && !hangup;
+            if (emptied)
+                c->flags |= CF_DRAINED;
+            counter_add(&loop->ctr.bytes_in, (uint64_t)n);
+            if (conn_state(c) == CS_OPEN) {
+                tentry_touch(loop, &c->idle);
+                nc__conn_input(c, buf, (size_t)n);
+            }
+            if (!keeps_reading(c) || emptied)
+                return;
+            if ((size_t)n >= budget)
+                return;
+            budget -= (size_t)n;
+            continue;
+        }
+        if (n == 0) {
+            nc__conn_input_end(c);
+            return;
+        }
+        int e = errno;
+        switch (nc_io_classify(NC_OP_READ, n, e)) {
+        case NC_IO_AGAIN:
+            c->flags |= CF_DRAINED;
+            return;
+        case NC_IO_INTR:
+            continue;
+        default:
+            nc__conn_fail(c, NC_OP_READ, -e);
+            return;
+        }
+    }
+}

@@ -1,0 +1,45 @@
+/*
+ * outq.h - a connection's output queue: what the kernel has not taken yet.
+ *
+ * A list of chunks. Copied bytes are coalesced into chunks sized to what
+ * they hold (growing geometrically when many writes queue up); owned
+ * buffers (nc_conn_write_owned) are queued as they are and handed to their
+ * free function once sent or dropped. Appends are all or nothing: on
+ * -ENOMEM the queue is unchanged.
+ */
+#ifndef NC_OUTQ_H
+#define NC_OUTQ_H
+
+#include "common.h"
+
+#include <sys/uio.h>
+
+struct chunk;
+struct outq {
+    struct chunk *head, *tail;
+    size_t bytes;
+};
+
+/* Copy the bytes of iov[0..cnt) after the first skip of them. Errors:
+ * -ENOMEM (nothing queued). */
+int nc__outq_append_iov(struct outq *q, const struct iovec *iov, int cnt,
+                        size_t skip);
+/* Queue data[off..len) without copying; free_fn(data, arg) runs once the
+ * chunk is sent or dropped. Errors: -ENOMEM (nothing queued, free_fn not
+ * called). */
+int nc__outq_append_owned(struct outq *q, void *data, size_t len, size_t off,
+                          void (*free_fn)(void *, void *), void *arg);
+/* Send as much as the socket takes (sendmsg, MSG_NOSIGNAL, up to 64
+ * chunks at once). Returns bytes sent (>= 0; the socket is full when the
+ * queue is not empty afterwards) or a negative errno when nothing could
+ * be sent (-EAGAIN: full). */
+ssize_t nc__outq_flush(struct outq *q, int fd);
+/* Fill iov (at most max) with the queued bytes, oldest first; returns the
+ * count. For submitting a send without copying. */
+int nc__outq_peek(const struct outq *q, struct iovec *iov, int max);
+/* Drop n sent bytes from the front. */
+void nc__outq_consume(struct outq *q, size_t n);
+/* Drop everything, calling the owned buffers' free functions. */
+void nc__outq_clear(struct outq *q);
+
+#endif /* NC_OUTQ_H */
