@@ -104,7 +104,7 @@ RUN_TESTS = NC_BUILD='$(BUILD)' NC_CC='$(CC)' NC_MAKE='$(NC_MAKE)' \
             bash tests/run-tests.sh
 
 .PHONY: all lib examples tests check deps sanitize tsan valgrind bench \
-        bench-deps demo install uninstall pc clean help
+        bench-deps demo install uninstall pc clean help mutate
 .DEFAULT_GOAL := all
 
 all: lib examples
@@ -168,8 +168,11 @@ $(SHARED_LINK): $(SHARED_SONAME)
 
 $(BUILD)/tests/%: $(OBJ)/tests/%.o $(SUPPORT_OBJ) $(COMMON_OBJS) $(STATIC) | deps
 	@mkdir -p $(@D)
-	$(CC) $(NC_LDFLAGS) -o $@ $< $(SUPPORT_OBJ) $(COMMON_OBJS) $(STATIC) \
-	    $(CMOCKA_LIBS) -pthread
+	$(CC) $(NC_LDFLAGS) $(TEST_LDFLAGS) -o $@ $< $(SUPPORT_OBJ) $(COMMON_OBJS) \
+	    $(STATIC) $(CMOCKA_LIBS) -pthread
+
+# test_oom makes the library's allocations fail on purpose.
+$(BUILD)/tests/test_oom: TEST_LDFLAGS = -Wl,--wrap=malloc,--wrap=realloc,--wrap=calloc
 
 # Examples link like any program using the installed library would, with
 # an rpath so they run from the build tree.
@@ -255,6 +258,11 @@ valgrind: deps all tests
 	@NC_UNDER_VALGRIND=1 NC_TEST_WRAPPER='$(VALGRIND)' NC_TEST_TIMEOUT=600 \
 	    NC_BUILD='$(BUILD)' bash tests/run-tests.sh --no-scripts $(TEST_BINS)
 
+# Break the library on purpose, mutant by mutant (tests/mutants.txt), and
+# check that a test fails each time. Slow (a rebuild per mutant); not in CI.
+mutate: deps
+	@CC='$(CC)' bash tests/mutate.sh $(MUTANTS)
+
 bench: bench-deps $(BENCH_BINS)
 	@if [ -z '$(BENCH_BINS)' ]; then echo 'make: bench/*.c: no benchmarks to build' >&2; exit 1; fi
 	@if [ -f bench/run.sh ]; then \
@@ -312,6 +320,7 @@ help:
 	@echo '  sanitize       tests under ASan+UBSan in $(BUILD)/asan'
 	@echo '  tsan           threaded tests under TSan in $(BUILD)/tsan'
 	@echo '  valgrind       tests under valgrind (NC_UNDER_VALGRIND=1)'
+	@echo '  mutate         break lib/ on purpose (tests/mutants.txt); every mutant must be killed'
 	@echo '  bench          build bench/*.c against libuv, libev, libevent; run bench/run.sh'
 	@echo '  demo           build and run examples/demo.sh'
 	@echo '  install, uninstall, clean'

@@ -323,6 +323,11 @@ void nc_loop_stop(nc_loop *loop);
  * per iteration (so all callbacks of one iteration see the same time). */
 uint64_t nc_loop_now(const nc_loop *loop);
 
+/* A user pointer kept with the loop, for callbacks to find per-loop (per
+ * thread) state through nc_conn_loop(): NULL until set. Loop's thread. */
+void nc_loop_set_data(nc_loop *loop, void *data);
+void *nc_loop_data(const nc_loop *loop);
+
 /* A function the loop calls later with its argument. */
 typedef void (*nc_call_fn)(void *arg);
 
@@ -460,6 +465,9 @@ typedef enum nc_close_reason {
     NC_CLOSE_DEADLINE        /* the deadline of nc_conn_set_deadline()
                                 passed (err -ETIMEDOUT) */
 } nc_close_reason;
+
+/* The highest nc_close_reason value, for arrays indexed by reason. */
+#define NC_CLOSE_REASON_LAST NC_CLOSE_DEADLINE
 
 /* "peer closed", "reset", "idle timeout", "closed locally", "I/O error",
  * "shutting down", "connect failed". Static string. */
@@ -636,6 +644,8 @@ typedef struct nc_listener_stats {
     uint64_t fd_exhausted;    /* times accept() failed with EMFILE/ENFILE */
     uint64_t accept_errors;   /* transient accept errors survived */
     uint64_t paused;          /* times accepting was paused (limit, back-off) */
+    uint64_t evicted;         /* idle connections closed to admit new ones
+                                 (evict_idle) */
 } nc_listener_stats;
 
 /* Listen on endpoint: one non-blocking, close-on-exec socket per address

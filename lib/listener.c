@@ -151,6 +151,7 @@ static bool evict_one(nc_listener *l)
     if (!victim)
         return false;
     nc__conn_teardown(victim, NC_CLOSE_IDLE, -EMFILE, false);
+    l->stats.evicted++;
     counter_add(&l->loop->ctr.evicted, 1);
     return true;
 }

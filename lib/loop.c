@@ -178,6 +178,17 @@ void nc__loop_update_time(nc_loop *loop)
     loop->time.ms_up = (uint32_t)((since + NS_PER_MS - 1) / NS_PER_MS);
 }
 
+void nc_loop_set_data(nc_loop *loop, void *data)
+{
+    if (loop)
+        loop->data = data;
+}
+
+void *nc_loop_data(const nc_loop *loop)
+{
+    return loop ? loop->data : NULL;
+}
+
 uint64_t nc_loop_now(const nc_loop *loop)
 {
     return loop ? loop->now_ns / NS_PER_MS : 0;
@@ -198,7 +209,9 @@ int nc_loop_new(nc_loop **out)
     atomic_init(&loop->stop, false);
     nc__slab_init(&loop->conn_slab, sizeof(nc_conn));
     nc__slab_init(&loop->cold_slab, sizeof(struct conn_cold));
-    loop->time.epoch_ns = clock_now_ns();
+    /* On a whole millisecond, so that the loop's ms (nc_loop_now) and the
+     * timeout lists' ms since the epoch round alike. */
+    loop->time.epoch_ns = clock_now_ns() / NS_PER_MS * NS_PER_MS;
     nc__loop_update_time(loop);
     int rc = -pthread_mutex_init(&loop->post_lock, NULL);
     if (rc < 0) {

@@ -142,6 +142,7 @@ struct nc_loop {
     struct handle user_handles;
 
     struct loop_counters ctr;
+    void *data;                /* nc_loop_set_data */
 };
 
 /* Refresh the cached time (now_ns and the ms values). */

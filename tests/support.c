@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -177,16 +178,63 @@ static void srv_open(nc_conn *c, void *ud)
     /* Each connection gets its record as user pointer; the server is
      * reached through the record's slot in s->recs. */
     nc_conn_set_data(c, r);
+    if (s->sndbuf)
+        setsockopt(nc_conn_fd(c), SOL_SOCKET, SO_SNDBUF, &s->sndbuf,
+                   sizeof(s->sndbuf));
     if (s->mode == SERVER_CLOSE_IN_OPEN)
         nc_conn_close(c);
 }
 
 static struct server *srv_of(nc_conn *c);
 
+static void record(struct conn_rec *r, const char *data, size_t len)
+{
+    size_t room = sizeof(r->data) - r->len;
+    size_t n = len < room ? len : room;
+    memcpy(r->data + r->len, data, n);
+    r->len += n;
+}
+
+static void srv_resume(void *arg)
+{
+    nc_conn_read_start(arg);
+}
+
+/* SERVER_LINES: answer complete lines, keep a partial one. */
+static size_t srv_lines(struct server *s, nc_conn *c, struct conn_rec *r,
+                        const char *data, size_t len)
+{
+    size_t used = 0;
+    while (used < len) {
+        if (s->max_queue && nc_conn_queued(c) > s->max_queue)
+            break;
+        const char *nl = memchr(data + used, '\n', len - used);
+        if (!nl)
+            break;
+        size_t n = (size_t)(nl - (data + used)) + 1;
+        int rc = nc_conn_write(c, data + used, n);
+        if (rc < 0 && s->write_err == 0)
+            s->write_err = rc;
+        record(r, data + used, n);
+        used += n;
+        if (s->pause_each) {
+            nc_conn_read_stop(c);
+            nc_loop_defer(nc_conn_loop(c), srv_resume, c);
+            break;
+        }
+    }
+    return used;
+}
+
 static size_t srv_data(nc_conn *c, const void *data, size_t len, void *ud)
 {
     struct conn_rec *r = ud;
     struct server *s = srv_of(c);
+    if (nc_conn_eof(c)) {
+        r->eof_calls++;
+        r->eof_len = len < sizeof(r->eof_data) ? len : sizeof(r->eof_data);
+        memcpy(r->eof_data, data, r->eof_len);
+    }
     r->bytes += len;
     s->bytes_in += len;
     int rc = 0;
@@ -203,6 +251,11 @@ static size_t srv_data(nc_conn *c, const void *data, size_t len, void *ud)
         break;
     case SERVER_HOARD:
         return 0;
+    case SERVER_SINK:
+        record(r, data, len);
+        break;
+    case SERVER_LINES:
+        return srv_lines(s, c, r, data, len);
     default:
         break;
     }
@@ -229,7 +282,7 @@ static void srv_close(nc_conn *c, nc_close_reason reason, int err, void *ud)
     r->err = err;
     r->conn = NULL;
     s->closed++;
-    if ((unsigned)reason < 8)
+    if ((unsigned)reason < 16)
         s->by_reason[reason]++;
     s->last_reason = reason;
     s->last_err = err;

@@ -58,7 +58,12 @@ enum server_mode {
     SERVER_ABORT_IN_DATA,  /* nc_conn_abort in on_data */
     SERVER_CLOSE_IN_OPEN,  /* nc_conn_close in on_open */
     SERVER_HOARD,          /* never consume input */
-    SERVER_SINK            /* consume and drop */
+    SERVER_SINK,           /* consume and drop (recorded in the rec) */
+    SERVER_LINES           /* answer each complete line ("...\n") with
+                              itself; leave a partial line unconsumed.
+                              With pause_each: nc_conn_read_stop after
+                              each line, nc_conn_read_start from a
+                              deferred call */
 };
 
 /* One accepted connection's record (stays valid until server_free). */
@@ -68,6 +73,11 @@ struct conn_rec {
     nc_close_reason reason;
     int err;
     unsigned long long bytes;
+    char data[4096];       /* SINK and LINES: the first bytes consumed */
+    size_t len;
+    int eof_calls;         /* on_data calls with nc_conn_eof() true */
+    char eof_data[256];    /* what the last of them carried */
+    size_t eof_len;
 };
 
 struct server {
@@ -76,7 +86,12 @@ struct server {
     nc_addr addr;
     enum server_mode mode;
     unsigned long opened, closed, drained;
-    unsigned long by_reason[8];
+    unsigned long by_reason[16];
+    bool pause_each;       /* SERVER_LINES: see above */
+    size_t max_queue;      /* SERVER_LINES: take no more lines while more
+                              than this is queued (0: no limit) */
+    int sndbuf;            /* SO_SNDBUF for accepted sockets (0: kernel's),
+                              to make output queue up in the library */
     nc_close_reason last_reason;
     int last_err;
     size_t max_queued;

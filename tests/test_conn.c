@@ -8,7 +8,9 @@
 
 #include "support.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -499,6 +501,36 @@ static void tcp_info_of_open_connection_is_established(void **state)
     assert_true(closed_n(f, 1));
 }
 
+static int nodelay_of(int fd)
+{
+    int on = -1;
+    socklen_t len = sizeof(on);
+    assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len), 0);
+    return on;
+}
+
+/* Nagle is off by default: accepted connections inherit TCP_NODELAY from
+ * their listening socket; an outgoing one sets it before its second send
+ * (the first cannot be delayed: nothing is in flight yet). */
+static void connections_send_without_nagle(void **state)
+{
+    struct fixture *f = *state;
+    char spec[NC_ADDRSTRLEN];
+    nc_addr_format(&f->srv.addr, spec, sizeof(spec));
+    struct client cl = { 0 };
+    nc_conn *cc = NULL;
+    assert_int_equal(nc_connect(f->loop, spec, NULL, &cl_cbs, &cl, &cc), 0);
+    assert_true(opened_n(f, 1));
+    assert_int_equal(nodelay_of(nc_conn_fd(f->srv.recs[0]->conn)), 1);
+    struct count_goal g = { &cl.opened, 1 };
+    assert_true(run_until(f->loop, count_reached, &g, 2000));
+    assert_int_equal(nc_conn_write(cc, "a", 1), 0);
+    assert_int_equal(nodelay_of(nc_conn_fd(cc)), 0);
+    assert_int_equal(nc_conn_write(cc, "b", 1), 0);
+    assert_int_equal(nodelay_of(nc_conn_fd(cc)), 1);
+    close_client(f, cc, &cl);
+}
+
 static int setup_half_open(void **state)
 {
     nc_listener_options o = { .conn.keep_half_open = true };
@@ -634,13 +666,25 @@ static void connect_binds_requested_source_address(void **state)
     assert_memory_equal(text, "127.0.0.2:", 10);
     close_client(f, cc, &cl);
 
-    /* By interface name: lo's first address is 127.0.0.1. */
+    /* By interface name, with a port chosen here: lo's first address is
+     * 127.0.0.1, the kernel's default source too, so the port is what
+     * shows that the bind happened. */
+    int probe = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = { .sin_family = AF_INET,
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t slen = sizeof(sin);
+    assert_int_equal(bind(probe, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(getsockname(probe, (struct sockaddr *)&sin, &slen), 0);
+    close(probe);
+    char lo_spec[32];
+    snprintf(lo_spec, sizeof(lo_spec), "lo:%u", ntohs(sin.sin_port));
     struct client cl2 = { 0 };
-    o.bind = "lo:0";
+    o.bind = lo_spec;
     assert_int_equal(nc_connect(f->loop, spec, &o, &cl_cbs, &cl2, &cc), 0);
     assert_true(opened_n(f, 2));
     assert_int_equal(nc_conn_local_addr(cc, &peer), 0);
     assert_true(nc_addr_is_loopback(&peer));
+    assert_int_equal(nc_addr_port(&peer), ntohs(sin.sin_port));
     close_client(f, cc, &cl2);
 
     /* A source address this host does not have: refused at once. */
@@ -675,6 +719,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(write_errors_leave_connection_unchanged, setup_echo, teardown),
         cmocka_unit_test_setup_teardown(drain_fires_after_backpressure, setup_echo, teardown),
         cmocka_unit_test_setup_teardown(tcp_info_of_open_connection_is_established, setup_echo, teardown),
+        cmocka_unit_test_setup_teardown(connections_send_without_nagle, setup_echo, teardown),
         cmocka_unit_test_setup_teardown(half_open_peer_gets_replies_then_close, setup_half_open, teardown),
         cmocka_unit_test_setup_teardown(transfer_64mib_with_backpressure_bounds_memory, setup_echo, teardown),
         cmocka_unit_test_setup_teardown(peer_vanishing_mid_write_reports_reset_once, setup_echo, teardown),

@@ -339,20 +339,21 @@ static void stop_loop(nc_watch *w, int fd, unsigned events, void *ud)
 }
 
 struct emfile_report {
-    uint64_t accepted, shed, fd_exhausted;
+    uint64_t accepted, shed, fd_exhausted, evicted;
     double cpu_s;
     int ok;
 };
 
 /* The server side, in a child whose descriptor limit holds 20 clients. */
-static void emfile_child(int port_pipe, int ctl_pipe, int report_pipe)
+static void emfile_child(int port_pipe, int ctl_pipe, int report_pipe,
+                         const nc_listener_options *o)
 {
     struct emfile_report rep = { 0 };
     nc_loop *loop;
     struct server s;
     nc_watch *w;
     if (nc_loop_new(&loop) < 0 ||
-        server_start(&s, loop, "127.0.0.1:0", NULL, SERVER_ECHO) < 0 ||
+        server_start(&s, loop, "127.0.0.1:0", o, SERVER_ECHO) < 0 ||
         nc_watch_start(loop, ctl_pipe, NC_READABLE, stop_loop, loop, &w) < 0)
         _exit(3);
     struct rlimit rl;
@@ -371,6 +372,7 @@ static void emfile_child(int port_pipe, int ctl_pipe, int report_pipe)
     rep.accepted = st.accepted;
     rep.shed = st.shed;
     rep.fd_exhausted = st.fd_exhausted;
+    rep.evicted = st.evicted;
     rep.cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
                 ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
     rep.ok = rc == 0;
@@ -379,6 +381,60 @@ static void emfile_child(int port_pipe, int ctl_pipe, int report_pipe)
     if (write(report_pipe, &rep, sizeof(rep)) != sizeof(rep))
         _exit(6);
     _exit(0);
+}
+
+struct emfile_server {
+    pid_t pid;
+    int port_pipe, ctl_pipe, report_pipe;
+    nc_addr addr;
+};
+
+/* Start emfile_child with listener options o; fill es. */
+static void emfile_start(struct emfile_server *es, const nc_listener_options *o)
+{
+    int pp[2], cp[2], rp[2];
+    assert_int_equal(pipe2(pp, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(cp, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(rp, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pp[0]);
+        close(cp[1]);
+        close(rp[0]);
+        emfile_child(pp[1], cp[0], rp[1], o);
+    }
+    close(pp[1]);
+    close(cp[0]);
+    close(rp[1]);
+    uint16_t port = 0;
+    assert_true(wait_readable(pp[0], 5000));
+    assert_int_equal(read(pp[0], &port, sizeof(port)), sizeof(port));
+    nc_endpoint ep;
+    char spec[32];
+    snprintf(spec, sizeof(spec), "127.0.0.1:%u", port);
+    assert_int_equal(nc_endpoint_parse(&ep, spec, NULL, 0), 0);
+    es->addr = ep.addr;
+    es->pid = pid;
+    es->port_pipe = pp[0];
+    es->ctl_pipe = cp[1];
+    es->report_pipe = rp[0];
+}
+
+/* Stop the child and return its report. */
+static struct emfile_report emfile_stop(struct emfile_server *es)
+{
+    close(es->ctl_pipe);
+    struct emfile_report rep;
+    assert_true(wait_readable(es->report_pipe, 10000));
+    assert_int_equal(read(es->report_pipe, &rep, sizeof(rep)), sizeof(rep));
+    int status;
+    assert_int_equal(waitpid(es->pid, &status, 0), es->pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_true(rep.ok);
+    close(es->port_pipe);
+    close(es->report_pipe);
+    return rep;
 }
 
 static bool echo_once(const nc_addr *a, int *out_fd)
@@ -403,30 +459,9 @@ static void emfile_sheds_without_spinning_and_recovers(void **state)
         print_message("skipped: valgrind virtualises RLIMIT_NOFILE\n");
         skip();
     }
-    int pp[2], cp[2], rp[2];
-    assert_int_equal(pipe2(pp, O_CLOEXEC), 0);
-    assert_int_equal(pipe2(cp, O_CLOEXEC), 0);
-    assert_int_equal(pipe2(rp, O_CLOEXEC), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(pp[0]);
-        close(cp[1]);
-        close(rp[0]);
-        emfile_child(pp[1], cp[0], rp[1]);
-    }
-    close(pp[1]);
-    close(cp[0]);
-    close(rp[1]);
-    uint16_t port = 0;
-    assert_true(wait_readable(pp[0], 5000));
-    assert_int_equal(read(pp[0], &port, sizeof(port)), sizeof(port));
-    nc_addr a;
-    nc_endpoint ep;
-    char spec[32];
-    snprintf(spec, sizeof(spec), "127.0.0.1:%u", port);
-    assert_int_equal(nc_endpoint_parse(&ep, spec, NULL, 0), 0);
-    a = ep.addr;
+    struct emfile_server es;
+    emfile_start(&es, NULL);
+    nc_addr a = es.addr;
 
     /* Fill the server up: it can hold about 20 connections. */
     int held[40];
@@ -446,7 +481,10 @@ static void emfile_sheds_without_spinning_and_recovers(void **state)
             r = read_full(fd, &c, 1, 10000);
             close(fd);
         }
-        if (r == 0 || r == -ECONNRESET)
+        /* Reset at once: an orderly end of stream would mean the server
+         * accepted it and closed it with FIN (and then it should have
+         * been served). */
+        if (r == -ECONNRESET)
             shed++;
         else
             print_message("client %d: %ld (%s)\n", i, r, nc_strerror((int)r));
@@ -468,21 +506,60 @@ static void emfile_sheds_without_spinning_and_recovers(void **state)
     assert_true(fresh >= 0);
     close(fresh);
 
-    close(cp[1]);   /* stop the child */
-    struct emfile_report rep;
-    assert_true(wait_readable(rp[0], 10000));
-    assert_int_equal(read(rp[0], &rep, sizeof(rep)), sizeof(rep));
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    assert_true(rep.ok);
+    struct emfile_report rep = emfile_stop(&es);
     assert_true(rep.shed >= (uint64_t)extra);
     /* No busy loop: at most two failed accepts per shed connection (the
      * one that found it, and the one that then found the queue empty). */
     assert_true(rep.fd_exhausted <= 2 * rep.shed + 10);
     assert_true(rep.cpu_s < 2.0);
-    close(pp[0]);
-    close(rp[0]);
+}
+
+/* With evict_idle, a new client is served and the longest-idle one is
+ * closed to make room, instead of the new one being shed. */
+static void emfile_with_evict_idle_closes_the_longest_idle(void **state)
+{
+    (void)state;
+    if (under_valgrind()) {
+        print_message("skipped: valgrind virtualises RLIMIT_NOFILE\n");
+        skip();
+    }
+    nc_listener_options o = { .evict_idle = true };
+    struct emfile_server es;
+    emfile_start(&es, &o);
+    int held[40];
+    int nheld = 0;
+    while (nheld < 40) {
+        /* Stop once the server is full: the oldest then gets evicted. */
+        if (!echo_once(&es.addr, &held[nheld]))
+            fail_msg("client %d was not served", nheld);
+        nheld++;
+        if (nheld > 25 && wait_readable(held[0], 0))
+            break;
+    }
+    /* held[0] went first: the longest idle. Then each new client
+     * evicts the next oldest. */
+    char c;
+    assert_int_equal(read_full(held[0], &c, 1, 2000), 0);
+    int first_open = 1;
+    for (int k = 0; k < 5; k++) {
+        int fresh;
+        assert_true(echo_once(&es.addr, &fresh));
+        while (first_open < nheld && !wait_readable(held[first_open], 0))
+            first_open++;
+        assert_true(first_open < nheld);
+        assert_int_equal(read_full(held[first_open], &c, 1, 2000), 0);
+        close(held[first_open]);
+        held[first_open++] = fresh;
+    }
+    /* The newest ones are still served. */
+    char buf[2];
+    assert_int_equal(write(held[nheld - 1], "ok", 2), 2);
+    assert_int_equal(read_full(held[nheld - 1], buf, 2, 2000), 2);
+    for (int i = 0; i < nheld; i++)
+        close(held[i]);
+    struct emfile_report rep = emfile_stop(&es);
+    assert_true(rep.evicted >= 6);
+    assert_int_equal(rep.shed, 0);
 }
 
 int main(void)
@@ -498,6 +575,7 @@ int main(void)
         cmocka_unit_test(max_conns_pauses_and_resumes_accepting),
         cmocka_unit_test(listener_close_from_on_open_and_shutdown_reason),
         cmocka_unit_test(emfile_sheds_without_spinning_and_recovers),
+        cmocka_unit_test(emfile_with_evict_idle_closes_the_longest_idle),
     };
     return cmocka_run_group_tests_name("listener", tests, NULL, NULL);
 }

@@ -5,8 +5,11 @@
  * restarted with timeout 0 from its callback fires once per pass.
  *
  * Every run is bounded: run_until_done() iterates with NC_RUN_ONCE under a
- * guard timer. Two cases read nc_timer's fields (lib/timer.h, lib/loop.h) to check
- * the heap order and the phase exactly, which wall-clock times cannot.
+ * guard timer. Some cases read nc_timer's fields (lib/timer.h) to check
+ * the heap order and the phase exactly, which wall-clock times cannot, and
+ * start timers at exact absolute deadlines with the internal
+ * nc__timer_start_at(); they read the loop's cached time, and none
+ * writes into the loop or the heap.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -291,11 +294,9 @@ static void random_stops_and_restarts_keep_heap_order(void **state)
     free(m);
 }
 
-/* Real deadlines come from a nanosecond clock and rarely tie; force
- * exact ties through the internal fields (the timer's and the heap's
- * copy). Timers started one after the other have increasing deadlines and
- * seqs, so giving them all the last deadline keeps the heap valid and
- * leaves only seq to order them. */
+/* Real deadlines come from a nanosecond clock and rarely tie; start them
+ * at one exact absolute deadline, so that only the start order tells them
+ * apart. */
 static void exact_deadline_ties_fire_in_start_order(void **state)
 {
     nc_loop *loop = *state;
@@ -309,14 +310,12 @@ static void exact_deadline_ties_fire_in_start_order(void **state)
         items[i] = (struct many_item){ m, i };
         assert_int_equal(nc_timer_new(loop, many_cb, &items[i], &m->t[i]), 0);
     }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t at = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec +
+                  3 * MS;
     for (int i = N - 1; i >= 0; i--)
-        assert_int_equal(nc_timer_start(m->t[i], 3, 0), 0);
-    uint64_t last = m->t[0]->deadline_ns;
-    for (int i = 0; i < N; i++) {
-        nc_timer *t = m->t[i];
-        t->deadline_ns = last;
-        loop->heap[t->heap_index].deadline_ns = last;   /* its cached copy */
-    }
+        assert_int_equal(nc__timer_start_at(m->t[i], at), 0);
     run_until_done(loop, &m->done);
     for (int k = 0; k < N; k++)
         assert_int_equal(m->order[k], N - 1 - k);
@@ -578,25 +577,19 @@ static void zero_timeout_restart_fires_once_per_pass(void **state)
     nc_timer_free(t);
 }
 
-/* The loop's cached time can be ahead of a fresh clock read only with a
- * coarse clock; simulate that so a zero-timeout restart is due at once,
- * which only the pass's seq limit then stops from firing again. */
+/* A timer restarted from its own callback with a deadline that is
+ * already due (a coarse clock can make a zero timeout look like that)
+ * must wait for the next pass: only the pass's start-order limit stops it
+ * from firing again and again. A deadline of 1 ns is long past. */
 struct coarse {
     int calls;
 };
-
-/* Posted calls run while events are dispatched, before the timers run. */
-static void advance_cached_time(void *arg)
-{
-    nc_loop *loop = arg;
-    loop->now_ns += 1000 * MS;
-}
 
 static void bounded_zero_again_cb(nc_timer *t, void *ud)
 {
     struct coarse *c = ud;
     if (++c->calls < 100)
-        assert_int_equal(nc_timer_start(t, 0, 0), 0);
+        assert_int_equal(nc__timer_start_at(t, 1), 0);
 }
 
 static void zero_timeout_restart_waits_for_next_pass_even_if_due(
@@ -608,7 +601,6 @@ static void zero_timeout_restart_waits_for_next_pass_even_if_due(
     assert_int_equal(nc_timer_new(loop, bounded_zero_again_cb, &c, &t), 0);
     assert_int_equal(nc_timer_start(t, 0, 0), 0);
     for (int i = 1; i <= 3; i++) {
-        assert_int_equal(nc_loop_post(loop, advance_cached_time, loop), 0);
         assert_int_equal(nc_loop_run(loop, NC_RUN_ONCE), 0);
         assert_int_equal(c.calls, i);
     }
