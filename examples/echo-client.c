@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,7 +363,8 @@ static void usage(void)
            "  --timeout SECONDS  for connecting and for each echo "
            "(default 5, 0 = none)\n"
            "  --bind SPEC        local address to connect from "
-           "(192.0.2.2:0, eth0:0)\n", PROG);
+           "(192.0.2.2:0, eth0:0)\n"
+           "  --version          print the version and exit\n", PROG);
 }
 
 static void parse_args(int argc, char **argv, struct client *cl,
@@ -376,6 +378,7 @@ static void parse_args(int argc, char **argv, struct client *cl,
         {"timeout", required_argument, NULL, 't'},
         {"bind", required_argument, NULL, 'b'},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     uint64_t size = 64;
@@ -418,6 +421,8 @@ static void parse_args(int argc, char **argv, struct client *cl,
         case 'h':
             usage();
             exit(0);
+        case 'V':
+            args_version(PROG);
         default:
             args_bad_option(PROG, c, optopt, argv, optind);
         }
@@ -480,6 +485,9 @@ int main(int argc, char **argv)
     uint64_t i;
     int err;
 
+    /* Its output may go to a pipe whose reader leaves early ("| head"):
+     * that must end the program with an error, not kill it. */
+    signal(SIGPIPE, SIG_IGN);
     memset(&cl, 0, sizeof cl);
     memset(&opts, 0, sizeof opts);
     cl.count = 1000;

@@ -26,7 +26,7 @@ struct echo_stats {
     uint64_t connections;
     uint64_t bytes_in;
     uint64_t bytes_out;
-    uint64_t closed[NC_CLOSE_CONNECT_FAILED + 1];  /* by nc_close_reason */
+    uint64_t closed[NC_CLOSE_REASON_LAST + 1];  /* by nc_close_reason */
 };
 
 static void on_open(nc_conn *c, void *ud)
@@ -57,15 +57,15 @@ static void on_close(nc_conn *c, nc_close_reason reason, int err, void *ud)
 
     (void)c;
     (void)err;
-    if (reason >= NC_CLOSE_PEER && reason <= NC_CLOSE_CONNECT_FAILED)
+    if (reason >= NC_CLOSE_PEER && reason <= NC_CLOSE_REASON_LAST)
         st->closed[reason]++;
 }
 
 static void print_summary(const struct echo_stats *per_thread, size_t n)
 {
     struct echo_stats sum;
-    const char *sep = "";
-    size_t i;
+    char closed[512];
+    size_t i, used = 0;
     int r;
 
     memset(&sum, 0, sizeof sum);
@@ -73,26 +73,27 @@ static void print_summary(const struct echo_stats *per_thread, size_t n)
         sum.connections += per_thread[i].connections;
         sum.bytes_in += per_thread[i].bytes_in;
         sum.bytes_out += per_thread[i].bytes_out;
-        for (r = NC_CLOSE_PEER; r <= NC_CLOSE_CONNECT_FAILED; r++)
+        for (r = NC_CLOSE_PEER; r <= NC_CLOSE_REASON_LAST; r++)
             sum.closed[r] += per_thread[i].closed[r];
     }
-    printf("%s: served %" PRIu64 " connections, %" PRIu64 " bytes in, %"
-           PRIu64 " bytes out; closed:", PROG, sum.connections, sum.bytes_in,
-           sum.bytes_out);
-    for (r = NC_CLOSE_PEER; r <= NC_CLOSE_CONNECT_FAILED; r++) {
+    closed[0] = '\0';
+    for (r = NC_CLOSE_PEER; r <= NC_CLOSE_REASON_LAST; r++) {
         if (sum.closed[r] == 0)
             continue;
-        printf("%s %s %" PRIu64, sep, nc_close_reason_name(r), sum.closed[r]);
-        sep = ",";
+        used += (size_t)snprintf(closed + used, sizeof closed - used,
+                                 "%s %s %" PRIu64, used ? "," : "",
+                                 nc_close_reason_name(r), sum.closed[r]);
     }
-    printf("%s\n", *sep ? "" : " none");
-    fflush(stdout);
+    serve_print_summary("%s: served %" PRIu64 " connections, %" PRIu64
+                        " bytes in, %" PRIu64 " bytes out; closed:%s\n",
+                        PROG, sum.connections, sum.bytes_in, sum.bytes_out,
+                        used ? closed : " none");
 }
 
 static void usage(void)
 {
     printf("usage: %s [--listen SPEC ...] [--idle-timeout SECONDS]\n"
-           "       [--max-conns N] [--threads N]\n"
+           "       [--max-conns N] [--threads N] [--version]\n"
            "Echo every byte back. Stop with SIGINT or SIGTERM.\n"
            "  --listen SPEC          endpoint to listen on, repeatable "
            "(default *:7000):\n"
@@ -105,7 +106,8 @@ static void usage(void)
            "  --max-conns N          pause accepting at N open connections "
            "per listener and thread\n"
            "  --threads N            N threads, each with its own loop "
-           "(default 1)\n", PROG);
+           "(default 1)\n"
+           "  --version              print the version and exit\n", PROG);
 }
 
 int main(int argc, char **argv)
@@ -115,7 +117,7 @@ int main(int argc, char **argv)
     serve_config cfg;
     int err;
 
-    serve_parse_args(&cfg, argc, argv, PROG, "*:7000", true, usage);
+    serve_parse_args(&cfg, argc, argv, PROG, "*:7000", true, NULL, usage);
     /* One block of counters per thread, summed up at the end. */
     stats = calloc(cfg.threads, sizeof *stats);
     if (stats == NULL) {

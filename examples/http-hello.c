@@ -3,40 +3,48 @@
  * "Hello, World!". The program wrk benchmarks load.
  *
  *   http-hello [--listen SPEC ...] [--threads N] [--idle-timeout SECONDS]
+ *              [--header-timeout SECONDS]
  *
  * on_data hands us everything received and not yet consumed; we frame as
  * many whole requests as it holds (pipelining), answer them in order with
  * one write, and return how many bytes we used: the library keeps the rest
  * and calls again when more arrives.
+ *
+ * A request head must be complete within --header-timeout of its first
+ * byte (a deadline the library enforces, which bytes trickling in do not
+ * extend: the defence against "slowloris" clients holding connections).
+ * An idle keep-alive connection costs this program nothing: it keeps
+ * state only while a request is incomplete.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "netcore.h"
+#include "common/args.h"
 #include "common/http.h"
 #include "common/serve.h"
 
 #define PROG "http-hello"
-/* After the last answer on a connection, how long to wait for the client
- * to close before closing anyway. */
-#define LINGER_MS 2000
 
 static const char hello[] = "Hello, World!";
 
-/* One per thread. */
+/* How long a request head may take to arrive (--header-timeout). */
+static uint32_t header_timeout_ms = 10000;
+
+/* One per thread, found through the loop (nc_loop_data). */
 struct http_stats {
     uint64_t connections;
-    uint64_t requests;
+    uint64_t answers;       /* every response sent, whatever its status */
     uint64_t status[6];     /* 200, 400, 405, 431, 501, other */
 };
 
-/* One per connection. */
-struct http_conn {
-    struct http_stats *stats;
+/* Per connection, only while a request is incomplete (else NULL). */
+struct http_partial {
     uint64_t skip;          /* request body bytes still to discard */
-    bool done;              /* last answer sent: discard input until close */
+    bool head_deadline;     /* the deadline for an incomplete head is set */
 };
 
 enum { CONN_NONE, CONN_KEEP_ALIVE, CONN_CLOSE };
@@ -96,55 +104,69 @@ static size_t put_response(char *out, size_t room, int status, bool head,
     return n > 0 && (size_t)n < room ? (size_t)n : 0;
 }
 
-static void on_open(nc_conn *c, void *ud)
+static struct http_stats *stats_of(nc_conn *c)
 {
-    struct http_conn *hc = calloc(1, sizeof *hc);
-
-    if (hc == NULL) {
-        nc_conn_set_data(c, NULL);   /* on_close must not free ud */
-        nc_conn_abort(c);
-        return;
-    }
-    hc->stats = ud;
-    hc->stats->connections++;
-    nc_conn_set_data(c, hc);
+    return nc_loop_data(nc_conn_loop(c));
 }
 
-/* The last answer is queued: send it, then half-close. Closing at once
- * could make the kernel answer the client's unread bytes with a reset
- * that destroys our answer before the client reads it; so we keep reading
- * (and discarding) until the client closes, for at most LINGER_MS. */
-static void finish(nc_conn *c, struct http_conn *hc)
+static void on_open(nc_conn *c, void *ud)
 {
-    hc->done = true;
-    if (nc_conn_shutdown(c) < 0 || nc_conn_set_idle_timeout(c, LINGER_MS) < 0)
-        nc_conn_close(c);
+    (void)ud;
+    stats_of(c)->connections++;
+    nc_conn_set_data(c, NULL);   /* no state until a request is partial */
+}
+
+/* Keep, or drop, the state of an incomplete request: head_pending says
+ * that the bytes left unconsumed are the start of a request head. */
+static void track_partial(nc_conn *c, struct http_partial *p,
+                          bool head_pending)
+{
+    if (head_pending && (p == NULL || !p->head_deadline)) {
+        if (p == NULL && (p = calloc(1, sizeof *p)) == NULL) {
+            nc_conn_abort(c);
+            return;
+        }
+        nc_conn_set_data(c, p);
+        if (header_timeout_ms > 0 &&
+            nc_conn_set_deadline(c, header_timeout_ms) < 0) {
+            nc_conn_abort(c);
+            return;
+        }
+        p->head_deadline = true;
+    } else if (!head_pending && p != NULL && p->head_deadline) {
+        nc_conn_set_deadline(c, 0);
+        p->head_deadline = false;
+    }
+    if (p != NULL && !p->head_deadline && p->skip == 0) {
+        free(p);
+        nc_conn_set_data(c, NULL);
+    }
 }
 
 static size_t on_data(nc_conn *c, const void *data, size_t len, void *ud)
 {
-    struct http_conn *hc = ud;
+    struct http_partial *p = ud;
+    struct http_stats *stats = stats_of(c);
     const char *in = data;
     char out[16384];
     size_t used = 0, outlen = 0;
+    uint64_t skip = p != NULL ? p->skip : 0;
     bool last = false;
 
-    if (hc == NULL || hc->done)
-        return len;
     while (used < len && !last) {
         http_request req;
         http_frame_result r;
         int status;
 
-        if (hc->skip > 0) {
-            size_t n = len - used < hc->skip ? len - used : (size_t)hc->skip;
-            hc->skip -= n;
+        if (skip > 0) {
+            size_t n = len - used < skip ? len - used : (size_t)skip;
+            skip -= n;
             used += n;
             continue;
         }
         if (sizeof out - outlen < 512) {
             if (nc_conn_write(c, out, outlen) < 0) {
-                nc_conn_close(c);
+                nc_conn_abort(c);
                 return len;
             }
             outlen = 0;
@@ -156,31 +178,42 @@ static size_t on_data(nc_conn *c, const void *data, size_t len, void *ud)
             status = http_frame_status(r);
             outlen += put_response(out + outlen, sizeof out - outlen, status,
                                    false, CONN_CLOSE);
-            hc->stats->status[status_slot(status)]++;
-            used = len;
             last = true;
-            break;
+        } else {
+            status = req.method == HTTP_OTHER ? 405 : 200;
+            last = !req.keep_alive;
+            outlen += put_response(out + outlen, sizeof out - outlen, status,
+                                   req.method == HTTP_HEAD,
+                                   last ? CONN_CLOSE
+                                   : req.minor_version == 0 ? CONN_KEEP_ALIVE
+                                   : CONN_NONE);
+            used += req.head_len;
+            skip = req.body_len;
         }
-        hc->stats->requests++;
-        status = req.method == HTTP_OTHER ? 405 : 200;
-        last = !req.keep_alive;
-        outlen += put_response(out + outlen, sizeof out - outlen, status,
-                               req.method == HTTP_HEAD,
-                               last ? CONN_CLOSE
-                               : req.minor_version == 0 ? CONN_KEEP_ALIVE
-                               : CONN_NONE);
-        hc->stats->status[status_slot(status)]++;
-        used += req.head_len;
-        hc->skip = req.body_len;
+        stats->answers++;
+        stats->status[status_slot(status)]++;
     }
     if (outlen > 0 && nc_conn_write(c, out, outlen) < 0) {
-        nc_conn_close(c);
+        nc_conn_abort(c);
         return len;
     }
     if (last) {
-        finish(c, hc);
+        /* The library sends what is queued, then closes; if the client
+         * may still be sending, it waits for its FIN first, so that no
+         * reset destroys the answers in flight. */
+        nc_conn_close(c);
         return len;
     }
+    if (p != NULL)
+        p->skip = skip;
+    else if (skip > 0 && (p = calloc(1, sizeof *p)) != NULL) {
+        p->skip = skip;
+        nc_conn_set_data(c, p);
+    } else if (skip > 0) {
+        nc_conn_abort(c);
+        return len;
+    }
+    track_partial(c, p, skip == 0 && used < len);
     return used;
 }
 
@@ -197,50 +230,71 @@ static void print_summary(const struct http_stats *per_thread, size_t n)
     static const char *const names[] = {"200", "400", "405", "431", "501",
                                         "other"};
     struct http_stats sum;
-    const char *sep = "";
-    size_t i, s;
+    char by_status[256];
+    size_t i, s, used = 0;
 
     memset(&sum, 0, sizeof sum);
     for (i = 0; i < n; i++) {
         sum.connections += per_thread[i].connections;
-        sum.requests += per_thread[i].requests;
+        sum.answers += per_thread[i].answers;
         for (s = 0; s < 6; s++)
             sum.status[s] += per_thread[i].status[s];
     }
-    printf("%s: served %" PRIu64 " connections, %" PRIu64 " requests;"
-           " answers:", PROG, sum.connections, sum.requests);
+    by_status[0] = '\0';
     for (s = 0; s < 6; s++) {
         if (sum.status[s] == 0)
             continue;
-        printf("%s %s %" PRIu64, sep, names[s], sum.status[s]);
-        sep = ",";
+        used += (size_t)snprintf(by_status + used, sizeof by_status - used,
+                                 "%s %s %" PRIu64, used ? "," : "",
+                                 names[s], sum.status[s]);
     }
-    printf("%s\n", *sep ? "" : " none");
-    fflush(stdout);
+    serve_print_summary("%s: served %" PRIu64 " connections, %" PRIu64
+                        " answers by status:%s\n", PROG, sum.connections,
+                        sum.answers, used ? by_status : " none");
+}
+
+static const char *parse_option(int val, const char *arg)
+{
+    (void)val;   /* the only one: --header-timeout */
+    if (args_seconds_ms(arg, &header_timeout_ms) < 0)
+        return "--header-timeout is not a number of seconds";
+    return NULL;
 }
 
 static void usage(void)
 {
     printf("usage: %s [--listen SPEC ...] [--threads N] "
            "[--idle-timeout SECONDS]\n"
+           "       [--header-timeout SECONDS] [--version]\n"
            "HTTP/1.1 keep-alive server: every GET gets 200 and "
            "\"Hello, World!\".\n"
-           "  --listen SPEC          endpoint to listen on, repeatable "
+           "  --listen SPEC            endpoint to listen on, repeatable "
            "(default *:8080)\n"
-           "  --threads N            N threads, each with its own loop "
+           "  --threads N              N threads, each with its own loop "
            "(default 1)\n"
-           "  --idle-timeout SECONDS close connections idle this long "
-           "(default 60, 0 = never)\n", PROG);
+           "  --idle-timeout SECONDS   close connections idle this long "
+           "(default 60, 0 = never)\n"
+           "  --header-timeout SECONDS a request head must arrive within "
+           "this long of\n"
+           "                           its first byte (default 10, 0 = "
+           "no limit)\n"
+           "  --version                print the version and exit\n", PROG);
 }
 
 int main(int argc, char **argv)
 {
     static const nc_conn_callbacks cbs = {on_open, on_data, NULL, on_close};
+    static const struct option own[] = {
+        {"header-timeout", required_argument, NULL, 256},
+        {NULL, 0, NULL, 0},
+    };
+    static const serve_extra extra = {own, parse_option};
     struct http_stats *stats;
     serve_config cfg;
     int err;
 
-    serve_parse_args(&cfg, argc, argv, PROG, "*:8080", false, usage);
+    serve_parse_args(&cfg, argc, argv, PROG, "*:8080", false, &extra,
+                     usage);
     /* One block of counters per thread, summed up at the end. */
     stats = calloc(cfg.threads, sizeof *stats);
     if (stats == NULL) {

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -329,7 +330,8 @@ static void usage(void)
            "           and how many sockets on it are in each TCP state "
            "(CLOSE_WAIT flagged)\n"
            "  connect  try to connect to SPEC and explain the outcome "
-           "(timeout default 5 s)\n", PROG, PROG, PROG);
+           "(timeout default 5 s)\n"
+           "  --version  print the version and exit\n", PROG, PROG, PROG);
 }
 
 int main(int argc, char **argv)
@@ -337,6 +339,7 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"timeout", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     uint32_t timeout_ms = 5000;
@@ -345,6 +348,8 @@ int main(int argc, char **argv)
     uint64_t port = 0;
     int c, nargs, err, status;
 
+    /* Its report may go to a pipe whose reader leaves early. */
+    signal(SIGPIPE, SIG_IGN);
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
@@ -356,6 +361,8 @@ int main(int argc, char **argv)
         case 'h':
             usage();
             return 0;
+        case 'V':
+            args_version(PROG);
         default:
             args_bad_option(PROG, c, optopt, argv, optind);
         }

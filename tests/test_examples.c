@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -650,7 +651,7 @@ static void http_answers_pipelined_requests_in_order(void **state)
     close(fd);
     assert_int_equal(proc_stop(p, SIGTERM), 0);
     assert_non_null(strstr(p->buf[OUT], "http-hello: served 1 connections, "
-                                        "4 requests; answers: 200 3, 405 1"));
+                                        "4 answers by status: 200 3, 405 1"));
 }
 
 /* Send a request, read the answer until the server closes. */
@@ -703,7 +704,180 @@ static void http_answers_400_and_431_then_closes(void **state)
     free(big);
 
     assert_int_equal(proc_stop(p, SIGTERM), 0);
-    assert_non_null(strstr(p->buf[OUT], "200 1, 400 1, 431 1"));
+    assert_non_null(strstr(p->buf[OUT], "3 answers by status: 200 1, "
+                                        "400 1, 431 1"));
+}
+
+/* ---- pipelining over a Unix socket, then the client's end ---------------- */
+
+static int unix_connect(const char *path)
+{
+    struct sockaddr_un sa;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    assert_true(fd >= 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+/* Send all of out while reading what comes back (the buffers of a Unix
+ * socket are small: the server stops reading while we do not), then
+ * half-close and read until the server's end. Returns the bytes read. */
+static size_t exchange_all(int fd, const char *out, size_t len, char *in,
+                           size_t max, bool *eof)
+{
+    uint64_t until = deadline();
+    size_t sent = 0, got = 0;
+
+    *eof = false;
+    while (!*eof && ms_left(until) > 0) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (sent < len)
+            pfd.events |= POLLOUT;
+        if (poll(&pfd, 1, ms_left(until)) <= 0)
+            break;
+        if (pfd.revents & POLLOUT) {
+            ssize_t n = send(fd, out + sent, len - sent,
+                             MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n > 0 && (sent += (size_t)n) == len)
+                shutdown(fd, SHUT_WR);
+        }
+        if (pfd.revents & (POLLIN | POLLHUP)) {
+            ssize_t n = recv(fd, in + got, max - got, MSG_DONTWAIT);
+            if (n == 0)
+                *eof = true;
+            else if (n > 0)
+                got += (size_t)n;
+        }
+        assert_true(got < max);
+    }
+    return got;
+}
+
+static size_t count(const char *hay, size_t len, const char *needle)
+{
+    size_t n = 0, k = strlen(needle);
+    const char *p = hay, *end = hay + len;
+
+    while ((p = memmem(p, (size_t)(end - p), needle, k)) != NULL) {
+        n++;
+        p += k;
+    }
+    return n;
+}
+
+/* 3,000 pipelined requests, then the client half-closes (as HTTP/1.0
+ * tools and shell pipes do): every answer arrives before the end. With
+ * the last one asking for Connection: close, the same. */
+static void http_answers_every_pipelined_request_before_closing(void **st)
+{
+    enum { N = 3000 };
+    static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+    static const char last[] =
+        "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    char path[64], spec[80];
+    size_t rlen = sizeof req - 1, len, got;
+    char *out = malloc(N * rlen + sizeof last);
+    char *in = malloc(N * 128);
+    bool eof;
+    int fd, round;
+
+    (void)st;
+    assert_non_null(out);
+    assert_non_null(in);
+    snprintf(path, sizeof path, "/tmp/nc-test-http-%d.sock", (int)getpid());
+    snprintf(spec, sizeof spec, "unix:%s", path);
+    struct proc *p = proc_start("http-hello", "--listen", spec, NULL);
+    listen_port(p);
+    for (round = 0; round < 2; round++) {
+        for (len = 0; len < (N - 1) * rlen; len += rlen)
+            memcpy(out + len, req, rlen);
+        /* Round 0 ends with a plain request and the client's end of
+         * stream; round 1 with Connection: close. */
+        memcpy(out + len, round ? last : req, round ? sizeof last - 1 : rlen);
+        len += round ? sizeof last - 1 : rlen;
+        fd = unix_connect(path);
+        got = exchange_all(fd, out, len, in, N * 128, &eof);
+        close(fd);
+        assert_true(eof);
+        assert_int_equal(count(in, got, "HTTP/1.1 200 OK\r\n"), N);
+    }
+    assert_int_equal(proc_stop(p, SIGTERM), 0);
+    free(out);
+    free(in);
+}
+
+/* A head arriving a byte at a time ("slowloris") is cut off by
+ * --header-timeout, although each byte comes well within the idle
+ * timeout; a normal request is served on the same server. */
+static void http_header_timeout_ends_a_trickling_head(void **state)
+{
+    struct proc *p = proc_start("http-hello", "--listen", "127.0.0.1:0",
+                                "--header-timeout", "0.3",
+                                "--idle-timeout", "10", NULL);
+    unsigned port = listen_port(p);
+    uint64_t until = deadline(), start;
+    char buf[4096], c;
+    bool closed = false;
+    int fd;
+
+    (void)state;
+    fd = tcp_connect(port);
+    start = now_ms();
+    send_all(fd, "GET / HTTP/1.1\r\n", 16);
+    while (!closed && ms_left(until) > 0) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        /* One byte every 50 ms; the server's end stops the loop. */
+        if (poll(&pfd, 1, 50) == 1) {
+            closed = recv(fd, &c, 1, 0) <= 0;
+            assert_true(closed);
+            break;
+        }
+        send(fd, "X", 1, MSG_NOSIGNAL);
+    }
+    assert_true(closed);
+    assert_true(now_ms() - start >= 300);
+    close(fd);
+    http_exchange(port, "GET / HTTP/1.0\r\n\r\n", 18, buf, sizeof buf);
+    assert_int_equal(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17), 0);
+    assert_int_equal(proc_stop(p, SIGTERM), 0);
+}
+
+/* ---- the programs and their output ------------------------------------------- */
+
+static void every_program_prints_its_version(void **state)
+{
+    static const char *const progs[] = {"echo-server", "echo-client",
+                                        "http-hello", "netcore-doctor"};
+    char want[128];
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < 4; i++) {
+        struct proc *p = proc_start(progs[i], "--version", NULL);
+        assert_int_equal(proc_finish(p), 0);
+        snprintf(want, sizeof want, "%s (libnetcore %s)\n", progs[i],
+                 nc_version());
+        assert_string_equal(p->buf[OUT], want);
+    }
+}
+
+/* stdout closed by its reader ("echo-server | true"): no death by
+ * SIGPIPE, exit status 0, and the summary goes to stderr. */
+static void server_outlives_its_stdout_reader(void **state)
+{
+    struct proc *p = proc_start("echo-server", "--listen", "127.0.0.1:0",
+                                NULL);
+
+    (void)state;
+    listen_port(p);
+    close(p->fd[OUT]);
+    p->fd[OUT] = -1;
+    assert_int_equal(proc_stop(p, SIGTERM), 0);
+    assert_non_null(strstr(p->buf[ERR], "echo-server: served 0 connections"));
 }
 
 static int find_bin_dir(void **state)
@@ -750,6 +924,10 @@ int main(void)
         CASE(doctor_lists_interfaces_and_primary),
         CASE(http_answers_pipelined_requests_in_order),
         CASE(http_answers_400_and_431_then_closes),
+        CASE(http_answers_every_pipelined_request_before_closing),
+        CASE(http_header_timeout_ends_a_trickling_head),
+        CASE(every_program_prints_its_version),
+        CASE(server_outlives_its_stdout_reader),
     };
 
     signal(SIGPIPE, SIG_IGN);

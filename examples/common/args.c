@@ -71,6 +71,12 @@ void args_endpoint(const char *prog, const char *option, const char *text,
         *ep = parsed;
 }
 
+void args_version(const char *prog)
+{
+    printf("%s (libnetcore %s)\n", prog, nc_version());
+    exit(fflush(stdout) == 0 ? 0 : 1);
+}
+
 void args_bad_option(const char *prog, int c, int optopt_value,
                      char *const argv[], int optind_value)
 {

@@ -33,6 +33,9 @@ _Noreturn void args_usage_error(const char *prog, const char *fmt, ...)
 void args_endpoint(const char *prog, const char *option, const char *text,
                    bool for_connect, nc_endpoint *ep);
 
+/* Print "PROG (libnetcore X.Y.Z)" to stdout and exit 0: --version. */
+_Noreturn void args_version(const char *prog);
+
 /* The message getopt_long() would print for the option at optind-1 that it
  * rejected (c is its return value: '?' or ':'); exits with status 2. */
 _Noreturn void args_bad_option(const char *prog, int c, int optopt_value,

@@ -6,7 +6,7 @@
 #include "serve.h"
 
 #include <errno.h>
-#include <getopt.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
@@ -66,6 +66,8 @@ static int worker_listen(struct worker *w)
     size_t i, j, total = 0;
 
     opts.reuseport = cfg->threads > 1;
+    /* Callbacks reach this thread's block through the loop, too. */
+    nc_loop_set_data(w->loop, ud);
     for (i = 0; i < cfg->nspecs; i++) {
         /* Two sockets cannot bind one path: a Unix socket gets one thread. */
         if (w->index > 0 && is_unix_spec(w->specs[i]))
@@ -301,12 +303,31 @@ static void announce(const struct server *s)
     nc_iface_list_free(ifaces);
 }
 
+void serve_print_summary(const char *fmt, ...)
+{
+    va_list ap;
+    int ok;
+
+    va_start(ap, fmt);
+    ok = vprintf(fmt, ap) >= 0 && fflush(stdout) == 0;
+    va_end(ap);
+    if (ok)
+        return;
+    /* Whoever read stdout has gone: the summary goes to stderr. */
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
+
 int serve_run(const serve_config *cfg)
 {
     struct server s;
     int err;
 
     memset(&s, 0, sizeof s);
+    /* A closed stdout (a log reader that went away, "| true") must not
+     * kill the server with SIGPIPE; the library itself never raises it. */
+    signal(SIGPIPE, SIG_IGN);
     s.cfg = cfg;
     err = nc_loop_new(&s.loop);
     if (err < 0) {
@@ -344,21 +365,45 @@ int serve_run(const serve_config *cfg)
     return err;
 }
 
-void serve_parse_args(serve_config *cfg, int argc, char **argv,
-                      const char *prog, const char *default_spec,
-                      bool max_conns_ok, void (*usage)(void))
+/* The shared options, then extra's: one table for getopt_long. */
+static struct option *option_table(const serve_extra *extra)
 {
-    static const struct option longopts[] = {
+    static const struct option shared[] = {
         {"listen", required_argument, NULL, 'l'},
         {"threads", required_argument, NULL, 't'},
         {"idle-timeout", required_argument, NULL, 'i'},
         {"max-conns", required_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"version", no_argument, NULL, 'V'},
     };
+    size_t n = sizeof shared / sizeof shared[0], k = 0;
+    struct option *all;
+
+    while (extra != NULL && extra->options[k].name != NULL)
+        k++;
+    all = calloc(n + k + 1, sizeof *all);
+    if (all == NULL)
+        return NULL;
+    memcpy(all, shared, sizeof shared);
+    if (k > 0)
+        memcpy(all + n, extra->options, k * sizeof *all);
+    return all;
+}
+
+void serve_parse_args(serve_config *cfg, int argc, char **argv,
+                      const char *prog, const char *default_spec,
+                      bool max_conns_ok, const serve_extra *extra,
+                      void (*usage)(void))
+{
+    struct option *longopts = option_table(extra);
+    const char *why;
     uint64_t value;
     int c;
 
+    if (longopts == NULL) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        exit(1);
+    }
     memset(cfg, 0, sizeof *cfg);
     cfg->prog = prog;
     cfg->threads = 1;
@@ -396,10 +441,19 @@ void serve_parse_args(serve_config *cfg, int argc, char **argv,
         case 'h':
             usage();
             exit(0);
+        case 'V':
+            args_version(prog);
         default:
+            if (c >= 256 && extra != NULL) {
+                why = extra->parse(c, optarg);
+                if (why != NULL)
+                    args_usage_error(prog, "%s", why);
+                break;
+            }
             args_bad_option(prog, c, optopt, argv, optind);
         }
     }
+    free(longopts);
     if (optind < argc)
         args_usage_error(prog, "unexpected argument '%s'", argv[optind]);
     if (cfg->nspecs == 0)
