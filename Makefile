@@ -11,6 +11,7 @@ CC = gcc
 endif
 PKG_CONFIG ?= pkg-config
 LDCONFIG ?= ldconfig
+AWK ?= awk
 # Captured once so that recipes below can name it without make treating
 # them as recursive (which would run them even under make -n).
 NC_MAKE := $(MAKE)
@@ -86,7 +87,18 @@ EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
 EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/bin/%)
 BENCH_SRCS := $(sort $(wildcard bench/*.c))
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
-MAN_PAGES := $(sort $(wildcard docs/*.3))
+
+# The man pages and docs/api.md are generated from include/netcore.h by
+# docs/gen-docs.awk into $(DOC_OUT): man3/<function>.3, man3/netcore.3,
+# man3/libnetcore.3 (a .so link) and api.md. The page names come from the
+# header, so uninstall needs no build.
+DOC_OUT = $(BUILD)/doc
+DOC_STAMP = $(DOC_OUT)/.stamp
+DOC_EXAMPLES := $(sort $(wildcard docs/examples/*.c))
+MAN_NAMES = $(shell $(AWK) -v mode=list -f docs/gen-docs.awk include/netcore.h)
+MAN_PAGES = $(addprefix $(DOC_OUT)/man3/,$(MAN_NAMES))
+# The date the man pages show: the header's last commit, if there is git.
+DOC_DATE = $(shell git log -1 --format=%cs -- include/netcore.h 2>/dev/null)
 
 ALL_OBJS := $(LIB_OBJS) $(COMMON_OBJS) $(SUPPORT_OBJ) \
             $(TEST_SRCS:%.c=$(OBJ)/%.o) $(EXAMPLE_SRCS:%.c=$(OBJ)/%.o) \
@@ -104,10 +116,10 @@ RUN_TESTS = NC_BUILD='$(BUILD)' NC_CC='$(CC)' NC_MAKE='$(NC_MAKE)' \
             bash tests/run-tests.sh
 
 .PHONY: all lib examples tests check deps sanitize tsan valgrind bench \
-        bench-deps demo install uninstall pc clean help
+        bench-deps demo install uninstall pc clean help man api-md
 .DEFAULT_GOAL := all
 
-all: lib examples
+all: lib examples man
 
 lib: $(STATIC) $(SHARED_LINK)
 
@@ -270,6 +282,23 @@ demo: all
 	fi
 	NC_BUILD='$(BUILD)' NC_BIN='$(BUILD)/bin' bash examples/demo.sh
 
+# --- documentation -----------------------------------------------------
+# The generator reports comments that break the header's convention but
+# writes the pages anyway; tests/check-docs.sh (make check) fails on them.
+$(DOC_STAMP): include/netcore.h docs/gen-docs.awk $(DOC_EXAMPLES)
+	@rm -rf '$(DOC_OUT)/man3'
+	@mkdir -p '$(DOC_OUT)/man3'
+	$(AWK) -f docs/gen-docs.awk -v mode=gen -v mandir='$(DOC_OUT)/man3' \
+	    -v md='$(DOC_OUT)/api.md' -v version='$(VERSION)' -v date='$(DOC_DATE)' \
+	    include/netcore.h
+	@touch $@
+
+man: $(DOC_STAMP)
+
+# docs/api.md is committed; this rewrites it from the header.
+api-md: $(DOC_STAMP)
+	cp '$(DOC_OUT)/api.md' docs/api.md
+
 # --- installing --------------------------------------------------------
 pc: | $(BUILD)
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
@@ -279,7 +308,7 @@ pc: | $(BUILD)
 $(BUILD):
 	mkdir -p $@
 
-install: lib pc
+install: lib pc man
 	install -d '$(DESTDIR)$(INCLUDEDIR)' '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(PKGCONFIGDIR)'
 	install -m 644 include/netcore.h '$(DESTDIR)$(INCLUDEDIR)/netcore.h'
 	install -m 644 $(STATIC) '$(DESTDIR)$(LIBDIR)/libnetcore.a'
@@ -287,10 +316,8 @@ install: lib pc
 	ln -sf $(SHARED_FILE) '$(DESTDIR)$(LIBDIR)/$(SONAME)'
 	ln -sf $(SONAME) '$(DESTDIR)$(LIBDIR)/libnetcore.so'
 	install -m 644 $(PC) '$(DESTDIR)$(PKGCONFIGDIR)/libnetcore.pc'
-ifneq ($(MAN_PAGES),)
 	install -d '$(DESTDIR)$(MANDIR)/man3'
 	install -m 644 $(MAN_PAGES) '$(DESTDIR)$(MANDIR)/man3/'
-endif
 	@if [ -z '$(DESTDIR)' ] && [ "$$(id -u)" = 0 ]; then $(LDCONFIG) || true; fi
 
 uninstall:
@@ -300,7 +327,7 @@ uninstall:
 	    '$(DESTDIR)$(LIBDIR)/$(SONAME)' \
 	    '$(DESTDIR)$(LIBDIR)/libnetcore.so' \
 	    '$(DESTDIR)$(PKGCONFIGDIR)/libnetcore.pc' \
-	    $(foreach m,$(notdir $(MAN_PAGES)),'$(DESTDIR)$(MANDIR)/man3/$(m)')
+	    $(foreach m,$(MAN_NAMES),'$(DESTDIR)$(MANDIR)/man3/$(m)')
 
 clean:
 	rm -rf '$(BUILD)'
@@ -314,6 +341,8 @@ help:
 	@echo '  valgrind       tests under valgrind (NC_UNDER_VALGRIND=1)'
 	@echo '  bench          build bench/*.c against libuv, libev, libevent; run bench/run.sh'
 	@echo '  demo           build and run examples/demo.sh'
+	@echo '  man            the man pages and api.md from include/netcore.h, in $(DOC_OUT)'
+	@echo '  api-md         regenerate docs/api.md (committed) from include/netcore.h'
 	@echo '  install, uninstall, clean'
 	@echo 'variables: CC=$(CC) CFLAGS=$(CFLAGS) WERROR=1 BUILD=$(BUILD)'
 	@echo '  PREFIX=$(PREFIX) LIBDIR=$(LIBDIR) INCLUDEDIR=$(INCLUDEDIR)'

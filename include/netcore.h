@@ -1,10 +1,9 @@
 /*
  * netcore.h - libnetcore, a small, fast TCP networking library for Linux.
  *
- * This header is the whole public API and its manual. The man pages (one
- * per function, and netcore(3) for the whole library) and docs/api.md are
- * generated from its comments; change the comments here, never the
- * generated text.
+ * The header netcore.h is the whole public API and its manual: the man
+ * pages (one per function, and netcore(3) for the whole library) and
+ * docs/api.md are generated from its comments.
  *
  * Conventions
  *
@@ -64,7 +63,8 @@
 /*
  * The comment convention of this header. docs/gen-docs.awk reads it to
  * write the man pages and docs/api.md, and tests/check-docs.sh checks it;
- * keep to it when adding a declaration.
+ * keep to it when adding a declaration. Change these comments, never the
+ * generated text: `make api-md` regenerates docs/api.md.
  *
  * - A declaration's comment comes right before it, with no blank line in
  *   between. One comment may cover several declarations that follow it
