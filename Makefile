@@ -300,6 +300,24 @@ api-md: $(DOC_STAMP)
 	cp '$(DOC_OUT)/api.md' docs/api.md
 
 # --- installing --------------------------------------------------------
+# ldconfig runs only for an install into a directory the dynamic linker
+# searches (/lib, /usr/lib, or one listed in /etc/ld.so.conf*), without
+# DESTDIR, as root. A private PREFIX needs LD_LIBRARY_PATH or an rpath
+# (see README.md), which the note says.
+define ldconfig_if_searched
+if [ -n '$(DESTDIR)' ]; then exit 0; fi; \
+libdir=$$(cd '$(LIBDIR)' && pwd -P); \
+for d in /lib /usr/lib /lib64 /usr/lib64 $$(sed -e 's/#.*//' -e '/^[[:space:]]*include[[:space:]]/d' \
+        /etc/ld.so.conf /etc/ld.so.conf.d/*.conf 2>/dev/null); do \
+    if [ -d "$$d" ] && [ "$$(cd "$$d" && pwd -P)" = "$$libdir" ]; then \
+        if [ "$$(id -u)" = 0 ]; then echo '$(LDCONFIG)'; $(LDCONFIG) || true; fi; \
+        exit 0; \
+    fi; \
+done; \
+echo "note: $(LIBDIR) is not searched by the dynamic linker: run programs with"; \
+echo "  LD_LIBRARY_PATH=$(LIBDIR), or link them with -Wl,-rpath,$(LIBDIR)"
+endef
+
 pc: | $(BUILD)
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
@@ -318,7 +336,7 @@ install: lib pc man
 	install -m 644 $(PC) '$(DESTDIR)$(PKGCONFIGDIR)/libnetcore.pc'
 	install -d '$(DESTDIR)$(MANDIR)/man3'
 	install -m 644 $(MAN_PAGES) '$(DESTDIR)$(MANDIR)/man3/'
-	@if [ -z '$(DESTDIR)' ] && [ "$$(id -u)" = 0 ]; then $(LDCONFIG) || true; fi
+	@$(ldconfig_if_searched)
 
 uninstall:
 	rm -f '$(DESTDIR)$(INCLUDEDIR)/netcore.h' \
