@@ -109,7 +109,7 @@ ALL_OBJS := $(LIB_OBJS) $(COMMON_OBJS) $(SUPPORT_OBJ) \
 TSAN_TESTS = $(patsubst tests/%.c,$(BUILD)/tsan/tests/%,\
              $(if $(TEST_SRCS),$(shell grep -lE 'pthread_create|"--threads"' $(TEST_SRCS))))
 
-TEST_PACKAGES = libcmocka-dev pkg-config iproute2 nftables valgrind
+TEST_PACKAGES = libcmocka-dev pkg-config iproute2 nftables valgrind groff-base man-db
 BENCH_PACKAGES = libuv1-dev libev-dev libevent-dev wrk
 
 RUN_TESTS = NC_BUILD='$(BUILD)' NC_CC='$(CC)' NC_MAKE='$(NC_MAKE)' \
@@ -224,6 +224,8 @@ deps:
 	command -v ip >/dev/null 2>&1 || missing="$$missing ip"; \
 	command -v nft >/dev/null 2>&1 || missing="$$missing nft"; \
 	command -v valgrind >/dev/null 2>&1 || missing="$$missing valgrind"; \
+	command -v groff >/dev/null 2>&1 || missing="$$missing groff"; \
+	command -v man >/dev/null 2>&1 || missing="$$missing man"; \
 	if [ -n "$$missing" ]; then \
 	    $(call apt_install,$(TEST_PACKAGES),test dependencies ($$missing )); \
 	fi
