@@ -69,16 +69,22 @@ fi
 mandir=$build/doc/man3
 mapfile -t pages < <("$awk" -v mode=list -f "$root/docs/gen-docs.awk" "$root/include/netcore.h")
 [ ${#pages[@]} -gt 2 ] || die "docs/gen-docs.awk lists no pages"
+declare -A is_page=()
+for p in "${pages[@]}"; do
+    is_page[$p]=1
+done
 for p in "${pages[@]}"; do
     [ -f "$mandir/$p" ] || fail "$p was not generated in $mandir"
     [ -f "$prefix/share/man/man3/$p" ] || fail "make install did not install $p"
 done
 for f in "$mandir"/*.3; do
     p=${f##*/}
-    printf '%s\n' "${pages[@]}" | grep -qxF "$p" || fail "$mandir/$p is stale: no such function in the header"
+    [ -n "${is_page[$p]:-}" ] || fail "$mandir/$p is stale: no such function in the header"
 done
-extra=$(cd "$prefix/share/man/man3" && ls | grep -vxF -f <(printf '%s\n' "${pages[@]}") || true)
-[ -z "$extra" ] || fail "make install installed pages that are not generated: $extra"
+for f in "$prefix/share/man/man3"/*; do
+    p=${f##*/}
+    [ -n "${is_page[$p]:-}" ] || fail "make install installed $p, which is not a generated page"
+done
 for topic in netcore libnetcore nc_listen; do
     man -M "$prefix/share/man" -w "$topic" >/dev/null 2>&1 ||
         fail "man -M PREFIX/share/man does not find $topic(3)"
@@ -91,7 +97,8 @@ linted=0
 for p in "${pages[@]}"; do
     f=$mandir/$p
     [ -f "$f" ] || continue
-    if head -n 1 "$f" | grep -q '^\.so '; then
+    before=$failures
+    if [ "$(head -c 4 "$f")" = '.so ' ]; then
         target=$(sed -n '1s/^\.so //p' "$f")
         [ -f "$build/doc/$target" ] || fail "$p: .so target $target does not exist"
         [ "$(wc -l <"$f")" -eq 1 ] || fail "$p: a .so page must be that one line"
@@ -103,9 +110,9 @@ $out"
         man --warnings -E UTF-8 -l -Tutf8 -Z "man3/$p" 2>&1 >/dev/null)
     [ -z "$out" ] || fail "$p: man --warnings warns:
 $out"
-    linted=$((linted + 1))
+    [ "$failures" -eq "$before" ] && linted=$((linted + 1))
 done
-say "$linted pages lint clean (groff -ww -man, man --warnings)"
+say "$linted of ${#pages[@]} pages lint clean (groff -ww -man, man --warnings)"
 
 # --- 4. docs/api.md ------------------------------------------------------------
 if cmp -s "$root/docs/api.md" "$build/doc/api.md"; then
@@ -139,7 +146,7 @@ for src in "${examples[@]}"; do
         >"$tmp/run.log" 2>&1 </dev/null
     rc=$?
     if [ "$rc" -ne 0 ]; then
-        sed 's/^/  | /' "$tmp/run.log"
+        awk '{ print "  | " $0 }' "$tmp/run.log"
         if [ "$rc" -eq 124 ]; then
             fail "docs/examples/$name.c timed out after 20 s"
         else
