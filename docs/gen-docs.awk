@@ -561,7 +561,7 @@ function is_code(w) {
 }
 
 function man_head(name, title) {
-    return ".TH " toupper(name) " 3 " (date == "" ? "\"\"" : date) " \"libnetcore " version "\" \"Library Functions Manual\"\n.nh\n.ad l\n"
+    return ".TH " toupper(name) " 3 " (date == "" ? "\"\"" : date) " \"libnetcore " version "\" \"Library Functions Manual\"\n.nh\n.\\\" Keep identifiers whole: .EX and .EE restore hyphenation from HY.\n.nr HY 0\n.ad l\n"
 }
 
 function lc_first(s) {
@@ -691,14 +691,17 @@ function write_overview(   out, s, d, i, n, names, k, path, pre, first, last, ex
         first = 1
         for (d = 1; d <= ndoc; d++) {
             if (doc_sec[d] != s || doc_kind[d] != "func") continue
+            if (first) { out = out ".PP\nFunctions:\n"; first = 0 }
             n = split(doc_names[d], names, " ")
             for (k = 1; k <= n; k++) {
                 if (!(names[k] in fn_of)) continue
                 out = out ".TP\n.BR " man_esc(names[k]) " (3)\n" man_text(doc_summary[d]) "\n"
             }
         }
+        first = 1
         for (d = 1; d <= ndoc; d++) {
             if (doc_sec[d] != s || doc_kind[d] == "func") continue
+            if (first) { out = out ".PP\nTypes and constants:\n"; first = 0 }
             out = out ".PP\n.in +4n\n.EX\n" man_proto(doc_decl[d]) ".EE\n.in\n"
             out = out ".RS 4\n" render(doc_summary[d] (doc_desc[d] == "" ? "" : "\n\n" doc_desc[d]), "man", 0) ".RE\n"
         }
