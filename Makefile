@@ -11,6 +11,7 @@ CC = gcc
 endif
 PKG_CONFIG ?= pkg-config
 LDCONFIG ?= ldconfig
+AWK ?= awk
 # Captured once so that recipes below can name it without make treating
 # them as recursive (which would run them even under make -n).
 NC_MAKE := $(MAKE)
@@ -86,7 +87,18 @@ EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
 EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/bin/%)
 BENCH_SRCS := $(sort $(wildcard bench/*.c))
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
-MAN_PAGES := $(sort $(wildcard docs/*.3))
+
+# The man pages and docs/api.md are generated from include/netcore.h by
+# docs/gen-docs.awk into $(DOC_OUT): man3/<function>.3, man3/netcore.3,
+# man3/libnetcore.3 (a .so link) and api.md. The page names come from the
+# header, so uninstall needs no build.
+DOC_OUT = $(BUILD)/doc
+DOC_STAMP = $(DOC_OUT)/.stamp
+DOC_EXAMPLES := $(sort $(wildcard docs/examples/*.c))
+MAN_NAMES = $(shell $(AWK) -v mode=list -f docs/gen-docs.awk include/netcore.h)
+MAN_PAGES = $(addprefix $(DOC_OUT)/man3/,$(MAN_NAMES))
+# The date the man pages show: the header's last commit, if there is git.
+DOC_DATE = $(shell git log -1 --format=%cs -- include/netcore.h 2>/dev/null)
 
 ALL_OBJS := $(LIB_OBJS) $(COMMON_OBJS) $(SUPPORT_OBJ) \
             $(TEST_SRCS:%.c=$(OBJ)/%.o) $(EXAMPLE_SRCS:%.c=$(OBJ)/%.o) \
@@ -97,17 +109,17 @@ ALL_OBJS := $(LIB_OBJS) $(COMMON_OBJS) $(SUPPORT_OBJ) \
 TSAN_TESTS = $(patsubst tests/%.c,$(BUILD)/tsan/tests/%,\
              $(if $(TEST_SRCS),$(shell grep -lE 'pthread_create|"--threads"' $(TEST_SRCS))))
 
-TEST_PACKAGES = libcmocka-dev pkg-config iproute2 nftables valgrind
+TEST_PACKAGES = libcmocka-dev pkg-config iproute2 nftables valgrind groff-base man-db
 BENCH_PACKAGES = libuv1-dev libev-dev libevent-dev wrk
 
 RUN_TESTS = NC_BUILD='$(BUILD)' NC_CC='$(CC)' NC_MAKE='$(NC_MAKE)' \
             bash tests/run-tests.sh
 
 .PHONY: all lib examples tests check deps sanitize tsan valgrind bench \
-        bench-deps demo install uninstall pc clean help mutate
+        bench-deps demo install uninstall pc clean help mutate man api-md
 .DEFAULT_GOAL := all
 
-all: lib examples
+all: lib examples man
 
 lib: $(STATIC) $(SHARED_LINK)
 
@@ -215,6 +227,8 @@ deps:
 	command -v ip >/dev/null 2>&1 || missing="$$missing ip"; \
 	command -v nft >/dev/null 2>&1 || missing="$$missing nft"; \
 	command -v valgrind >/dev/null 2>&1 || missing="$$missing valgrind"; \
+	command -v groff >/dev/null 2>&1 || missing="$$missing groff"; \
+	command -v man >/dev/null 2>&1 || missing="$$missing man"; \
 	if [ -n "$$missing" ]; then \
 	    $(call apt_install,$(TEST_PACKAGES),test dependencies ($$missing )); \
 	fi
@@ -278,7 +292,42 @@ demo: all
 	fi
 	NC_BUILD='$(BUILD)' NC_BIN='$(BUILD)/bin' bash examples/demo.sh
 
+# --- documentation -----------------------------------------------------
+# The generator reports comments that break the header's convention but
+# writes the pages anyway; tests/check-docs.sh (make check) fails on them.
+$(DOC_STAMP): include/netcore.h docs/gen-docs.awk $(DOC_EXAMPLES)
+	@rm -rf '$(DOC_OUT)/man3'
+	@mkdir -p '$(DOC_OUT)/man3'
+	$(AWK) -f docs/gen-docs.awk -v mode=gen -v mandir='$(DOC_OUT)/man3' \
+	    -v md='$(DOC_OUT)/api.md' -v version='$(VERSION)' -v date='$(DOC_DATE)' \
+	    include/netcore.h
+	@touch $@
+
+man: $(DOC_STAMP)
+
+# docs/api.md is committed; this rewrites it from the header.
+api-md: $(DOC_STAMP)
+	cp '$(DOC_OUT)/api.md' docs/api.md
+
 # --- installing --------------------------------------------------------
+# ldconfig runs only for an install into a directory the dynamic linker
+# searches (/lib, /usr/lib, or one listed in /etc/ld.so.conf*), without
+# DESTDIR, as root. A private PREFIX needs LD_LIBRARY_PATH or an rpath
+# (see README.md), which the note says.
+define ldconfig_if_searched
+if [ -n '$(DESTDIR)' ]; then exit 0; fi; \
+libdir=$$(cd '$(LIBDIR)' && pwd -P); \
+for d in /lib /usr/lib /lib64 /usr/lib64 $$(sed -e 's/#.*//' -e '/^[[:space:]]*include[[:space:]]/d' \
+        /etc/ld.so.conf /etc/ld.so.conf.d/*.conf 2>/dev/null); do \
+    if [ -d "$$d" ] && [ "$$(cd "$$d" && pwd -P)" = "$$libdir" ]; then \
+        if [ "$$(id -u)" = 0 ]; then echo '$(LDCONFIG)'; $(LDCONFIG) || true; fi; \
+        exit 0; \
+    fi; \
+done; \
+echo "note: $(LIBDIR) is not searched by the dynamic linker: run programs with"; \
+echo "  LD_LIBRARY_PATH=$(LIBDIR), or link them with -Wl,-rpath,$(LIBDIR)"
+endef
+
 pc: | $(BUILD)
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
@@ -287,7 +336,7 @@ pc: | $(BUILD)
 $(BUILD):
 	mkdir -p $@
 
-install: lib pc
+install: lib pc man
 	install -d '$(DESTDIR)$(INCLUDEDIR)' '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(PKGCONFIGDIR)'
 	install -m 644 include/netcore.h '$(DESTDIR)$(INCLUDEDIR)/netcore.h'
 	install -m 644 $(STATIC) '$(DESTDIR)$(LIBDIR)/libnetcore.a'
@@ -295,11 +344,9 @@ install: lib pc
 	ln -sf $(SHARED_FILE) '$(DESTDIR)$(LIBDIR)/$(SONAME)'
 	ln -sf $(SONAME) '$(DESTDIR)$(LIBDIR)/libnetcore.so'
 	install -m 644 $(PC) '$(DESTDIR)$(PKGCONFIGDIR)/libnetcore.pc'
-ifneq ($(MAN_PAGES),)
 	install -d '$(DESTDIR)$(MANDIR)/man3'
 	install -m 644 $(MAN_PAGES) '$(DESTDIR)$(MANDIR)/man3/'
-endif
-	@if [ -z '$(DESTDIR)' ] && [ "$$(id -u)" = 0 ]; then $(LDCONFIG) || true; fi
+	@$(ldconfig_if_searched)
 
 uninstall:
 	rm -f '$(DESTDIR)$(INCLUDEDIR)/netcore.h' \
@@ -308,7 +355,7 @@ uninstall:
 	    '$(DESTDIR)$(LIBDIR)/$(SONAME)' \
 	    '$(DESTDIR)$(LIBDIR)/libnetcore.so' \
 	    '$(DESTDIR)$(PKGCONFIGDIR)/libnetcore.pc' \
-	    $(foreach m,$(notdir $(MAN_PAGES)),'$(DESTDIR)$(MANDIR)/man3/$(m)')
+	    $(foreach m,$(MAN_NAMES),'$(DESTDIR)$(MANDIR)/man3/$(m)')
 
 clean:
 	rm -rf '$(BUILD)'
@@ -323,6 +370,8 @@ help:
 	@echo '  mutate         break lib/ on purpose (tests/mutants.txt); every mutant must be killed'
 	@echo '  bench          build bench/*.c against libuv, libev, libevent; run bench/run.sh'
 	@echo '  demo           build and run examples/demo.sh'
+	@echo '  man            the man pages and api.md from include/netcore.h, in $(DOC_OUT)'
+	@echo '  api-md         regenerate docs/api.md (committed) from include/netcore.h'
 	@echo '  install, uninstall, clean'
 	@echo 'variables: CC=$(CC) CFLAGS=$(CFLAGS) WERROR=1 BUILD=$(BUILD)'
 	@echo '  PREFIX=$(PREFIX) LIBDIR=$(LIBDIR) INCLUDEDIR=$(INCLUDEDIR)'

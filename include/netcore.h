@@ -1,22 +1,94 @@
 /*
  * netcore.h - libnetcore, a small, fast TCP networking library for Linux.
  *
- * This header is the whole public API and its manual.
+ * The header netcore.h is the whole public API and its manual: the man
+ * pages (one per function, and netcore(3) for the whole library) and
+ * docs/api.md are generated from its comments.
  *
  * Conventions
- * - Every function that can fail returns 0 (or a non-negative count) on
- *   success and a negative errno value on failure, never -1 with errno.
- *   nc_strerror() names such a value; nc_explain() says what it likely means.
- * - Objects are opaque and allocated by the library (nc_loop, nc_watch,
- *   nc_timer, nc_signal, nc_listener, nc_conn). Each has one function that
- *   ends it; the header says who owns what.
- * - A loop belongs to the thread that runs it. Every function taking a loop
- *   or an object of that loop must be called from that thread, except the
- *   ones marked "any thread" (nc_loop_post, nc_loop_stop).
- * - There is no global state: create as many loops as threads you want.
- * - The library never prints and never raises SIGPIPE (it sends with
- *   MSG_NOSIGNAL). Writes you make yourself on sockets must do the same,
- *   or ignore SIGPIPE in your program.
+ *
+ * - Every function that can fail returns 0 (or a non-negative count or
+ *   length) on success and a negative errno value on failure, such as
+ *   -ECONNREFUSED, never -1 with errno. nc_strerror() gives the system's
+ *   text for such a value, nc_errname() its symbolic name, and
+ *   nc_explain() what it likely means, in plain words. Callbacks receive
+ *   errors the same way (on_close's err).
+ * - Objects are opaque and allocated by the library. Each has exactly one
+ *   function that ends it, and each function's comment says who owns what:
+ *
+ *     object         created by           ended by             owner
+ *     nc_loop        nc_loop_new()        nc_loop_free()       the caller
+ *     nc_watch       nc_watch_start()     nc_watch_close()     the caller
+ *     nc_timer       nc_timer_new()       nc_timer_free()      the caller
+ *     nc_signal      nc_signal_start()    nc_signal_close()    the caller
+ *     nc_listener    nc_listen()          nc_listener_close()  the caller
+ *     nc_conn        accept, nc_connect() on_close returning   the library
+ *     nc_iface_list  nc_iface_list_get()  nc_iface_list_free() the caller
+ *
+ *   nc_loop_free() ends everything still alive on that loop, so after it
+ *   returns every pointer to that loop's objects is invalid. Plain-data
+ *   structs (nc_addr, nc_endpoint, nc_tcp_info, the option structs) belong
+ *   to whoever holds them. Callback tables and option structs passed to
+ *   nc_listen() and nc_connect() are copied: they need not outlive the
+ *   call.
+ * - A loop belongs to the thread that runs it. Every function taking a
+ *   loop or an object of that loop (watcher, timer, signal handler,
+ *   listener, connection) must be called from that thread, except the ones
+ *   marked "any thread" (nc_loop_post, nc_loop_stop), which any thread may
+ *   call while the loop exists. Functions that take no loop and no object
+ *   of a loop, and work only on their arguments (errors, addresses,
+ *   interfaces, I/O outcomes, TCP state, the *_name functions), are safe
+ *   from any thread. The "Thread:" line of each function says which
+ *   applies.
+ * - All callbacks run in the loop's thread, from inside nc_loop_run() (or
+ *   nc_loop_free()). Closing or freeing any object from any callback,
+ *   including its own, is always allowed.
+ * - Every options struct gives the defaults when zeroed
+ *   (nc_listener_options o = {0};), and a NULL options pointer means the
+ *   same.
+ * - There is no global state: create as many loops as threads you want,
+ *   and use nc_listener_options.reuseport to share a port between them.
+ * - The library never prints: messages (endpoint parse errors, the
+ *   loopback warning, explanations) are handed to you as text.
+ * - The library never raises SIGPIPE (it sends with MSG_NOSIGNAL), so a
+ *   write to a reset peer becomes -EPIPE or a close with NC_CLOSE_RESET.
+ *   Writes you make yourself on sockets must use MSG_NOSIGNAL too, or your
+ *   program must ignore SIGPIPE.
+ *
+ * Building a program
+ *
+ *   cc app.c $(pkg-config --cflags --libs libnetcore)
+ */
+
+/*
+ * The comment convention of this header. docs/gen-docs.awk reads it to
+ * write the man pages and docs/api.md, and tests/check-docs.sh checks it;
+ * keep to it when adding a declaration. Change these comments, never the
+ * generated text: `make api-md` regenerates docs/api.md.
+ *
+ * - A declaration's comment comes right before it, with no blank line in
+ *   between. One comment may cover several declarations that follow it
+ *   together (nc_conn_read_stop and nc_conn_read_start).
+ * - Its first paragraph is a one-sentence summary (the man page's NAME
+ *   line). The paragraphs after it are the description: what it does and
+ *   who owns what.
+ * - Then, each at the start of a line, come the labelled parts, in this
+ *   order, each running to the next label or the end of the comment:
+ *     Returns:   what the function returns (every non-void function).
+ *     Errors:    one negative errno per line, "-EXXX  meaning", with
+ *                continuation lines indented deeper; or "Errors: none."
+ *                (every function returning int).
+ *     Thread:    "any thread" or "the loop's thread", then any note.
+ *     See also:  related functions, comma-separated.
+ * - Lines starting with "- " are list items (continued two spaces in);
+ *   lines indented deeper than the text around them are shown verbatim.
+ *   A paragraph of one line with no final punctuation is a heading.
+ * - A section of the header starts with a banner comment: a line of
+ *   dashes, the section's title, its introduction, and a line
+ *   "Example: docs/examples/NAME.c" naming the complete program, compiled
+ *   and run by make check, that every man page of the section shows.
+ * - Comments inside a struct or enum describe its fields and stay as they
+ *   are; the declaration is shown whole.
  */
 #ifndef NETCORE_H
 #define NETCORE_H
@@ -37,23 +109,67 @@ extern "C" {
  * of the library is built with hidden visibility. */
 #pragma GCC visibility push(default)
 
+/* ------------------------------------------------------------------------
+ * Version
+ *
+ * The version of the header is in three macros; nc_version() gives the
+ * version of the library the program runs with.
+ *
+ * Example: docs/examples/errors.c
+ * ---------------------------------------------------------------------- */
+
+/* The version of this header, as three numbers: 0.1.0.
+ *
+ * Compare them with nc_version() to detect a program that runs with
+ * another version of the library than the header it was compiled with.
+ */
 #define NC_VERSION_MAJOR 0
 #define NC_VERSION_MINOR 1
 #define NC_VERSION_PATCH 0
 
-/* The library's version as "MAJOR.MINOR.PATCH". Static string. */
+/* The library's version as "MAJOR.MINOR.PATCH".
+ *
+ * The string is built from the three NC_VERSION_* macros of the header the
+ * library was compiled with; compare it with the macros of the header your
+ * program was compiled with to detect a header/library mismatch.
+ *
+ * Returns: a static string, such as "0.1.0"; never NULL.
+ * Thread: any thread.
+ */
 const char *nc_version(void);
 
 /* ------------------------------------------------------------------------
- * Errors
+ * Errors (lib/error.c, lib/explain.c)
+ *
+ * Every error is a negative errno value. These functions turn one into
+ * text for a log: the system's description, the symbolic name, and a
+ * plain-words explanation of the likely cause for a given operation.
+ *
+ * Example: docs/examples/errors.c
  * ---------------------------------------------------------------------- */
 
-/* The system's text for an errno value; accepts err < 0 (as returned by
- * this library) or > 0. Static string, never NULL ("Success" for 0). */
+/* The system's text for an errno value.
+ *
+ * Accepts err < 0 (as returned by this library) or > 0: -ECONNREFUSED and
+ * ECONNREFUSED both give "Connection refused". The text is independent of
+ * the locale (glibc's strerrordesc_np).
+ *
+ * Returns: a static string, never NULL: "Success" for 0, "Unknown error"
+ * for values the C library does not know.
+ * Thread: any thread.
+ * See also: nc_errname, nc_explain
+ */
 const char *nc_strerror(int err);
 
-/* The symbolic name of an errno value ("ECONNREFUSED"); accepts either
- * sign. Static string, never NULL ("E?" style text for unknown values). */
+/* The symbolic name of an errno value, such as "ECONNREFUSED".
+ *
+ * Accepts either sign: -ECONNREFUSED and ECONNREFUSED give the same name.
+ *
+ * Returns: a static string, never NULL: "0" for 0 and "E?" for values the
+ * C library does not know.
+ * Thread: any thread.
+ * See also: nc_strerror, nc_explain
+ */
 const char *nc_errname(int err);
 
 /* What an operation was doing, for nc_explain() and nc_io_classify(). */
@@ -65,27 +181,52 @@ typedef enum nc_op {
     NC_OP_BIND
 } nc_op;
 
-/* A plain-words explanation of the likely cause of error err during op,
- * written for the person reading a log, e.g. for NC_OP_CONNECT and
- * -ECONNREFUSED: nothing listens at that address; the server may be bound
- * to loopback (127.0.0.1) only. Static string, never NULL; a generic
- * sentence for errors without a specific explanation. */
+/* A plain-words explanation of the likely cause of error err during op.
+ *
+ * The text is written for the person reading a log, and says what to
+ * check: for NC_OP_CONNECT and -ECONNREFUSED, that nothing listens at that
+ * address and that the server may be bound to loopback (127.0.0.1) only.
+ * err may have either sign. The same errno gets different texts for
+ * different operations: EADDRNOTAVAIL on NC_OP_BIND means the address is
+ * not on this host, on NC_OP_CONNECT that the local ports are exhausted.
+ * The texts for connect failures are quoted in docs/pitfalls.md.
+ *
+ *   fprintf(stderr, "connect: %s: %s\n", nc_strerror(err),
+ *           nc_explain(NC_OP_CONNECT, err));
+ *
+ * Returns: a static string, never NULL; for errors without a specific
+ * explanation, the generic sentence "no specific explanation for this
+ * error during this operation; see the system error text".
+ * Thread: any thread.
+ * See also: nc_strerror, nc_errname
+ */
 const char *nc_explain(nc_op op, int err);
 
 /* ------------------------------------------------------------------------
  * Addresses and endpoint strings (lib/addr.c)
  *
  * Endpoint grammar, used everywhere an address is taken:
- *   192.168.1.104:7000        IPv4 literal
+ *
+ *   192.168.1.104:7000        IPv4 literal (dotted quad only)
  *   [::1]:7000                IPv6 literal (brackets required with a port)
  *   [fe80::1%enp0s3]:7000     IPv6 link-local with a scope, by name or index
  *   enp0s3:7000               an interface name: all of its addresses
  *   *:7000  :7000  7000       all addresses (IPv6 dual-stack plus IPv4)
  *   localhost:7000            127.0.0.1 and ::1 (the only name; no DNS)
- *   unix:/path/to/socket      a Unix-domain stream socket
- *   unix:@name                a Linux abstract Unix socket (no file)
+ *   unix:/path/to/socket      a Unix-domain stream socket (unix:rel too)
+ *   unix:@name                a Linux abstract Unix socket (no file; the
+ *                             address starts with a NUL byte)
+ *
  * Port 0 lets the kernel pick (read the real one back from the listener).
- * Literals are parsed with inet_pton only.
+ * Ports are decimal digits only (no sign, spaces or hex), 0 to 65535.
+ * Literals are parsed with inet_pton only, so short or octal IPv4 forms
+ * (127.1, 01.2.3.4) are rejected. "localhost" is case-insensitive. A scope
+ * is required on link-local addresses (fe80::/10, ff01::/16, ff02::/16)
+ * and rejected on all others, because the kernel would fail or silently
+ * ignore it. Host names are never looked up; an unknown name is reported
+ * as an unknown interface, with a hint.
+ *
+ * Example: docs/examples/addresses.c
  * ---------------------------------------------------------------------- */
 
 /* Longest text nc_addr_format() or nc_endpoint_format() can produce,
@@ -94,8 +235,11 @@ const char *nc_explain(nc_op op, int err);
 /* Longest interface name, including the NUL (IFNAMSIZ). */
 #define NC_IFNAMSIZ 16
 
-/* One concrete socket address: IPv4, IPv6 (with scope id) or Unix. Plain
- * data, owned by whoever holds it. len is the length to pass to bind(). */
+/* One concrete socket address: IPv4, IPv6 (with scope id) or Unix.
+ *
+ * Plain data, owned by whoever holds it. len is the length to pass to
+ * bind() or connect(): bind(fd, &a.u.sa, a.len).
+ */
 typedef struct nc_addr {
     union {
         struct sockaddr sa;
@@ -107,6 +251,7 @@ typedef struct nc_addr {
     socklen_t len;
 } nc_addr;
 
+/* The kind of a parsed endpoint string. */
 typedef enum nc_endpoint_kind {
     NC_EP_ADDR = 1,   /* one literal address (IPv4 or IPv6, maybe scoped) */
     NC_EP_ANY,        /* all addresses: "*:P", ":P", "P" */
@@ -115,7 +260,12 @@ typedef enum nc_endpoint_kind {
     NC_EP_UNIX        /* "unix:/path" */
 } nc_endpoint_kind;
 
-/* A parsed endpoint string. Plain data. */
+/* A parsed endpoint string.
+ *
+ * Plain data. For NC_EP_ADDR the port field is authoritative:
+ * nc_endpoint_format() and nc_endpoint_resolve() use it rather than the
+ * port inside addr.
+ */
 typedef struct nc_endpoint {
     nc_endpoint_kind kind;
     uint16_t port;             /* host byte order; unused for NC_EP_UNIX */
@@ -123,56 +273,145 @@ typedef struct nc_endpoint {
     nc_addr addr;              /* NC_EP_ADDR and NC_EP_UNIX: the address */
 } nc_endpoint;
 
-/* Parse an endpoint string into *ep. On failure *ep is unchanged and, when
- * why is not NULL, a one-line message naming what is wrong ("port 70000 is
- * out of range (0-65535)", "missing ']' after IPv6 address", "unknown
- * interface 'eth9'") is written into why (whylen bytes, NUL-terminated).
- * Errors: -EINVAL malformed text or NULL argument, -ERANGE port out of
- * range, -ENODEV unknown interface or scope, -ENAMETOOLONG Unix path or
- * interface name too long. Does no DNS; checks that a named interface
- * exists. */
+/* Parse an endpoint string into *ep.
+ *
+ * On failure *ep is unchanged and, when why is not NULL, a one-line
+ * message naming what is wrong is written into why (truncated to whylen
+ * bytes, always NUL-terminated), for example:
+ *
+ *   port 70000 is out of range (0-65535)
+ *   missing ']' after IPv6 address
+ *   unknown interface 'eth9'
+ *   link-local address fe80::1 needs a scope, e.g. [fe80::1%eth0]:PORT
+ *   'fe80::1:7000' is ambiguous: put the IPv6 address in brackets, e.g.
+ *   [fe80::1]:7000
+ *
+ * On success why is set to the empty string. Does no DNS; checks that a
+ * named interface or scope exists (if_nametoindex).
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL        malformed text, or a NULL ep or text
+ *   -ERANGE        the port is out of range (0-65535)
+ *   -ENODEV        unknown interface or scope
+ *   -ENAMETOOLONG  a Unix path over 107 bytes, or an interface name over
+ *                  15
+ * Thread: any thread.
+ * See also: nc_endpoint_format, nc_endpoint_resolve
+ */
 int nc_endpoint_parse(nc_endpoint *ep, const char *text, char *why,
                       size_t whylen);
 
-/* Write ep as an endpoint string that nc_endpoint_parse() reads back to
- * the same value. Returns the length written (excluding NUL), or -EINVAL
- * for a bad endpoint, -ENOSPC if buf (len bytes) is too small. */
+/* Write ep as an endpoint string.
+ *
+ * The text is one that nc_endpoint_parse() reads back to the same value:
+ * "*:P", "localhost:P", "eth0:P", an address as nc_addr_format() writes
+ * it, or "unix:...". NC_ADDRSTRLEN bytes are always enough.
+ *
+ * Returns: the length written into buf (excluding the NUL), or a negative
+ * errno.
+ * Errors:
+ *   -EINVAL  a NULL or inconsistent endpoint
+ *   -ENOSPC  buf (len bytes) is too small; buf is then emptied
+ * Thread: any thread.
+ * See also: nc_endpoint_parse, nc_addr_format
+ */
 int nc_endpoint_format(const nc_endpoint *ep, char *buf, size_t len);
 
-/* The concrete addresses ep stands for, in the order a listener binds
- * them: ADDR and UNIX one; LOCALHOST 127.0.0.1 then ::1; ANY [::] then
- * 0.0.0.0; IFACE every IPv4 then IPv6 address of the interface (link-local
- * ones with their scope id). Writes at most max into out and the total
- * into *count. Errors: -EINVAL bad argument, -ENODEV the interface is gone,
- * -EADDRNOTAVAIL the interface has no address, -ENOMEM. */
+/* The concrete addresses an endpoint stands for.
+ *
+ * They come in the order a listener binds them: NC_EP_ADDR and NC_EP_UNIX
+ * one; NC_EP_LOCALHOST 127.0.0.1 then ::1; NC_EP_ANY [::] then 0.0.0.0;
+ * NC_EP_IFACE every IPv4 then every IPv6 address of the interface, from a
+ * fresh interface snapshot (link-local ones with their scope id). All
+ * have ep->port. Writes at most max addresses into out and the total
+ * into *count (call with max 0 to count).
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL         a NULL ep or count, a NULL out with max > 0, or a bad
+ *                   endpoint
+ *   -ENODEV         the interface is gone
+ *   -EADDRNOTAVAIL  the interface has no address
+ *   -ENOMEM         out of memory
+ * Thread: any thread.
+ * See also: nc_endpoint_parse, nc_listen
+ */
 int nc_endpoint_resolve(const nc_endpoint *ep, nc_addr *out, size_t max,
                         size_t *count);
 
-/* Write a as "192.0.2.1:7000", "[::1]:7000", "[fe80::1%eth0]:7000" or
- * "unix:/path" (an endpoint string; an unnamed Unix peer, a client that
- * never bound, is "unix:"). Returns the length, or -EINVAL for an
- * unsupported family, -ENOSPC if buf is too small. */
+/* Write an address as an endpoint string.
+ *
+ * The forms are "192.0.2.1:7000", "[::1]:7000", "[fe80::1%eth0]:7000"
+ * (the scope by interface name, or by number if the interface is gone),
+ * "unix:/path" and "unix:@name"; an unnamed Unix socket (a client that
+ * never bound, as accept sees it) is "unix:". NC_ADDRSTRLEN bytes are
+ * always enough.
+ *
+ * Returns: the length written into buf (excluding the NUL), or a negative
+ * errno.
+ * Errors:
+ *   -EINVAL  a NULL argument, an unsupported family, or an abstract name
+ *            containing a NUL
+ *   -ENOSPC  buf (len bytes) is too small; buf is then emptied
+ * Thread: any thread.
+ * See also: nc_endpoint_format, nc_addr_from_sockaddr
+ */
 int nc_addr_format(const nc_addr *a, char *buf, size_t len);
 
-/* Build an nc_addr from a sockaddr of len bytes (as returned by accept or
- * getsockname). Errors: -EINVAL NULL or too long, -EAFNOSUPPORT family. */
+/* Build an nc_addr from a sockaddr.
+ *
+ * sa is len bytes long, as returned by accept(), getsockname() or
+ * getpeername().
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL        a NULL argument, or len too short for the family or
+ *                  longer than the family's struct
+ *   -EAFNOSUPPORT  the family is not AF_INET, AF_INET6 or AF_UNIX
+ * Thread: any thread.
+ * See also: nc_addr_format
+ */
 int nc_addr_from_sockaddr(nc_addr *out, const struct sockaddr *sa,
                           socklen_t len);
 
-/* The port of an IPv4/IPv6 address in host byte order; 0 for others. */
+/* The port of an IPv4 or IPv6 address, in host byte order.
+ *
+ * Returns: the port; 0 for a Unix address and for NULL.
+ * Thread: any thread.
+ */
 uint16_t nc_addr_port(const nc_addr *a);
 
-/* True if a is a loopback address (127.0.0.0/8, ::1, ::ffff:127.x.y.z) or
- * a Unix socket: only this host can connect to it. */
+/* Whether only this host can connect to an address.
+ *
+ * True for a loopback address (127.0.0.0/8, ::1, ::ffff:127.x.y.z) and
+ * for every Unix socket address.
+ *
+ * Returns: true or false; false for NULL.
+ * Thread: any thread.
+ * See also: nc_addr_is_any, nc_iface_reachable
+ */
 bool nc_addr_is_loopback(const nc_addr *a);
 
-/* True if a is the wildcard address (0.0.0.0 or ::). */
+/* Whether an address is the wildcard address (0.0.0.0 or ::).
+ *
+ * Returns: true or false; false for NULL.
+ * Thread: any thread.
+ * See also: nc_addr_is_loopback
+ */
 bool nc_addr_is_any(const nc_addr *a);
 
 /* ------------------------------------------------------------------------
- * Interfaces (lib/iface.c), enumerated with getifaddrs
+ * Interfaces (lib/iface.c)
+ *
+ * A snapshot of the machine's network interfaces and their addresses
+ * (from getifaddrs), and the answer to the question a server should ask
+ * after binding: can another host reach me?
+ *
+ * Example: docs/examples/interfaces.c
  * ---------------------------------------------------------------------- */
 
+/* Bits of nc_iface.flags, from IFF_UP, IFF_RUNNING and IFF_LOOPBACK. */
 enum {
     NC_IFACE_UP = 1u << 0,
     NC_IFACE_RUNNING = 1u << 1,
@@ -185,7 +424,11 @@ typedef struct nc_iface_addr {
     unsigned prefix_len;
 } nc_iface_addr;
 
-/* One network interface. */
+/* One network interface.
+ *
+ * Interfaces without addresses are listed too (naddrs 0, addrs NULL).
+ * IPv4 alias labels (eth0:1) are folded into their interface.
+ */
 typedef struct nc_iface {
     char name[NC_IFNAMSIZ];
     unsigned index;        /* if_nametoindex */
@@ -200,40 +443,110 @@ typedef struct nc_iface_list {
     nc_iface *ifaces;      /* in index order */
 } nc_iface_list;
 
-/* Take a snapshot of every interface and its IPv4/IPv6 addresses. The
- * caller owns *out and frees it with nc_iface_list_free().
- * Errors: -ENOMEM, or getifaddrs' errno. */
+/* Take a snapshot of every interface and its IPv4 and IPv6 addresses.
+ *
+ * The caller owns *out (one allocation) and frees it with
+ * nc_iface_list_free(). A list may be read from several threads.
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL  out is NULL
+ *   -ENOMEM  out of memory
+ *   any other errno that getifaddrs() reports
+ * Thread: any thread.
+ * See also: nc_iface_list_free, nc_iface_find, nc_iface_primary
+ */
 int nc_iface_list_get(nc_iface_list **out);
 
-/* Free a list from nc_iface_list_get(). NULL is allowed. */
+/* Free a list from nc_iface_list_get().
+ *
+ * NULL is allowed. Every nc_iface pointer into the list is invalid
+ * afterwards.
+ *
+ * Thread: any thread.
+ * See also: nc_iface_list_get
+ */
 void nc_iface_list_free(nc_iface_list *list);
 
-/* The interface called name in list, or NULL. Points into list. */
+/* The interface called name in a list.
+ *
+ * Returns: a pointer into list, or NULL if there is no such interface.
+ * Thread: any thread.
+ * See also: nc_iface_primary, nc_iface_list_get
+ */
 const nc_iface *nc_iface_find(const nc_iface_list *list, const char *name);
 
-/* The primary non-loopback interface: the one holding the default route
- * (IPv4, then IPv6) when it is up, else the first up, non-loopback
- * interface with an IPv4 address, else NULL. Points into list. */
+/* The primary non-loopback interface.
+ *
+ * That is the interface of the IPv4 default route with the lowest metric
+ * (from /proc/net/route) if it is up and not loopback, else that of the
+ * IPv6 default route (/proc/net/ipv6_route; reject routes are skipped),
+ * else the first up, non-loopback interface with an IPv4 address.
+ *
+ * Returns: a pointer into list, or NULL if there is no such interface.
+ * Thread: any thread.
+ * See also: nc_iface_find, nc_iface_reach_warning
+ */
 const nc_iface *nc_iface_primary(const nc_iface_list *list);
 
-/* True if another host could connect to at least one of the n bound
- * addresses: a wildcard address counts when some up, non-loopback
- * interface has an address of a usable family; loopback and Unix
- * addresses never count. */
+/* Whether another host could connect to one of n bound addresses.
+ *
+ * A specific non-loopback IP address counts (it is on this host). A
+ * wildcard address counts when some up, non-loopback interface has an
+ * address it serves: any address for [::] (dual-stack), an IPv4 one for
+ * 0.0.0.0. Loopback and Unix addresses never count.
+ *
+ * Returns: true if at least one of the n addresses in bound is reachable
+ * from another host, else false.
+ * Thread: any thread.
+ * See also: nc_iface_reach_warning, nc_addr_is_loopback
+ */
 bool nc_iface_reachable(const nc_iface_list *list, const nc_addr *bound,
                         size_t n);
 
-/* When no other host can reach the n bound addresses, write the warning a
- * server should show: what is bound, that only this host can connect, and
- * which interfaces and addresses other hosts could reach (or that this
- * host has none). Multi-line text, no trailing newline. Returns its length,
- * 0 (and buf[0] = '\0') when the addresses are reachable, -ENOSPC when buf
- * is too small, -EINVAL on a bad argument. */
+/* The warning a server should show when no other host can reach it.
+ *
+ * When no other host can reach the n bound addresses, write into buf what
+ * is bound, that only this host can connect, and every up, non-loopback
+ * interface with its addresses, then a suggestion (the primary interface's
+ * name with the common port), or that this host has no reachable
+ * interface. Multi-line text, no trailing newline; the exact text is shown
+ * in docs/pitfalls.md. The library never prints it by itself: a server
+ * calls this after nc_listen(), with the addresses from
+ * nc_listener_addr():
+ *
+ *   nc_addr a[32];
+ *   size_t n = nc_listener_count(l);
+ *   nc_iface_list *ifs;
+ *   char msg[2048];
+ *   for (size_t i = 0; i < n && i < 32; i++)
+ *       nc_listener_addr(l, i, &a[i]);
+ *   if (nc_iface_list_get(&ifs) == 0) {
+ *       if (nc_iface_reach_warning(ifs, a, n < 32 ? n : 32, msg,
+ *                                  sizeof msg) > 0)
+ *           fprintf(stderr, "warning: %s\n", msg);
+ *       nc_iface_list_free(ifs);
+ *   }
+ *
+ * Returns: the length of the warning (excluding the NUL); 0, with buf[0]
+ * set to '\0', when the addresses are reachable; or a negative errno.
+ * Errors:
+ *   -ENOSPC  buf (len bytes) is too small; nothing partial is written,
+ *            buf is emptied
+ *   -EINVAL  a NULL list, bound or buf, or n is 0
+ * Thread: any thread.
+ * See also: nc_iface_reachable, nc_listener_addr
+ */
 int nc_iface_reach_warning(const nc_iface_list *list, const nc_addr *bound,
                            size_t n, char *buf, size_t len);
 
 /* ------------------------------------------------------------------------
  * I/O outcomes and TCP state (lib/io.c)
+ *
+ * What the result of one system call on a non-blocking socket means, and
+ * a TCP socket's state from TCP_INFO.
+ *
+ * Example: docs/examples/io.c
  * ---------------------------------------------------------------------- */
 
 /* The outcome of one read/write/accept/connect call on a non-blocking
@@ -249,14 +562,37 @@ typedef enum nc_io_outcome {
     NC_IO_ERROR          /* anything else: a real error */
 } nc_io_outcome;
 
-/* Classify the result of a system call: ret is its return value and
- * errnum the errno it left (read only when ret < 0). For NC_OP_READ a
- * ret of 0 is NC_IO_EOF; for the others it is progress. EAGAIN and
- * EWOULDBLOCK are both checked, even where they are equal. */
+/* Classify the result of a system call on a non-blocking socket.
+ *
+ * ret is the call's return value and errnum the errno it left (either
+ * sign; read only when ret < 0). EAGAIN and EWOULDBLOCK are both checked,
+ * even where they are equal. The library uses it for every socket call it
+ * makes:
+ *
+ *   ret > 0; ret == 0 except for NC_OP_READ         NC_IO_PROGRESS
+ *   ret == 0 for NC_OP_READ                         NC_IO_EOF
+ *   EAGAIN or EWOULDBLOCK, any op                   NC_IO_AGAIN
+ *   EINPROGRESS, EALREADY for NC_OP_CONNECT         NC_IO_AGAIN
+ *   EINTR                                           NC_IO_INTR
+ *   ECONNRESET, EPIPE, ECONNABORTED, ETIMEDOUT      NC_IO_RESET
+ *   ENOTCONN, EHOSTUNREACH, ENETUNREACH on read or
+ *   write                                           NC_IO_RESET
+ *   EPROTO on accept                                NC_IO_RESET
+ *   anything else (ECONNREFUSED, EMFILE, ...)       NC_IO_ERROR
+ *
+ * Returns: the outcome.
+ * Thread: any thread.
+ * See also: nc_io_outcome_name
+ */
 nc_io_outcome nc_io_classify(nc_op op, ssize_t ret, int errnum);
 
-/* "progress", "would block", "interrupted", "end of stream", "reset",
- * "error". Static string. */
+/* The name of an I/O outcome.
+ *
+ * Returns: "progress", "would block", "interrupted", "end of stream",
+ * "reset" or "error"; "unknown" for other values. A static string.
+ * Thread: any thread.
+ * See also: nc_io_classify
+ */
 const char *nc_io_outcome_name(nc_io_outcome o);
 
 /* A TCP socket's state and its most useful counters, from TCP_INFO. */
@@ -273,34 +609,92 @@ typedef struct nc_tcp_info {
     uint32_t rcv_space;
 } nc_tcp_info;
 
-/* Read fd's TCP state through getsockopt(TCP_INFO). Errors: -EBADF,
- * -ENOTSOCK, -EOPNOTSUPP (not a TCP socket), or getsockopt's errno. */
+/* Read a TCP socket's state and counters.
+ *
+ * Uses getsockopt(TCP_INFO) on fd: state is the kernel's TCP_ESTABLISHED
+ * (1) .. TCP_CLOSING (11), state_name its static name, then the smoothed
+ * round-trip time and its variance in microseconds, retransmits of the
+ * current segment, total retransmits, unacknowledged and lost segments,
+ * the congestion window and the receive space. Once a connection enters
+ * TIME_WAIT the socket behind the fd reports CLOSE; ss and netstat show
+ * the TIME_WAIT entry.
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EBADF       fd is negative or not open
+ *   -ENOTSOCK    fd is not a socket
+ *   -EOPNOTSUPP  not an IPv4 or IPv6 TCP socket (a Unix or UDP socket)
+ *   -EINVAL      out is NULL
+ *   any other errno that getsockopt() reports
+ * Thread: any thread.
+ * See also: nc_tcp_state_name, nc_conn_tcp_info
+ */
 int nc_tcp_info_get(int fd, nc_tcp_info *out);
 
-/* The name of a kernel TCP state number: "ESTABLISHED", "SYN_SENT",
- * "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE",
- * "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING"; "UNKNOWN" otherwise. */
+/* The name of a kernel TCP state number.
+ *
+ * Returns: for 1 to 11, "ESTABLISHED", "SYN_SENT", "SYN_RECV",
+ * "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE", "CLOSE_WAIT",
+ * "LAST_ACK", "LISTEN", "CLOSING"; "UNKNOWN" otherwise. A static string.
+ * Thread: any thread.
+ * See also: nc_tcp_info_get
+ */
 const char *nc_tcp_state_name(int state);
 
 /* ------------------------------------------------------------------------
  * Event loop (lib/loop.c, lib/backend_epoll.c)
+ *
+ * One level-triggered epoll instance per loop, with timers, deferred
+ * calls and calls posted from other threads. One iteration: read the
+ * clock, wait in epoll_wait (up to the next timer deadline), read the
+ * clock again, dispatch the ready events, fire due timers, run deferred
+ * calls.
+ *
+ * Example: docs/examples/loop.c
  * ---------------------------------------------------------------------- */
 
+/* An event loop (opaque). */
 typedef struct nc_loop nc_loop;
 
-/* Create a loop. *out is owned by the caller; free with nc_loop_free().
- * Errors: -ENOMEM, -EMFILE/-ENFILE (epoll or eventfd creation). */
+/* Create a loop.
+ *
+ * The loop has an epoll fd and an eventfd, both close-on-exec. The caller
+ * owns *out and frees it with nc_loop_free(); on failure *out is not
+ * written. Any thread may create a loop; it then belongs to the thread
+ * that runs it.
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL  out is NULL
+ *   -ENOMEM  out of memory
+ *   -EMFILE  the process has no descriptor left (epoll or eventfd)
+ *   -ENFILE  the system has no descriptor left
+ *   any other errno that epoll_create1() or eventfd() reports
+ * Thread: any thread.
+ * See also: nc_loop_free, nc_loop_run
+ */
 int nc_loop_new(nc_loop **out);
 
-/* Free a loop from its own thread, when it is not running (called from
- * inside one of its callbacks it does nothing). Posts from
- * other threads are refused with -ESHUTDOWN from the moment this starts;
- * calls already posted run first (each exactly once). Then every live
- * connection is closed (on_close with NC_CLOSE_SHUTDOWN), listeners,
- * watchers, timers and signal handlers are released, and all memory is
- * freed. NULL is allowed. */
+/* Free a loop and everything still alive on it.
+ *
+ * Call it from the loop's own thread, when the loop is not running:
+ * called from inside one of its callbacks it does nothing. NULL is
+ * allowed. In order: posts from other threads are refused with -ESHUTDOWN
+ * from the moment this starts; calls already posted run first (each
+ * exactly once); every listener and every live connection is closed
+ * (on_close with NC_CLOSE_SHUTDOWN, also for those still connecting);
+ * then the remaining watchers, timers and signal handlers are released
+ * (signal masks restored); deferred calls run between these steps;
+ * finally all memory is freed. Every pointer to the loop's objects is
+ * invalid afterwards. Another thread that may still post must be known to
+ * have finished before this returns.
+ *
+ * Thread: the loop's thread.
+ * See also: nc_loop_new, nc_loop_post
+ */
 void nc_loop_free(nc_loop *loop);
 
+/* How long nc_loop_run() runs. */
 typedef enum nc_run_mode {
     NC_RUN_DEFAULT = 0,  /* until nc_loop_stop() or nothing is active */
     NC_RUN_FOREVER,      /* until nc_loop_stop(), even with nothing active
@@ -309,38 +703,111 @@ typedef enum nc_run_mode {
     NC_RUN_NOWAIT        /* one iteration, without waiting */
 } nc_run_mode;
 
-/* Run the loop in its thread. Returns 0 when it stopped (nc_loop_stop),
- * ran out of active things (NC_RUN_DEFAULT) or finished its iteration;
- * -EBUSY if called while it is already running (from a callback);
- * a negative errno if epoll_wait failed for a reason other than EINTR. */
+/* Run the loop in the calling thread.
+ *
+ * - NC_RUN_DEFAULT: until nc_loop_stop(), or until nothing is active and
+ *   no deferred call is pending. What is active, and so keeps it running:
+ *   open and connecting connections, listener sockets (until stopped),
+ *   nc_watch watchers (even with interest 0), started timers (including a
+ *   connection's idle or connect timer), signal handlers, and pending
+ *   deferred calls (nc_loop_defer). Calls posted with nc_loop_post() do
+ *   not keep it running.
+ * - NC_RUN_FOREVER: until nc_loop_stop(), even with nothing active (a
+ *   worker that only receives posted calls).
+ * - NC_RUN_ONCE: one iteration, waiting for an event or the next timer if
+ *   anything is active (if nothing is, it does not wait).
+ * - NC_RUN_NOWAIT: one iteration without waiting.
+ *
+ * Returns: 0 when it stopped (nc_loop_stop), ran out of active things
+ * (NC_RUN_DEFAULT) or finished its iteration; or a negative errno.
+ * Errors:
+ *   -EINVAL  loop is NULL, or mode is unknown
+ *   -EBUSY   the loop is already running (called from one of its
+ *            callbacks)
+ *   any other errno of a failed epoll_wait() (EINTR is not a failure)
+ * Thread: the loop's thread.
+ * See also: nc_loop_stop, nc_loop_new
+ */
 int nc_loop_run(nc_loop *loop, nc_run_mode mode);
 
 /* Ask the loop to return from nc_loop_run() after the current iteration.
- * Any thread; wakes the loop if it is waiting. */
+ *
+ * The iteration's timers and deferred calls still run. From another
+ * thread it wakes a waiting loop. A stop requested while the loop is not
+ * running makes the next nc_loop_run() return after one iteration that
+ * does not wait; the request is cleared when nc_loop_run() returns. NULL
+ * is allowed.
+ *
+ * Thread: any thread, while the loop exists. It is not async-signal-safe
+ * (it takes a mutex): do not call it from a signal handler; to stop on a
+ * signal, use nc_signal_start() and call it from that callback.
+ * See also: nc_loop_run, nc_signal_start
+ */
 void nc_loop_stop(nc_loop *loop);
 
-/* The loop's cached time in milliseconds on CLOCK_MONOTONIC, updated once
- * per iteration (so all callbacks of one iteration see the same time). */
+/* The loop's cached time in milliseconds, on CLOCK_MONOTONIC.
+ *
+ * Updated when an iteration starts and when epoll_wait returns, so every
+ * callback of one iteration sees the same value.
+ *
+ * Returns: the time in milliseconds; 0 for NULL.
+ * Thread: the loop's thread.
+ * See also: nc_timer_start
+ */
 uint64_t nc_loop_now(const nc_loop *loop);
 
-/* A user pointer kept with the loop, for callbacks to find per-loop (per
- * thread) state through nc_conn_loop(): NULL until set. Loop's thread. */
+/* Set or get a user pointer kept with the loop.
+ *
+ * For per-loop (per-thread) state that callbacks reach through
+ * nc_conn_loop() instead of a pointer per connection. NULL until set; the
+ * library never reads it.
+ *
+ * Returns: nc_loop_data() returns the pointer; NULL for NULL.
+ * Thread: the loop's thread.
+ * See also: nc_conn_loop, nc_conn_set_data
+ */
 void nc_loop_set_data(nc_loop *loop, void *data);
 void *nc_loop_data(const nc_loop *loop);
 
 /* A function the loop calls later with its argument. */
 typedef void (*nc_call_fn)(void *arg);
 
-/* Call fn(arg) at the end of this iteration (after every event of the
- * current batch is dispatched), in the loop's thread. Use it to release
- * things safely from inside callbacks. Calls run in the order deferred.
- * Errors: -EINVAL, -ENOMEM. */
+/* Call fn(arg) at the end of this iteration, in the loop's thread.
+ *
+ * The call runs after every event of the current batch has been
+ * dispatched and due timers have fired; outside a run, at the end of the
+ * next iteration or inside nc_loop_free(). Calls run in the order
+ * deferred; a call deferred by a deferred call runs in the same pass. A
+ * pending deferred call keeps NC_RUN_DEFAULT running and makes the next
+ * wait non-blocking. Use it to release things (your own objects too)
+ * safely from inside callbacks.
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL  loop or fn is NULL
+ *   -ENOMEM  out of memory
+ * Thread: the loop's thread.
+ * See also: nc_loop_post
+ */
 int nc_loop_defer(nc_loop *loop, nc_call_fn fn, void *arg);
 
-/* Run fn(arg) in the loop's thread, soon. Any thread. Every accepted call
- * runs exactly once; calls from one thread run in the order posted.
- * Errors: -EINVAL, -ENOMEM, -ESHUTDOWN (the loop is being freed; fn will
- * not run and nothing was kept). */
+/* Run fn(arg) in the loop's thread, soon.
+ *
+ * The call is queued under a mutex and the loop is woken through its
+ * eventfd; queued calls run while the loop dispatches events, or inside
+ * nc_loop_free(). Every accepted call runs exactly once; calls from one
+ * thread run in the order posted. Posted calls do not keep NC_RUN_DEFAULT
+ * running: a worker loop waiting for posts uses NC_RUN_FOREVER.
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL     loop or fn is NULL
+ *   -ENOMEM     out of memory
+ *   -ESHUTDOWN  nc_loop_free() has started: fn will not run and nothing
+ *               was kept
+ * Thread: any thread, as long as the loop has not been freed.
+ * See also: nc_loop_defer, nc_loop_stop
+ */
 int nc_loop_post(nc_loop *loop, nc_call_fn fn, void *arg);
 
 /* ------------------------------------------------------------------------
@@ -350,10 +817,20 @@ int nc_loop_post(nc_loop *loop, nc_call_fn fn, void *arg);
  * is ready, so a callback may read as little as it likes (fairness) and
  * never needs to read until EAGAIN. Interest is only changed in the kernel
  * when it really changes.
+ *
+ * Example: docs/examples/watchers.c
  * ---------------------------------------------------------------------- */
 
+/* A watcher of one file descriptor (opaque). */
 typedef struct nc_watch nc_watch;
 
+/* Events of a watcher.
+ *
+ * NC_HANGUP reports EPOLLHUP or EPOLLRDHUP; put it in the interest to ask
+ * for EPOLLRDHUP (the peer closed its side). NC_ERROR reports EPOLLERR;
+ * it is accepted in the interest and ignored (the kernel always reports
+ * it).
+ */
 enum {
     NC_READABLE = 1u << 0,
     NC_WRITABLE = 1u << 1,
@@ -362,97 +839,240 @@ enum {
 };
 
 /* Called with the events that are ready (NC_READABLE, NC_WRITABLE,
- * NC_HANGUP, NC_ERROR) and the user pointer given at start. */
+ * NC_HANGUP, NC_ERROR) and the user pointer given at start.
+ *
+ * The events are the ready ones limited to the current interest, plus
+ * NC_HANGUP and NC_ERROR.
+ */
 typedef void (*nc_watch_fn)(nc_watch *w, int fd, unsigned events, void *ud);
 
-/* Watch fd (owned by the caller, never closed by the library) for events
- * (NC_READABLE | NC_WRITABLE; 0 = registered but idle). One watcher per fd
- * per loop. *out is released with nc_watch_close().
- * Errors: -EINVAL, -EBADF (fd is not open), -EEXIST (fd already watched
- * by this loop), -EPERM (fd type cannot be polled, e.g. a regular file),
- * -ENOMEM. */
+/* Watch a file descriptor for readiness.
+ *
+ * fd is watched for events (NC_READABLE | NC_WRITABLE, optionally
+ * NC_HANGUP; 0 = registered but idle: nothing goes to the kernel and
+ * nothing is reported). fd stays the caller's and is never closed by the
+ * library. One watcher per fd per loop, counting the library's own
+ * sockets (a connection's or a listener's fd). The caller owns *out and
+ * releases it with nc_watch_close() (or nc_loop_free()).
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL  a NULL argument, fd < 0, or unknown bits in events
+ *   -EBADF   fd is not open
+ *   -EEXIST  fd is already watched by this loop
+ *   -EPERM   fd cannot be polled (a regular file or a directory)
+ *   -ENOMEM  out of memory
+ *   any other errno that epoll_ctl() reports
+ * Thread: the loop's thread.
+ * See also: nc_watch_set, nc_watch_close
+ */
 int nc_watch_start(nc_loop *loop, int fd, unsigned events, nc_watch_fn fn,
                    void *ud, nc_watch **out);
 
-/* Change the events w waits for. Costs a system call only if they differ
- * from the current ones. Errors: -EINVAL, -ENOMEM, -EBADF (the fd was
- * closed behind the watcher's back). */
+/* Change the events a watcher waits for.
+ *
+ * Costs a system call only if they differ from the current ones (0
+ * removes the fd from epoll). If the fd was closed and its number reused
+ * behind the watcher's back, the new file is registered afresh.
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL  w is NULL, events has unknown bits, or the watcher is no
+ *            longer attached
+ *   -EBADF   the fd was closed behind the watcher's back
+ *   -ENOMEM  out of memory
+ *   any other errno that epoll_ctl() reports
+ * Thread: the loop's thread.
+ * See also: nc_watch_start
+ */
 int nc_watch_set(nc_watch *w, unsigned events);
 
-/* Stop watching and free w; the fd stays open. Safe from any callback,
- * including w's own and while an event for w is pending in this
- * iteration: no event is ever delivered after this. NULL is allowed. */
+/* Stop watching and free a watcher; the fd stays open.
+ *
+ * Safe from any callback, including w's own and while an event for w is
+ * pending in this iteration: no event is ever delivered after this, even
+ * to a new watcher started on the same fd number in the same iteration.
+ * NULL is allowed.
+ *
+ * Thread: the loop's thread.
+ * See also: nc_watch_start
+ */
 void nc_watch_close(nc_watch *w);
 
 /* ------------------------------------------------------------------------
- * Timers (lib/timer.c): a 4-ary heap on CLOCK_MONOTONIC, millisecond
- * resolution. A timer never fires before its timeout has elapsed; one that
- * is overdue fires once (a repeating one then keeps its phase).
+ * Timers (lib/timer.c)
+ *
+ * A 4-ary heap on CLOCK_MONOTONIC, millisecond resolution. A timer never
+ * fires before its timeout has elapsed; one that is overdue fires once (a
+ * repeating one then keeps its phase).
+ *
+ * Example: docs/examples/timers.c
  * ---------------------------------------------------------------------- */
 
+/* A timer (opaque). */
 typedef struct nc_timer nc_timer;
 
+/* Called when a timer fires, with the user pointer given to
+ * nc_timer_new(). */
 typedef void (*nc_timer_fn)(nc_timer *t, void *ud);
 
-/* Create a stopped timer. *out is released with nc_timer_free().
- * Errors: -EINVAL, -ENOMEM. */
+/* Create a stopped timer.
+ *
+ * The caller owns *out and releases it with nc_timer_free() (or
+ * nc_loop_free()).
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL  a NULL argument
+ *   -ENOMEM  out of memory
+ * Thread: the loop's thread.
+ * See also: nc_timer_start, nc_timer_free
+ */
 int nc_timer_new(nc_loop *loop, nc_timer_fn fn, void *ud, nc_timer **out);
 
-/* (Re)start t: fire after timeout_ms, then every repeat_ms if repeat_ms is
- * not 0. Restarting a running timer moves it. Legal from any callback,
- * including t's own. O(log n). Timers with equal deadlines fire in the
- * order they were started. Errors: -EINVAL, -ENOMEM (the heap could not
- * grow). */
+/* Start or restart a timer.
+ *
+ * t fires timeout_ms after now, measured with a fresh clock read (not the
+ * loop's cached time, so a long callback cannot make it early), then
+ * every repeat_ms if repeat_ms is not 0. A repeating timer keeps its
+ * phase (next deadline = previous deadline + period); if it is overdue by
+ * several periods it fires once and skips to the first period after now.
+ * Restarting a running timer moves it. Timers with equal deadlines fire
+ * in the order they were started. A timer (re)started with timeout 0 from
+ * a timer callback fires in the next iteration, not in the same pass.
+ * Legal from any callback, including t's own. O(log n).
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL  t is NULL, or a timeout or period over about 146 years
+ *   -ENOMEM  the heap could not grow; t stays stopped
+ * Thread: the loop's thread.
+ * See also: nc_timer_stop, nc_timer_active
+ */
 int nc_timer_start(nc_timer *t, uint64_t timeout_ms, uint64_t repeat_ms);
 
-/* Stop t if it runs. O(log n). Safe from any callback. */
+/* Stop a timer if it runs.
+ *
+ * O(log n). Safe from any callback. NULL is allowed.
+ *
+ * Thread: the loop's thread.
+ * See also: nc_timer_start, nc_timer_free
+ */
 void nc_timer_stop(nc_timer *t);
 
-/* True while t is started and has not fired its last time. */
+/* Whether a timer is started and has not fired its last time.
+ *
+ * A repeating timer stays active until stopped; a one-shot timer is
+ * already inactive inside its own callback.
+ *
+ * Returns: true while t is started and has not fired its last time;
+ * false otherwise and for NULL.
+ * Thread: the loop's thread.
+ * See also: nc_timer_start
+ */
 bool nc_timer_active(const nc_timer *t);
 
-/* Stop and free t. Safe from any callback, including t's own. NULL is
- * allowed. */
+/* Stop and free a timer.
+ *
+ * Safe from any callback, including t's own. NULL is allowed.
+ *
+ * Thread: the loop's thread.
+ * See also: nc_timer_new
+ */
 void nc_timer_free(nc_timer *t);
 
 /* ------------------------------------------------------------------------
- * Signals (lib/signal.c), read through a signalfd inside the loop
+ * Signals (lib/signal.c)
  *
- * nc_signal_start() blocks signum in the calling thread so the signalfd
- * receives it. Block it in every other thread too (create loops and
- * handlers before starting threads, whose masks are inherited), or another
- * thread may take the signal.
+ * Signals are read through one signalfd per loop and delivered as
+ * ordinary callbacks in the loop's thread. nc_signal_start() blocks
+ * signum in the calling thread so the signalfd receives it. Block it in
+ * every other thread too (create loops and handlers before starting
+ * threads, whose masks are inherited), or another thread may take the
+ * signal.
+ *
+ * Example: docs/examples/signals.c
  * ---------------------------------------------------------------------- */
 
+/* A signal handler of a loop (opaque). */
 typedef struct nc_signal nc_signal;
 
+/* Called in the loop's thread when the signal arrives, with the user
+ * pointer given to nc_signal_start(). */
 typedef void (*nc_signal_fn)(nc_signal *s, int signum, void *ud);
 
-/* Call fn in the loop's thread each time signum arrives. One handler per
- * signal per loop. *out is released with nc_signal_close(), which restores
- * the thread's signal mask for signum. Errors: -EINVAL (bad or
- * uncatchable signal), -EEXIST (already handled by this loop), -ENOMEM,
- * signalfd's errno. */
+/* Call fn in the loop's thread each time a signal arrives.
+ *
+ * Instances of signum that arrive before the loop reads them may merge,
+ * as for any standard signal. signum is blocked in the calling thread so
+ * that it stays pending for the signalfd: block it in every other thread
+ * too, for instance by starting handlers before creating threads (threads
+ * inherit the mask), or another thread may take it. One handler per
+ * signal per loop; a handler counts as active for NC_RUN_DEFAULT. The
+ * caller owns *out and releases it with nc_signal_close(), which restores
+ * the thread's signal mask for signum.
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL  a NULL argument, or a bad or uncatchable signal: signum
+ *            outside 1..64, SIGKILL, SIGSTOP, or a signal glibc reserves
+ *   -EEXIST  signum is already handled by this loop
+ *   -ENOMEM  out of memory
+ *   any other errno that signalfd() reports
+ * Thread: the loop's thread.
+ * See also: nc_signal_close, nc_loop_stop
+ */
 int nc_signal_start(nc_loop *loop, int signum, nc_signal_fn fn, void *ud,
                     nc_signal **out);
 
-/* Stop handling the signal and free s. Safe from any callback. NULL is
- * allowed. */
+/* Stop handling the signal and free s.
+ *
+ * If the signal was not blocked before nc_signal_start(), an instance
+ * still pending is discarded (it was meant for this handler and would
+ * otherwise hit the default action) and the thread's mask is restored; a
+ * signal that was already blocked stays blocked. Safe from any callback,
+ * including s's own. NULL is allowed.
+ *
+ * Thread: the loop's thread.
+ * See also: nc_signal_start
+ */
 void nc_signal_close(nc_signal *s);
 
 /* ------------------------------------------------------------------------
- * Connections (lib/conn.c, lib/buf.c)
+ * Connections (lib/conn.c, lib/conn_write.c, lib/connect.c, lib/buf.c)
+ *
+ * A TCP (IPv4 or IPv6) or Unix stream connection, accepted by a listener
+ * or opened with nc_connect().
  *
  * Lifecycle: on_open, then any number of on_data and on_drain, then
- * on_close exactly once. The library owns the nc_conn from on_open until
+ * on_close exactly once. The library owns the nc_conn from its creation
+ * (the accept, or a successful nc_connect(), before on_open) until
  * on_close returns; do not use the pointer after that. Calling
  * nc_conn_close() or nc_conn_abort() from any callback, including on_data
- * of the same connection, is always safe.
+ * of the same connection, is always safe: the socket is closed at once,
+ * no further callback of the connection runs, and on_close follows at
+ * the end of the loop iteration.
+ *
+ * Example: docs/examples/connections.c
  * ---------------------------------------------------------------------- */
 
+/* A connection (opaque), owned by the library. */
 typedef struct nc_conn nc_conn;
 
-/* Why a connection ended. */
+/* Why a connection ended.
+ *
+ *   reason                   err passed to on_close
+ *   NC_CLOSE_PEER            0 (the peer's FIN, or a hang-up)
+ *   NC_CLOSE_RESET           -ECONNRESET, -EPIPE, -ETIMEDOUT, ...
+ *   NC_CLOSE_IDLE            -ETIMEDOUT; -EMFILE when evicted to admit a
+ *                            new connection (evict_idle)
+ *   NC_CLOSE_LOCAL           0
+ *   NC_CLOSE_ERROR           -EMSGSIZE (input over max_input), -ENOMEM,
+ *                            any other error
+ *   NC_CLOSE_SHUTDOWN        0
+ *   NC_CLOSE_CONNECT_FAILED  -ECONNREFUSED, -ETIMEDOUT, -ENOENT, ...
+ *   NC_CLOSE_DEADLINE        -ETIMEDOUT
+ */
 typedef enum nc_close_reason {
     NC_CLOSE_PEER = 1,       /* the peer closed: end of stream */
     NC_CLOSE_RESET,          /* the peer reset the connection (RST, EPIPE) */
@@ -469,20 +1089,45 @@ typedef enum nc_close_reason {
 /* The highest nc_close_reason value, for arrays indexed by reason. */
 #define NC_CLOSE_REASON_LAST NC_CLOSE_DEADLINE
 
-/* "peer closed", "reset", "idle timeout", "closed locally", "I/O error",
- * "shutting down", "connect failed". Static string. */
+/* The name of a close reason.
+ *
+ * Returns: "peer closed", "reset", "idle timeout", "closed locally",
+ * "I/O error", "shutting down", "connect failed" or "deadline passed";
+ * "unknown" for other values. A static string.
+ * Thread: any thread.
+ * See also: nc_strerror
+ */
 const char *nc_close_reason_name(nc_close_reason reason);
 
-/* Callbacks for a connection. ud is the connection's user pointer: the
- * one given to nc_listen()/nc_connect() until nc_conn_set_data() sets
- * another. Any callback may be NULL. */
+/* Callbacks for a connection.
+ *
+ * ud is the connection's user pointer: the one given to nc_listen() or
+ * nc_connect() until nc_conn_set_data() sets another. Any callback may be
+ * NULL; with on_data NULL, input is discarded. The table is copied.
+ *
+ * - on_open: for an accepted connection it runs inside the listener's
+ *   accept loop; for nc_connect() when the connect completes, never
+ *   inside nc_connect().
+ * - on_data: return how many bytes you consumed (0..len; more is taken as
+ *   len). What you leave is kept (sized to what it holds, up to
+ *   max_input) and handed to you again with the next bytes appended, or
+ *   on its own when reading resumes after nc_conn_read_start() or after
+ *   backpressure, so a pipelining peer that has sent everything is never
+ *   left waiting. With keep_half_open the peer's end of stream is one
+ *   last call, the end call, carrying whatever is still unconsumed (len
+ *   may be 0) with nc_conn_eof() true: queue any reply before returning,
+ *   since the connection then closes once its queue is empty. A call with
+ *   len == 0 is always the end call.
+ * - on_close: the fd is already closed (nc_conn_fd() returns -1) and
+ *   writes fail with -ENOTCONN; c is freed when it returns.
+ */
 typedef struct nc_conn_callbacks {
     /* The connection is established (accepted, or connect succeeded). */
     void (*on_open)(nc_conn *c, void *ud);
     /* Bytes arrived. Return how many you consumed (0..len); the rest stays
      * buffered and is handed to you again, with the next bytes appended.
-     * data is valid only during the call. With keep_half_open, a call with
-     * len == 0 means the peer closed its side. */
+     * data is valid only during the call. With keep_half_open, the end
+     * call (nc_conn_eof() true) carries what is left at the peer's end. */
     size_t (*on_data)(nc_conn *c, const void *data, size_t len, void *ud);
     /* The output queue, having gone above high_water, fell to low_water or
      * below; reading (paused meanwhile) has resumed. */
@@ -493,7 +1138,26 @@ typedef struct nc_conn_callbacks {
     void (*on_close)(nc_conn *c, nc_close_reason reason, int err, void *ud);
 } nc_conn_callbacks;
 
-/* Per-connection settings. A zeroed struct gives the defaults. */
+/* Per-connection settings. A zeroed struct gives the defaults.
+ *
+ * The socket options (TCP_NODELAY, keepalive) apply to TCP sockets only;
+ * Unix connections ignore them. A low_water set above high_water is taken
+ * as high_water / 4. Over max_input the connection closes with
+ * NC_CLOSE_ERROR and -EMSGSIZE. read_budget is per connection per
+ * iteration, for fairness. connect_timeout_ms 0 leaves the kernel's
+ * timeout (about 2 minutes). Timeouts are at most 2^31-1 ms (24.8 days);
+ * larger ones are refused with -EINVAL.
+ *
+ * At the peer's end of stream the connection stops reading, sends what is
+ * still queued for the peer (a half-closed peer still reads), then closes
+ * with NC_CLOSE_PEER; keep_half_open first hands on_data the end call.
+ * While a graceful close flushes, write progress counts as activity for
+ * the idle timeout; without an idle timeout the flush may stall at most
+ * 30 s. Once all is sent, if the peer may still be sending, the library
+ * sends FIN and discards input until the peer's FIN, for at most
+ * linger_ms: closing with unread input would send RST, and a reset
+ * destroys an answer still in flight.
+ */
 typedef struct nc_conn_options {
     size_t high_water;       /* queued output that pauses reading
                                 (default 64 KiB) */
@@ -506,9 +1170,10 @@ typedef struct nc_conn_options {
     uint32_t connect_timeout_ms; /* nc_connect only (0 = the kernel's) */
     bool no_delay_off;       /* leave Nagle on (TCP_NODELAY is on by
                                 default) */
-    bool keep_half_open;     /* on peer EOF, tell on_data (len 0) and close
-                                once queued output is flushed, instead of
-                                closing at once */
+    bool keep_half_open;     /* at the peer's end of stream, call on_data
+                                once more (the end call: what is still
+                                unconsumed, nc_conn_eof() true) before the
+                                queue is flushed and the connection closed */
     uint32_t keepalive_idle_s;   /* TCP keepalive after this many idle
                                     seconds (0 = off) */
     uint32_t keepalive_interval_s; /* between probes (0 = kernel default) */
@@ -529,95 +1194,312 @@ typedef struct nc_connect_options {
                                 chooses */
 } nc_connect_options;
 
-/* Start a non-blocking connect to endpoint (an address, "localhost:P",
- * an interface's first address, or "unix:/path"). On success *out (may be
- * NULL) is the connection, owned by the library; on_open or on_close
- * (NC_CLOSE_CONNECT_FAILED with the errno, e.g. -ECONNREFUSED or
- * -ETIMEDOUT) follows from the loop, never from inside this call.
- * Errors (nothing was started, no callback will run): nc_endpoint_parse's
- * errors, -EINVAL wildcard endpoint or bad argument, -ENOMEM, -EMFILE,
- * socket()/bind() errno. */
+/* Start a non-blocking connect to an endpoint.
+ *
+ * endpoint is an address, "localhost:P" (127.0.0.1), an interface name
+ * (its first address, IPv4 before IPv6) or "unix:/path". opts->bind, if
+ * not NULL, is an endpoint string with a port (0 = any); its first
+ * address of the target's family is bound first.
+ *
+ * On success *out (if out is not NULL) is the connection. It is owned by
+ * the library from this moment, before on_open, until on_close returns.
+ * Exactly one of on_open or on_close follows from the loop, never from
+ * inside this call: on_close gets NC_CLOSE_CONNECT_FAILED with the errno
+ * (-ECONNREFUSED, -EHOSTUNREACH, -ETIMEDOUT after connect_timeout_ms,
+ * -ENOENT for a missing Unix path, -EAGAIN for a full Unix backlog), or
+ * NC_CLOSE_LOCAL or NC_CLOSE_SHUTDOWN if you close it or its loop first.
+ * Write from on_open: before it, writes fail with -ENOTCONN.
+ *
+ * Returns: 0 on success, or a negative errno; then nothing was started,
+ * no callback will run and *out is untouched.
+ * Errors:
+ *   -EINVAL         loop or endpoint is NULL, a wildcard endpoint, a
+ *                   malformed bind, or malformed endpoint text
+ *   -ERANGE         the port is out of range (from parsing the endpoint)
+ *   -ENODEV         unknown interface or scope
+ *   -ENAMETOOLONG   a Unix path or interface name too long
+ *   -EADDRNOTAVAIL  the interface has no address, or the bind address is
+ *                   not on this host
+ *   -EAFNOSUPPORT   bind has no address of the target's family
+ *   -EADDRINUSE     the bind address and port are in use
+ *   -EACCES         binding that port is not permitted
+ *   -ENOMEM         out of memory
+ *   -EMFILE         the process has no descriptor left
+ *   -ENFILE         the system has no descriptor left
+ *   any other errno that socket() or bind() reports
+ * Thread: the loop's thread.
+ * See also: nc_conn_write, nc_conn_close, nc_listen
+ */
 int nc_connect(nc_loop *loop, const char *endpoint,
                const nc_connect_options *opts, const nc_conn_callbacks *cbs,
                void *ud, nc_conn **out);
 
-/* Queue len bytes for sending: what the kernel takes now is sent at once,
- * the rest is copied and sent as the socket becomes writable. Above
+/* Queue bytes for sending on a connection.
+ *
+ * When nothing is queued, what the kernel takes now is sent at once
+ * (MSG_NOSIGNAL); the rest is copied (into chunks sized to it, coalescing
+ * small writes) and sent as the socket becomes writable. A write is all
+ * or nothing: accepted whole, or refused with nothing queued. Above
  * high_water reading pauses until the queue falls to low_water (see
- * on_drain). Errors: -EINVAL, -ENOMEM, -ENOTCONN (not yet open, or
- * closing: nothing is queued), -EPIPE (the write side was shut down). */
+ * on_drain). A zero-length write does nothing.
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL    c is NULL, or data is NULL with len > 0
+ *   -ENOTCONN  not open yet (still connecting), closing or closed: nothing
+ *              is queued
+ *   -EPIPE     the write side was shut down with nc_conn_shutdown()
+ *   -ENOMEM    out of memory: nothing is queued; if part of the data had
+ *              already gone out, the connection is closed with
+ *              NC_CLOSE_ERROR, since the stream cannot be resumed
+ *   other      the immediate send failed with this errno (-ECONNRESET,
+ *              -EPIPE, ...): the connection is being closed and on_close
+ *              follows with the same errno (NC_CLOSE_RESET or
+ *              NC_CLOSE_ERROR)
+ * Thread: the loop's thread.
+ * See also: nc_conn_writev, nc_conn_write_owned, nc_conn_queued
+ */
 int nc_conn_write(nc_conn *c, const void *data, size_t len);
 
-/* Like nc_conn_write() for cnt buffers, sent in order. */
+/* Queue cnt buffers for sending, in order.
+ *
+ * Like nc_conn_write() for the cnt buffers of iov, sent in order.
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL    c is NULL, cnt < 0, iov is NULL with cnt > 0, a buffer is
+ *              NULL with a length, or the lengths add up to more than
+ *              SSIZE_MAX: nothing is sent
+ *   -ENOTCONN  not open yet (still connecting), closing or closed: nothing
+ *              is queued
+ *   -EPIPE     the write side was shut down with nc_conn_shutdown()
+ *   -ENOMEM    out of memory, as for nc_conn_write()
+ *   other      the immediate send failed, as for nc_conn_write()
+ * Thread: the loop's thread.
+ * See also: nc_conn_write
+ */
 int nc_conn_writev(nc_conn *c, const struct iovec *iov, int cnt);
 
-/* Zero-copy write: the library takes ownership of data and calls
- * free_fn(data, arg) once it is sent or dropped (free_fn may be NULL).
- * On error the caller keeps ownership. Errors as nc_conn_write(). */
+/* Zero-copy write: queue data without copying it.
+ *
+ * The library takes ownership of data and calls free_fn(data, arg) once
+ * it is sent or dropped (by a close), possibly before this function
+ * returns if the kernel takes it all at once; free_fn may be NULL. On
+ * error the caller keeps ownership.
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL    c is NULL, or data is NULL with len > 0
+ *   -ENOTCONN  not open yet (still connecting), closing or closed
+ *   -EPIPE     the write side was shut down with nc_conn_shutdown()
+ *   -ENOMEM    out of memory, as for nc_conn_write()
+ *   other      the immediate send failed, as for nc_conn_write()
+ * Thread: the loop's thread.
+ * See also: nc_conn_write
+ */
 int nc_conn_write_owned(nc_conn *c, void *data, size_t len,
                         void (*free_fn)(void *data, void *arg), void *arg);
 
-/* Bytes queued and not yet taken by the kernel. */
+/* Bytes queued on a connection and not yet taken by the kernel.
+ *
+ * Returns: the number of bytes queued; 0 for NULL.
+ * Thread: the loop's thread.
+ * See also: nc_conn_write
+ */
 size_t nc_conn_queued(const nc_conn *c);
 
-/* Close gracefully: stop reading, send what is queued, then close;
- * on_close follows with NC_CLOSE_LOCAL. A peer that never reads keeps the
- * connection until the idle timeout (write progress counts as activity
- * here) or nc_conn_abort(). Repeated calls do nothing. */
+/* Close a connection gracefully.
+ *
+ * Input is no longer delivered (it is read and discarded); what is queued
+ * is sent; then, if the last read found the socket empty (or the peer's
+ * end came), the socket is closed at once, with FIN; otherwise the
+ * library sends FIN and waits up to linger_ms for the peer's (see
+ * nc_conn_options). While still connecting it closes at once. on_close
+ * follows with NC_CLOSE_LOCAL, or with NC_CLOSE_IDLE (-ETIMEDOUT) if the
+ * peer stopped reading: the flush is bounded by the idle timeout with
+ * write progress as activity (30 s without one). Repeated calls do
+ * nothing; NULL is allowed.
+ *
+ * Thread: the loop's thread.
+ * See also: nc_conn_abort, nc_conn_shutdown
+ */
 void nc_conn_close(nc_conn *c);
 
-/* Close now and reset the connection (SO_LINGER 0 sends RST); queued
- * output is dropped. on_close follows with NC_CLOSE_LOCAL. */
+/* Close a connection now and reset it.
+ *
+ * SO_LINGER 0 sends RST; queued output is dropped (owned buffers are
+ * handed to their free_fn). on_close follows with NC_CLOSE_LOCAL. Also
+ * ends a graceful close in progress or a pending connect. NULL is
+ * allowed.
+ *
+ * Thread: the loop's thread.
+ * See also: nc_conn_close
+ */
 void nc_conn_abort(nc_conn *c);
 
-/* Half-close: after the queued output is sent, shut down the write side
- * (the peer reads end of stream); reading goes on. Errors: -ENOTCONN. */
+/* Half-close: shut down the write side once the queue is sent.
+ *
+ * After the queued output is sent, the write side is shut down (the peer
+ * reads end of stream); reading goes on and later writes fail with
+ * -EPIPE.
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL    c is NULL
+ *   -ENOTCONN  not open: connecting, closing or closed
+ * Thread: the loop's thread.
+ * See also: nc_conn_close, nc_conn_options
+ */
 int nc_conn_shutdown(nc_conn *c);
 
-/* Pause or resume reading from c (for flow control of your own). */
+/* Pause or resume reading from c (for flow control of your own).
+ *
+ * Independent of the pause caused by high_water: reading happens only
+ * when neither applies. While reading is paused the peer's end of stream
+ * is not seen either (a reset is). When reading resumes, input left
+ * unconsumed is handed to on_data again from the loop, without waiting
+ * for new bytes. NULL is allowed.
+ *
+ * Thread: the loop's thread.
+ * See also: nc_conn_options
+ */
 void nc_conn_read_stop(nc_conn *c);
 void nc_conn_read_start(nc_conn *c);
 
-/* Replace the idle timeout (0 = none), counted from now. Errors: -EINVAL,
- * -ENOTCONN. */
+/* Replace a connection's idle timeout, counted from now.
+ *
+ * ms 0 means no idle timeout. On a connection still connecting it applies
+ * from on_open.
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL    c is NULL, or ms is above 2^31-1 (24.8 days)
+ *   -ENOTCONN  the connection is closing or closed
+ *   -ENOMEM    out of memory
+ * Thread: the loop's thread.
+ * See also: nc_conn_options, nc_conn_set_deadline
+ */
 int nc_conn_set_idle_timeout(nc_conn *c, uint32_t ms);
 
-/* Close c with NC_CLOSE_DEADLINE (-ETIMEDOUT) unless it is closed within
- * ms from now; received bytes do not extend it (unlike the idle timeout):
- * "this message must be complete by then". Setting it again replaces it;
- * 0 removes it. Errors: -EINVAL (ms above 2^31-1), -ENOTCONN (closing or
- * closed), -ENOMEM. */
+/* Give a connection a deadline: closed when it passes.
+ *
+ * Unless the connection is closed within ms from now, it is closed with
+ * NC_CLOSE_DEADLINE and err -ETIMEDOUT. Unlike the idle timeout, received
+ * bytes do not extend it: it says "this message must be complete by
+ * then", the defence against a peer that trickles a request a byte at a
+ * time to hold the connection. Setting it again replaces it; ms 0 removes
+ * it. It is never early.
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL    c is NULL, or ms is above 2^31-1 (24.8 days)
+ *   -ENOTCONN  the connection is closing or closed
+ *   -ENOMEM    out of memory
+ * Thread: the loop's thread.
+ * See also: nc_conn_set_idle_timeout, nc_close_reason
+ */
 int nc_conn_set_deadline(nc_conn *c, uint32_t ms);
 
-/* True once the peer's end of stream was read (with keep_half_open, from
- * the end call of on_data on). */
+/* Whether the peer has ended its stream.
+ *
+ * True once the peer's end of stream was read. With keep_half_open this
+ * is how on_data's end call, which carries the bytes still unconsumed,
+ * tells itself apart from the others.
+ *
+ * Returns: true after the peer's end of stream; false before, and for
+ * NULL.
+ * Thread: the loop's thread.
+ * See also: nc_conn_options, nc_conn_callbacks
+ */
 bool nc_conn_eof(const nc_conn *c);
 
-/* The user pointer handed to callbacks. */
+/* Set or get the user pointer handed to the connection's callbacks.
+ *
+ * Returns: nc_conn_data() returns the user pointer; NULL for NULL.
+ * Thread: the loop's thread.
+ * See also: nc_conn_callbacks
+ */
 void nc_conn_set_data(nc_conn *c, void *ud);
 void *nc_conn_data(const nc_conn *c);
 
-/* The connection's socket (owned by the library: do not close it), or -1
- * after close. */
+/* The connection's socket.
+ *
+ * The socket is owned by the library: do not close it.
+ *
+ * Returns: the fd, or -1 once the connection is closed (including inside
+ * on_close) and for NULL.
+ * Errors: none; -1 is not an errno value.
+ * Thread: the loop's thread.
+ * See also: nc_conn_tcp_info
+ */
 int nc_conn_fd(const nc_conn *c);
 
-/* The loop the connection lives on. */
+/* The loop the connection lives on.
+ *
+ * Returns: the loop; NULL for NULL.
+ * Thread: the loop's thread.
+ */
 nc_loop *nc_conn_loop(const nc_conn *c);
 
-/* The peer's / the local address. Errors: -ENOTCONN, getpeername's. */
+/* The peer's / the local address of a connection.
+ *
+ * From getpeername() and getsockname(); a Unix client is often unnamed,
+ * "unix:" as nc_addr_format() writes it.
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL    c or out is NULL
+ *   -ENOTCONN  the connection is closed; for the peer address, also while
+ *              it is still connecting
+ *   any other errno that getpeername() or getsockname() reports
+ * Thread: the loop's thread.
+ * See also: nc_addr_format
+ */
 int nc_conn_peer_addr(const nc_conn *c, nc_addr *out);
 int nc_conn_local_addr(const nc_conn *c, nc_addr *out);
 
-/* The connection's TCP_INFO (see nc_tcp_info_get). */
+/* The connection's TCP_INFO (see nc_tcp_info_get).
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL      c or out is NULL
+ *   -ENOTCONN    the connection is closed
+ *   -EOPNOTSUPP  a Unix connection
+ *   any other errno that getsockopt() reports
+ * Thread: the loop's thread.
+ * See also: nc_tcp_info_get
+ */
 int nc_conn_tcp_info(const nc_conn *c, nc_tcp_info *out);
 
 /* ------------------------------------------------------------------------
  * Listeners (lib/listener.c)
+ *
+ * A listener accepts connections on every address an endpoint stands for.
+ *
+ * Running out of descriptors: a listener keeps one spare descriptor
+ * (/dev/null). When accept() fails with EMFILE or ENFILE, the spare is
+ * closed, the pending connection is accepted and reset at once (so the
+ * client learns now instead of waiting in the backlog), and the spare is
+ * reopened; this repeats while connections are pending, then the listener
+ * waits for the next readiness. If shedding is impossible, or on other
+ * resource errors (ENOBUFS, ENOMEM), accepting pauses for 100 ms, or until
+ * one of its connections closes. Level-triggered epoll therefore never
+ * spins on an unacceptable connection.
+ *
+ * Example: docs/examples/listeners.c
  * ---------------------------------------------------------------------- */
 
+/* A listener (opaque). */
 typedef struct nc_listener nc_listener;
 
-/* Listener settings. A zeroed struct gives the defaults. */
+/* Listener settings. A zeroed struct gives the defaults.
+ *
+ * reuseport lets one listener per thread share a port (the kernel spreads
+ * the connections). max_conns counts this listener's open connections;
+ * accepting resumes as soon as one closes. accept_budget bounds the
+ * accepts per socket per iteration so one busy listener cannot starve the
+ * loop; leftover connections are taken in the next iteration.
+ */
 typedef struct nc_listener_options {
     int backlog;              /* 0 = SOMAXCONN */
     bool reuseaddr_off;       /* SO_REUSEADDR is on unless this is set */
@@ -635,7 +1517,11 @@ typedef struct nc_listener_options {
     nc_conn_options conn;     /* for every accepted connection */
 } nc_listener_options;
 
-/* Counters of a listener. */
+/* Counters of a listener.
+ *
+ * accept_errors counts transient failures such as ECONNABORTED, EPROTO,
+ * EINTR, ENOBUFS and ENOMEM.
+ */
 typedef struct nc_listener_stats {
     uint64_t accepted;        /* connections opened */
     uint64_t active;          /* connections open now */
@@ -648,34 +1534,105 @@ typedef struct nc_listener_stats {
                                  (evict_idle) */
 } nc_listener_stats;
 
-/* Listen on endpoint: one non-blocking, close-on-exec socket per address
- * it stands for (an interface name binds each of its addresses, "*" binds
- * all). Every accepted connection gets cbs and starts with user pointer
- * ud. *out is owned by the caller until nc_listener_close().
- * Errors (nothing is left bound): nc_endpoint_parse's errors,
- * -EADDRINUSE, -EADDRNOTAVAIL, -EACCES, -ENOMEM, -EMFILE, socket errno. */
+/* Listen on every address an endpoint stands for.
+ *
+ * One non-blocking, close-on-exec socket per address (at most 32):
+ *
+ * - an address: one socket;
+ * - "localhost:P": 127.0.0.1 and ::1;
+ * - "*:P": one dual-stack [::] socket (IPV6_V6ONLY off, set explicitly),
+ *   or 0.0.0.0 alone where IPv6 is unavailable; with ipv6_only, two
+ *   sockets, [::] and 0.0.0.0;
+ * - an interface name: each of its addresses, IPv4 then IPv6; an address
+ *   that cannot be bound yet (EADDRNOTAVAIL, an IPv6 address still in
+ *   duplicate address detection) is skipped if another one works;
+ * - "unix:/path": one socket; a stale socket file left by a dead server
+ *   (connecting to it is refused) is removed and the path bound again.
+ *
+ * With port 0 and several addresses, all sockets share the port the
+ * kernel chose for the first. Every accepted connection is non-blocking
+ * and close-on-exec, gets opts->conn and the callbacks cbs (copied), and
+ * starts with user pointer ud; on_open runs inside the accept loop. The
+ * caller owns *out until nc_listener_close(). The library does not warn
+ * about a loopback-only bind by itself: see nc_iface_reach_warning().
+ *
+ * Returns: 0 on success, or a negative errno; then nothing is left bound
+ * and *out is untouched. nc_explain(NC_OP_BIND, err) explains the errors.
+ * Errors:
+ *   -EINVAL         loop, endpoint or out is NULL, or malformed endpoint
+ *                   text
+ *   -ERANGE         the port is out of range (from parsing the endpoint)
+ *   -ENODEV         unknown interface or scope
+ *   -ENAMETOOLONG   a Unix path or interface name too long
+ *   -EADDRINUSE     the address and port are in use
+ *   -EADDRNOTAVAIL  the address is not on this host
+ *   -EACCES         binding that port (or path) is not permitted
+ *   -EAFNOSUPPORT   the address family is not supported here
+ *   -ENOMEM         out of memory
+ *   -EMFILE         the process has no descriptor left
+ *   -ENFILE         the system has no descriptor left
+ *   any other errno that socket(), setsockopt() or listen() reports
+ * Thread: the loop's thread.
+ * See also: nc_listener_addr, nc_listener_close, nc_iface_reach_warning
+ */
 int nc_listen(nc_loop *loop, const char *endpoint,
               const nc_listener_options *opts, const nc_conn_callbacks *cbs,
               void *ud, nc_listener **out);
 
-/* How many sockets the listener has bound. */
+/* How many sockets a listener has bound.
+ *
+ * Returns: the number of sockets; 0 for NULL.
+ * Thread: the loop's thread.
+ * See also: nc_listener_addr
+ */
 size_t nc_listener_count(const nc_listener *l);
 
-/* The real address of bound socket i (with the kernel's port when port 0
- * was asked for), as recorded when it was bound. Errors: -EINVAL (NULL
- * argument or no socket i). */
+/* The real address of a listener's bound socket i.
+ *
+ * The address was recorded when the socket was bound, with the kernel's
+ * port when port 0 was asked for.
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL  a NULL argument, or the listener has no socket i
+ * Thread: the loop's thread.
+ * See also: nc_listener_count, nc_addr_format
+ */
 int nc_listener_addr(const nc_listener *l, size_t i, nc_addr *out);
 
-/* Copy the listener's counters into *out. */
+/* Copy the listener's counters into *out.
+ *
+ * Nothing happens if l or out is NULL.
+ *
+ * Thread: the loop's thread.
+ * See also: nc_listen
+ */
 void nc_listener_stats_get(const nc_listener *l, nc_listener_stats *out);
 
-/* Stop accepting (new connections are refused by the kernel) but keep the
- * open connections. Idempotent. */
+/* Stop accepting but keep the open connections.
+ *
+ * The listening sockets are closed (new connections are refused by the
+ * kernel) and a Unix socket's path is unlinked, but open connections
+ * stay. The listener no longer keeps NC_RUN_DEFAULT running. Idempotent;
+ * NULL is allowed.
+ *
+ * Thread: the loop's thread.
+ * See also: nc_listener_close
+ */
 void nc_listener_stop(nc_listener *l);
 
-/* Close the sockets, close every connection still open from this listener
- * (on_close with NC_CLOSE_SHUTDOWN) and free l; a Unix socket's path is
- * unlinked. Safe from any callback. NULL is allowed. */
+/* Close a listener and every connection still open from it.
+ *
+ * Stops the listener (its sockets are closed and a Unix socket's path is
+ * unlinked), closes every connection still open from it (on_close with
+ * NC_CLOSE_SHUTDOWN, at the end of the iteration), releases its reserved
+ * descriptor and frees l at the end of the iteration. Safe from any
+ * callback, including on_open of one of its own connections. NULL is
+ * allowed.
+ *
+ * Thread: the loop's thread.
+ * See also: nc_listener_stop, nc_listen
+ */
 void nc_listener_close(nc_listener *l);
 
 #pragma GCC visibility pop
