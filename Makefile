@@ -98,7 +98,10 @@ TSAN_TESTS = $(patsubst tests/%.c,$(BUILD)/tsan/tests/%,\
              $(if $(TEST_SRCS),$(shell grep -lE 'pthread_create|"--threads"' $(TEST_SRCS))))
 
 TEST_PACKAGES = libcmocka-dev pkg-config iproute2 nftables valgrind
-BENCH_PACKAGES = libuv1-dev libev-dev libevent-dev wrk
+# ab (apache2-utils), strace and valgrind drive bench/churn.sh and
+# bench/callgrind.sh; nginx-light is optional (churn.sh skips its rows).
+BENCH_PACKAGES = libuv1-dev libev-dev libevent-dev wrk apache2-utils strace \
+                 valgrind nginx-light
 
 RUN_TESTS = NC_BUILD='$(BUILD)' NC_CC='$(CC)' NC_MAKE='$(NC_MAKE)' \
             bash tests/run-tests.sh
@@ -222,6 +225,9 @@ bench-deps:
 	$(PKG_CONFIG) --exists libevent 2>/dev/null || missing="$$missing libevent"; \
 	printf '#include <ev.h>\n' | $(CC) -E -x c - >/dev/null 2>&1 || missing="$$missing libev"; \
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	for tool in ab strace valgrind; do \
+	    command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	    $(call apt_install,$(BENCH_PACKAGES),benchmark peers ($$missing )); \
 	fi
@@ -255,13 +261,17 @@ valgrind: deps all tests
 	@NC_UNDER_VALGRIND=1 NC_TEST_WRAPPER='$(VALGRIND)' NC_TEST_TIMEOUT=600 \
 	    NC_BUILD='$(BUILD)' bash tests/run-tests.sh --no-scripts $(TEST_BINS)
 
-bench: bench-deps $(BENCH_BINS)
+# churn.sh and callgrind.sh also drive examples/http-hello.
+bench: bench-deps $(BENCH_BINS) $(BUILD)/bin/http-hello
 	@if [ -z '$(BENCH_BINS)' ]; then echo 'make: bench/*.c: no benchmarks to build' >&2; exit 1; fi
 	@if [ -f bench/run.sh ]; then \
 	    NC_BUILD='$(BUILD)' NC_BENCH_BIN='$(BUILD)/bench' bash bench/run.sh; \
 	else \
 	    echo 'bench: built $(BENCH_BINS); bench/run.sh does not exist, nothing run'; \
 	fi
+	@for script in bench/churn.sh bench/callgrind.sh; do \
+	    NC_BUILD='$(BUILD)' NC_BENCH_BIN='$(BUILD)/bench' bash $$script || exit 1; \
+	done
 
 demo: all
 	@if [ ! -f examples/demo.sh ]; then \
@@ -312,7 +322,8 @@ help:
 	@echo '  sanitize       tests under ASan+UBSan in $(BUILD)/asan'
 	@echo '  tsan           threaded tests under TSan in $(BUILD)/tsan'
 	@echo '  valgrind       tests under valgrind (NC_UNDER_VALGRIND=1)'
-	@echo '  bench          build bench/*.c against libuv, libev, libevent; run bench/run.sh'
+	@echo '  bench          build bench/*.c against libuv, libev, libevent; run bench/run.sh,'
+	@echo '                 bench/churn.sh and bench/callgrind.sh'
 	@echo '  demo           build and run examples/demo.sh'
 	@echo '  install, uninstall, clean'
 	@echo 'variables: CC=$(CC) CFLAGS=$(CFLAGS) WERROR=1 BUILD=$(BUILD)'

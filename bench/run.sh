@@ -18,7 +18,9 @@
 # libnetcore's relative cost.
 #
 # bench_idle (memory per idle connection) is one of these binaries:
-# bench/run.sh idle runs it alone.
+# bench/run.sh idle runs it alone. The benchmarks that drive servers with
+# outside tools are scripts of their own: bench/churn.sh (ab, strace,
+# nginx) and bench/callgrind.sh (valgrind, strace).
 set -euo pipefail
 
 bin_dir=${NC_BENCH_BIN:-build/bench}
