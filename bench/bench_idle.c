@@ -8,6 +8,10 @@
  *   1. warm-up: opens W connections (default 300) at once, sends each one
  *      request and reads its answer, closes them all and waits until the
  *      server has closed them too, so that one-time allocations are done;
+ *      then opens W such connections again and keeps them: they take up
+ *      the memory the first ones freed, which the server's allocator
+ *      keeps (in RSS) and would otherwise hand to the first W measured
+ *      connections, making them look free;
  *   2. baseline: reads the server's VmRSS from /proc/PID/status;
  *   3. load: P client processes (default 4; process k binds its sockets to
  *      source address 127.0.0.k+1, so that ephemeral ports do not run out
@@ -18,17 +22,22 @@
  *        unused:    each connection only connects and sends nothing;
  *   4. waits until the server holds all N (the count of /proc/PID/fd) and
  *      sleeps in its loop, then reads VmRSS again;
- *   5. closes the clients, waits until the server has closed all N, stops
- *      it with SIGTERM and checks that it exits with status 0.
+ *   5. closes the clients and the W held connections, waits until the
+ *      server has closed them all, stops it with SIGTERM and checks that
+ *      it exits with status 0.
  * The result is (VmRSS at 4 - VmRSS at 2) / N, in bytes per connection:
  * the user-space memory an idle connection holds. Kernel memory (socket
  * buffers, epoll entries) is not in RSS and the same for every library.
- * VmRSS counts kB, so with N = 10,000 the resolution is 0.1 B.
+ * VmRSS counts kB, so with N = 10,000 the resolution is 0.1 B. Tables
+ * indexed by descriptor that grow by doubling (libnetcore's, libev's,
+ * libuv's) make the figure depend a little on N: each connection pays its
+ * share of the table size N and W lead to.
  *
  * Usage: bench_idle [-n CONNS] [-p PROCS] [-w WARMUP] [-m MODE] [LIB...]
  *   CONNS  connections held (default 10000, or $NC_IDLE_CONNS)
  *   PROCS  client processes (default 4, at most 64)
- *   WARMUP warm-up connections (default 300)
+ *   WARMUP warm-up connections, served and closed, then as many held
+ *          (default 300)
  *   MODE   keepalive, unused or both (default both)
  *   LIB    libnetcore epoll libev libevent libuv (default all, this order)
  * Output, in bench/run.sh's format, one line per mode and library:
@@ -58,8 +67,8 @@
 
 #define PROG "bench_idle"
 #define MAX_PROCS 64
-/* The server holds every connection, and a process may open at most
- * 20,000 descriptors on this machine. */
+/* The server holds every connection (CONNS + WARMUP), and a process may
+ * open at most 20,000 descriptors on this machine. */
 #define MAX_CONNS 19000
 
 /* Time limits, in milliseconds. */
@@ -342,23 +351,24 @@ typedef struct config {
     int conns, procs, warmup;
 } config;
 
-/* Open cfg->warmup connections at once, each asking once, then close
- * them all. */
-static int warm_up(const config *cfg, int port)
+/* Open n connections to port from 127.0.0.1 at once, each asking once,
+ * into fds. Returns how many were opened; *err is 0 or why it stopped. */
+static int open_asking(int port, int *fds, int n, int *err)
 {
-    int *fds = calloc((size_t)cfg->warmup, sizeof *fds);
-    int n = 0, err = 0;
-    if (!fds)
-        return -ENOMEM;
-    for (; n < cfg->warmup; n++)
-        if ((fds[n] = open_conn(port, 1, true)) < 0) {
-            err = fds[n];
+    int i = 0;
+    *err = 0;
+    for (; i < n; i++)
+        if ((fds[i] = open_conn(port, 1, true)) < 0) {
+            *err = fds[i];
             break;
         }
+    return i;
+}
+
+static void close_all(int *fds, int n)
+{
     for (int i = 0; i < n; i++)
         close(fds[i]);
-    free(fds);
-    return err;
 }
 
 /* Measure lib in one mode; print its result line. Returns 0 or -1. */
@@ -370,21 +380,31 @@ static int measure(const config *cfg, const char *lib, bool keepalive)
     int opened = 0, ok = -1;
     uint64_t t0 = now_ms();
 
-    pid_t server = start_server(lib, &port);
-    if (server < 0)
+    int *held_fds = calloc((size_t)cfg->warmup + 1, sizeof *held_fds);
+    int nheld = 0, err;
+    pid_t server = held_fds ? start_server(lib, &port) : -1;
+    if (server < 0) {
+        free(held_fds);
         return -1;
+    }
     int base_fds = fd_count(server);
-    int err = warm_up(cfg, port);
+    /* Warm-up: serve and close W connections, then hold W more. */
+    nheld = open_asking(port, held_fds, cfg->warmup, &err);
+    close_all(held_fds, nheld);
+    nheld = 0;
+    if (err == 0 && wait_settled(server, base_fds, false, SETTLE_MS) < 0)
+        err = -ETIMEDOUT;
+    if (err == 0)
+        nheld = open_asking(port, held_fds, cfg->warmup, &err);
+    if (err == 0 && wait_settled(server, base_fds + nheld, false,
+                                 SETTLE_MS) < 0)
+        err = -ETIMEDOUT;
     if (err < 0) {
         fprintf(stderr, "%s: %s %s: warm-up: %s\n", PROG, mode, lib,
                 strerror(-err));
         goto out;
     }
-    if (wait_settled(server, base_fds, false, SETTLE_MS) < 0) {
-        fprintf(stderr, "%s: %s %s: the server did not close the warm-up "
-                "connections\n", PROG, mode, lib);
-        goto out;
-    }
+    base_fds += nheld;
     long rss0 = rss_kb(server);
 
     if (pipe2(report, O_CLOEXEC) < 0 || pipe2(ctl, O_CLOEXEC) < 0) {
@@ -398,6 +418,7 @@ static int measure(const config *cfg, const char *lib, bool keepalive)
             prctl(PR_SET_PDEATHSIG, SIGKILL);
             close(report[0]);
             close(ctl[1]);   /* or closing the driver's end is no EOF */
+            close_all(held_fds, nheld);   /* the driver's to close */
             client_main(k, port, count, keepalive, report[1], ctl[0]);
         }
         if (pid < 0) {
@@ -455,6 +476,9 @@ static int measure(const config *cfg, const char *lib, bool keepalive)
             fprintf(stderr, "%s: %s %s: client %d did not exit cleanly\n",
                     PROG, mode, lib, k);
     nclients = 0;
+    close_all(held_fds, nheld);
+    base_fds -= nheld;
+    nheld = 0;
     if (wait_settled(server, base_fds, false, CLOSE_MS) < 0) {
         fprintf(stderr, "%s: %s %s: the server still holds %d connections "
                 "after the clients closed them\n", PROG, mode, lib,
@@ -474,6 +498,8 @@ static int measure(const config *cfg, const char *lib, bool keepalive)
         fflush(stdout);
     }
 out:
+    close_all(held_fds, nheld);
+    free(held_fds);
     if (ctl[1] >= 0)
         close(ctl[1]);   /* clients still holding connections exit */
     for (int k = 0; k < nclients; k++)
@@ -549,6 +575,11 @@ int main(int argc, char **argv)
         default:
             usage();
         }
+    }
+    if (cfg.conns + cfg.warmup > MAX_CONNS) {
+        fprintf(stderr, "%s: the server would hold more than %d "
+                "connections (CONNS + WARMUP)\n", PROG, MAX_CONNS);
+        return 2;
     }
     const char *const *libs = all_libs;
     int nlibs = (int)(sizeof all_libs / sizeof *all_libs);
