@@ -110,7 +110,10 @@ TSAN_TESTS = $(patsubst tests/%.c,$(BUILD)/tsan/tests/%,\
              $(if $(TEST_SRCS),$(shell grep -lE 'pthread_create|"--threads"' $(TEST_SRCS))))
 
 TEST_PACKAGES = libcmocka-dev pkg-config iproute2 nftables valgrind groff-base man-db
-BENCH_PACKAGES = libuv1-dev libev-dev libevent-dev wrk
+# ab (apache2-utils), strace and valgrind drive bench/churn.sh and
+# bench/callgrind.sh; nginx-light is optional (churn.sh skips its rows).
+BENCH_PACKAGES = libuv1-dev libev-dev libevent-dev wrk apache2-utils strace \
+                 valgrind nginx-light
 
 RUN_TESTS = NC_BUILD='$(BUILD)' NC_CC='$(CC)' NC_MAKE='$(NC_MAKE)' \
             bash tests/run-tests.sh
@@ -239,6 +242,9 @@ bench-deps:
 	$(PKG_CONFIG) --exists libevent 2>/dev/null || missing="$$missing libevent"; \
 	printf '#include <ev.h>\n' | $(CC) -E -x c - >/dev/null 2>&1 || missing="$$missing libev"; \
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	for tool in ab strace valgrind; do \
+	    command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	    $(call apt_install,$(BENCH_PACKAGES),benchmark peers ($$missing )); \
 	fi
@@ -277,13 +283,17 @@ valgrind: deps all tests
 mutate: deps
 	@CC='$(CC)' bash tests/mutate.sh $(MUTANTS)
 
-bench: bench-deps $(BENCH_BINS)
+# churn.sh and callgrind.sh also drive examples/http-hello.
+bench: bench-deps $(BENCH_BINS) $(BUILD)/bin/http-hello
 	@if [ -z '$(BENCH_BINS)' ]; then echo 'make: bench/*.c: no benchmarks to build' >&2; exit 1; fi
 	@if [ -f bench/run.sh ]; then \
 	    NC_BUILD='$(BUILD)' NC_BENCH_BIN='$(BUILD)/bench' bash bench/run.sh; \
 	else \
 	    echo 'bench: built $(BENCH_BINS); bench/run.sh does not exist, nothing run'; \
 	fi
+	@for script in bench/churn.sh bench/callgrind.sh; do \
+	    NC_BUILD='$(BUILD)' NC_BENCH_BIN='$(BUILD)/bench' bash $$script || exit 1; \
+	done
 
 demo: all
 	@if [ ! -f examples/demo.sh ]; then \
@@ -368,7 +378,8 @@ help:
 	@echo '  tsan           threaded tests under TSan in $(BUILD)/tsan'
 	@echo '  valgrind       tests under valgrind (NC_UNDER_VALGRIND=1)'
 	@echo '  mutate         break lib/ on purpose (tests/mutants.txt); every mutant must be killed'
-	@echo '  bench          build bench/*.c against libuv, libev, libevent; run bench/run.sh'
+	@echo '  bench          build bench/*.c against libuv, libev, libevent; run bench/run.sh,'
+	@echo '                 bench/churn.sh and bench/callgrind.sh'
 	@echo '  demo           build and run examples/demo.sh'
 	@echo '  man            the man pages and api.md from include/netcore.h, in $(DOC_OUT)'
 	@echo '  api-md         regenerate docs/api.md (committed) from include/netcore.h'

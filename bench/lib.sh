@@ -1,0 +1,161 @@
+# shellcheck shell=bash
+# bench/lib.sh - shell helpers shared by bench/churn.sh and
+# bench/callgrind.sh. Sourced, not run.
+#
+# The servers are the http_<lib> programs of bench/ (mini_server.h) and,
+# for libnetcore, examples/http-hello: each prints "listening on
+# 127.0.0.1:PORT" once it accepts connections and exits on SIGTERM.
+# Every process started here is remembered by its PID and ended by that
+# PID (bench_cleanup runs on exit); nothing is ever killed by name.
+
+bench_build=${NC_BUILD:-build}
+bench_bin=${NC_BENCH_BIN:-$bench_build/bench}
+
+# PIDs of the processes still running, for bench_cleanup.
+bench_pids=()
+
+bench_cleanup() {
+    local pid
+    for pid in "${bench_pids[@]}"; do
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    bench_pids=()
+}
+
+bench_forget() {
+    local pid keep=()
+    for pid in "${bench_pids[@]}"; do
+        [ "$pid" = "$1" ] || keep+=("$pid")
+    done
+    bench_pids=("${keep[@]}")
+}
+
+# bench_server_cmd LIB: set server_cmd to the command line of LIB's HTTP
+# server (port chosen by the kernel). Fails for an unknown or unbuilt one.
+# http-hello keeps its default idle timeout of 60 s, an idle timer per
+# connection that the minimal servers do not have (NC_HELLO_IDLE_TIMEOUT=0
+# turns it off; under callgrind that saves about 20 instructions per
+# request at one connection).
+bench_server_cmd() {
+    case $1 in
+    libnetcore) server_cmd=("$bench_build/bin/http-hello" --listen 127.0.0.1:0
+                            --idle-timeout "${NC_HELLO_IDLE_TIMEOUT:-60}") ;;
+    epoll | libev | libevent | libuv) server_cmd=("$bench_bin/http_$1" 0) ;;
+    *) echo "bench: unknown server '$1'" >&2; return 1 ;;
+    esac
+    if [ ! -x "${server_cmd[0]}" ]; then
+        echo "bench: ${server_cmd[0]} is missing; build with make bench" >&2
+        return 1
+    fi
+}
+
+# bench_start OUT PREFIX... -- CMD...: run PREFIX CMD (PREFIX: e.g.
+# taskset -c 1, or valgrind ...; may be empty) in the background with
+# stdout and stderr in OUT, wait (at most $bench_start_s seconds, default
+# 10) for its "listening on" line. Sets server_pid (the PID of PREFIX's
+# process: taskset and valgrind become the server) and server_port.
+bench_start() {
+    local out=$1 i limit=${bench_start_s:-10}
+    shift
+    local prefix=()
+    while [ "$1" != -- ]; do prefix+=("$1"); shift; done
+    shift
+    "${prefix[@]}" "$@" > "$out" 2>&1 &
+    server_pid=$!
+    bench_pids+=("$server_pid")
+    server_port=
+    for ((i = 0; i < limit * 20; i++)); do
+        server_port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' \
+                      "$out" | head -n 1)
+        [ -n "$server_port" ] && return 0
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "bench: $* did not start:" >&2
+    sed 's/^/  /' "$out" >&2
+    bench_stop "$server_pid" 1 || true
+    return 1
+}
+
+# bench_stop PID [SECONDS]: SIGTERM, then wait up to SECONDS (default 10)
+# for it to exit; SIGKILL after that. Returns its exit status (137 when
+# it had to be killed).
+bench_stop() {
+    local pid=$1 limit=${2:-10} i status=0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < limit * 20; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "bench: process $pid did not exit on SIGTERM; killing it" >&2
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || status=$?
+    bench_forget "$pid"
+    return $status
+}
+
+# bench_cpu_ticks PID: utime + stime of PID, in clock ticks.
+bench_cpu_ticks() {
+    local line rest
+    read -r line < "/proc/$1/stat" || return 1
+    rest=${line##*) }      # after "(comm) ": comm may hold spaces
+    # shellcheck disable=SC2086 # split into fields on purpose
+    set -- $rest           # $1 is field 3, the state
+    echo $((${12} + ${13}))
+}
+
+# bench_strace_attach PID FILE: count PID's system calls (all threads)
+# into FILE from now until bench_strace_detach. Sets strace_pid.
+bench_strace_attach() {
+    local i
+    strace -f -c -o "$2" -p "$1" 2> "$2.log" &
+    strace_pid=$!
+    bench_pids+=("$strace_pid")
+    for ((i = 0; i < 200; i++)); do
+        grep -q 'attached' "$2.log" 2>/dev/null && return 0
+        kill -0 "$strace_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "bench: strace could not attach to $1:" >&2
+    sed 's/^/  /' "$2.log" >&2
+    kill -KILL "$strace_pid" 2>/dev/null || true
+    wait "$strace_pid" 2>/dev/null || true
+    bench_forget "$strace_pid"
+    return 1
+}
+
+# bench_strace_detach: stop counting; strace writes its table and exits.
+bench_strace_detach() {
+    local i
+    kill -INT "$strace_pid" 2>/dev/null || true
+    for ((i = 0; i < 200; i++)); do
+        kill -0 "$strace_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -KILL "$strace_pid" 2>/dev/null || true
+    wait "$strace_pid" 2>/dev/null || true
+    bench_forget "$strace_pid"
+}
+
+# bench_strace_calls FILE: the total of the calls column of strace -c.
+bench_strace_calls() {
+    awk '$NF == "total" { print $4; found = 1 } END { if (!found) exit 1 }' "$1"
+}
+
+# bench_strace_table FILE: "name calls" per system call of strace -c.
+bench_strace_table() {
+    awk '/^-+ / { part++; next }
+         part == 1 && NF >= 5 { print $NF, $4 }' "$1"
+}
+
+# bench_breakdown FILE1 FILE2 DIVISOR: the per-call difference of two
+# "name calls" tables (FILE1 may be /dev/null), divided, largest first:
+# "accept4 1.00, epoll_ctl 2.00, ...".
+bench_breakdown() {
+    awk -v d="$3" '
+        FILENAME == ARGV[1] { base[$1] = $2; next }
+        { v = ($2 - base[$1]) / d; if (v >= 0.005) printf "%s %.2f\n", $1, v }
+    ' "$1" "$2" | sort -k2,2gr | awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2 } END { print "" }'
+}
