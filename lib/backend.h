@@ -1,26 +1,28 @@
 /*
  * backend.h - the polling backend seam. backend_epoll.c is the only file
- * that calls epoll_*; the loop sees four functions and these event bits.
+ * that calls epoll_*; the loop sees these functions and event bits. The
+ * backend waits and hands each event to fd_deliver() (dispatch.h).
  *
- * Interest and readiness share one set of bits. The first four have the
- * values of the public NC_READABLE, NC_WRITABLE, NC_HANGUP and NC_ERROR.
- * Hang-up and peer shutdown are kept apart: a reset (EPOLLHUP, usually
- * with EPOLLERR) must not read as an orderly end of stream (EPOLLRDHUP).
+ * Interest and readiness share one set of bits. Hang-up and peer shutdown
+ * are kept apart: a reset (EPOLLHUP, usually with EPOLLERR) must not read
+ * as an orderly end of stream (EPOLLRDHUP).
  */
 #ifndef NC_BACKEND_H
 #define NC_BACKEND_H
 
 #include "common.h"
 
+#include <poll.h>
+
+/* poll(2)'s values, which epoll and io_uring's poll requests share: no
+ * translation on the way in or out. */
 enum {
-    EV_READ = 1u << 0,    /* readable (EPOLLIN) */
-    EV_WRITE = 1u << 1,   /* writable (EPOLLOUT) */
-    EV_HUP = 1u << 2,     /* both directions closed (EPOLLHUP); reported
-                             only */
-    EV_ERR = 1u << 3,     /* a pending socket error (EPOLLERR); reported
-                             only */
-    EV_RDHUP = 1u << 4    /* the peer shut down its sending side
-                             (EPOLLRDHUP); interest and report */
+    EV_READ = POLLIN,     /* readable */
+    EV_WRITE = POLLOUT,   /* writable */
+    EV_HUP = POLLHUP,     /* both directions closed; reported only */
+    EV_ERR = POLLERR,     /* a pending socket error; reported only */
+    EV_RDHUP = POLLRDHUP  /* the peer shut down its sending side; interest
+                             and report */
 };
 
 #define EV_INTEREST (EV_READ | EV_WRITE | EV_RDHUP)
@@ -39,12 +41,9 @@ enum { BACKEND_ADD, BACKEND_MOD, BACKEND_DEL };
 int nc__backend_set(struct backend *b, int fd, uint64_t token, int op,
                     unsigned events);
 
-/* Wait up to timeout_ms (-1 = forever) and return the number of ready
+/* Wait up to timeout_ms (-1 = forever), then refresh the loop's cached
+ * time and deliver every ready event to its owner. Returns the number of
  * events (0 on timeout or EINTR), or a negative errno. */
-int nc__backend_poll(struct backend *b, int timeout_ms);
-
-/* Event i (0 <= i < the count nc__backend_poll returned). */
-void nc__backend_event(const struct backend *b, int i, uint64_t *token,
-                       unsigned *events);
+int nc__backend_wait(struct backend *b, nc_loop *loop, int timeout_ms);
 
 #endif /* NC_BACKEND_H */

@@ -3,6 +3,7 @@
  * Level-triggered; the loop's token travels in data.u64.
  */
 #include "backend.h"
+#include "dispatch.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -39,22 +40,16 @@ void nc__backend_free(struct backend *b)
     free(b);
 }
 
-static uint32_t to_epoll(unsigned events)
-{
-    uint32_t e = 0;
-    if (events & EV_READ)
-        e |= EPOLLIN;
-    if (events & EV_WRITE)
-        e |= EPOLLOUT;
-    if (events & EV_RDHUP)
-        e |= EPOLLRDHUP;
-    return e;
-}
+_Static_assert((unsigned)EV_READ == EPOLLIN &&
+               (unsigned)EV_WRITE == EPOLLOUT &&
+               (unsigned)EV_HUP == EPOLLHUP &&
+               (unsigned)EV_ERR == EPOLLERR &&
+               (unsigned)EV_RDHUP == EPOLLRDHUP, "epoll's bits are poll's");
 
 int nc__backend_set(struct backend *b, int fd, uint64_t token, int op,
                     unsigned events)
 {
-    struct epoll_event ev = { .events = to_epoll(events), .data.u64 = token };
+    struct epoll_event ev = { .events = events, .data.u64 = token };
     int eop = op == BACKEND_ADD ? EPOLL_CTL_ADD
             : op == BACKEND_MOD ? EPOLL_CTL_MOD : EPOLL_CTL_DEL;
     if (epoll_ctl(b->epfd, eop, fd, &ev) < 0)
@@ -62,29 +57,14 @@ int nc__backend_set(struct backend *b, int fd, uint64_t token, int op,
     return 0;
 }
 
-int nc__backend_poll(struct backend *b, int timeout_ms)
+int nc__backend_wait(struct backend *b, nc_loop *loop, int timeout_ms)
 {
     int n = epoll_wait(b->epfd, b->events, BACKEND_MAX_EVENTS, timeout_ms);
+    int err = errno;
+    nc__loop_woke(loop);
     if (n < 0)
-        return errno == EINTR ? 0 : -errno;
+        return err == EINTR ? 0 : -err;
+    for (int i = 0; i < n; i++)
+        fd_deliver(loop, b->events[i].data.u64, b->events[i].events);
     return n;
-}
-
-void nc__backend_event(const struct backend *b, int i, uint64_t *token,
-                       unsigned *events)
-{
-    uint32_t e = b->events[i].events;
-    unsigned r = 0;
-    if (e & EPOLLIN)
-        r |= EV_READ;
-    if (e & EPOLLOUT)
-        r |= EV_WRITE;
-    if (e & EPOLLHUP)
-        r |= EV_HUP;
-    if (e & EPOLLERR)
-        r |= EV_ERR;
-    if (e & EPOLLRDHUP)
-        r |= EV_RDHUP;
-    *token = b->events[i].data.u64;
-    *events = r;
 }

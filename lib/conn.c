@@ -190,29 +190,30 @@ void nc__conn_cold_release(nc_conn *c)
 
 /* ---- interest ---------------------------------------------------------------- */
 
-static unsigned conn_interest(const nc_conn *c)
+/* What c wants from the kernel: CF_WANT_READ and CF_WANT_WRITE. */
+static uint32_t conn_interest(const nc_conn *c)
 {
-    unsigned ev = 0;
+    uint32_t want = 0;
     switch (conn_state(c)) {
     case CS_CONNECTING:
-        return EV_WRITE;
+        return CF_WANT_WRITE;
     case CS_OPEN:
         if (!(c->flags & (CF_PAUSED | CF_BACKPRESSURE | CF_EOF)))
-            ev |= EV_READ | EV_RDHUP;
+            want |= CF_WANT_READ;
         break;
     case CS_CLOSING:
     case CS_LINGER:
         /* Input is read and discarded, so that closing finds no unread
          * bytes (which would turn our FIN into a reset). */
         if (!(c->flags & CF_EOF))
-            ev |= EV_READ | EV_RDHUP;
+            want |= CF_WANT_READ;
         break;
     case CS_CLOSED:
         return 0;
     }
     if (conn_queued(c) > 0)
-        ev |= EV_WRITE;
-    return ev;
+        want |= CF_WANT_WRITE;
+    return want;
 }
 
 /* A connection stays registered from its first interest until close()
@@ -222,22 +223,22 @@ void nc__conn_rearm(nc_conn *c)
 {
     if (conn_state(c) == CS_CLOSED)
         return;
-    unsigned want = conn_interest(c);
-    unsigned have = (c->flags & CF_EV_MASK) >> CF_EV_SHIFT;
-    if (want == have && (c->flags & CF_REGISTERED))
+    uint32_t want = conn_interest(c);
+    uint32_t have = c->flags & (CF_WANT_READ | CF_WANT_WRITE);
+    if (c->flags & CF_REGISTERED ? want == have : !want)
         return;
-    if (!want && !(c->flags & CF_REGISTERED))
-        return;
+    unsigned events = (want & CF_WANT_READ ? EV_READ | EV_RDHUP : 0) |
+                      (want & CF_WANT_WRITE ? EV_WRITE : 0);
     nc_loop *loop = conn_loop(c);
     int op = (c->flags & CF_REGISTERED) ? BACKEND_MOD : BACKEND_ADD;
-    int rc = nc__backend_set(loop->backend, c->fd, fd_token(c->idle.tag, c->fd),
-                             op, want);
+    int rc = nc__backend_set(loop->backend, c->fd,
+                             fd_token(c->idle.tag, c->fd), op, events);
     if (rc < 0) {
         nc__conn_teardown(c, NC_CLOSE_ERROR, rc, false);
         return;
     }
-    c->flags = (c->flags & ~CF_EV_MASK) | CF_REGISTERED |
-               ((uint32_t)want << CF_EV_SHIFT);
+    c->flags = (c->flags & ~(CF_WANT_READ | CF_WANT_WRITE)) | want |
+               CF_REGISTERED;
 }
 
 /* ---- closing ------------------------------------------------------------- */
@@ -348,50 +349,6 @@ void nc__conn_begin_close(nc_conn *c, nc_close_reason reason)
     if (nc__tlist_timeout(conn_loop(c), c->idle.list) == 0)
         move_to_list(c, c->prof->drain_list);
     nc__conn_rearm(c);
-}
-
-/* ---- events ---------------------------------------------------------------- */
-
-/* A hang-up or error reported while c does not read: a pending error is a
- * reset or a failure; otherwise both directions are closed. */
-static void conn_hangup(nc_conn *c)
-{
-    int soerr = 0;
-    socklen_t len = sizeof(soerr);
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
-        soerr = errno;
-    if (soerr) {
-        nc__conn_fail(c, NC_OP_READ, -soerr);
-        return;
-    }
-    c->flags |= CF_EOF;
-    enum conn_state s = conn_state(c);
-    nc__conn_teardown(c, s == CS_OPEN ? NC_CLOSE_PEER : conn_reason(c), 0,
-                      false);
-}
-
-void nc__conn_ready(nc_conn *c, unsigned events)
-{
-    switch (conn_state(c)) {
-    case CS_CONNECTING:
-        nc__conn_connected(c);
-        return;
-    case CS_CLOSED:
-        return;
-    default:
-        break;
-    }
-    unsigned have = (c->flags & CF_EV_MASK) >> CF_EV_SHIFT;
-    if (events & (EV_READ | EV_RDHUP | EV_HUP | EV_ERR)) {
-        if (have & EV_READ)
-            nc__conn_read(c, events);
-        else if (events & (EV_HUP | EV_ERR))
-            conn_hangup(c);
-        if (conn_state(c) == CS_CLOSED)
-            return;
-    }
-    if ((events & EV_WRITE) && conn_queued(c) > 0)
-        nc__conn_flush(c);
 }
 
 /* ---- creation ---------------------------------------------------------------- */

@@ -70,9 +70,10 @@ enum conn_state {
 #define CF_NODELAY_DONE (1u << 13)
 #define CF_DRAINED (1u << 14)      /* the last read emptied the socket */
 #define CF_REDELIVER (1u << 15)    /* a redelivery is queued */
-#define CF_EV_SHIFT 16             /* 5 bits: EV_* interest in the kernel */
-#define CF_EV_MASK (0x1fu << CF_EV_SHIFT)
-#define CF_REGISTERED (1u << 21)   /* known to the kernel's epoll set */
+#define CF_WANT_READ (1u << 16)    /* the kernel watches for input (and the
+                                      peer's end: EV_READ | EV_RDHUP) */
+#define CF_WANT_WRITE (1u << 17)   /* the kernel watches for writability */
+#define CF_REGISTERED (1u << 18)   /* known to the kernel's epoll set */
 
 struct nc_conn {
     const struct conn_profile *prof;
@@ -171,12 +172,10 @@ void nc__conn_each(nc_loop *loop, void (*fn)(nc_conn *c, void *arg),
                    void *arg);
 /* The longest-idle open connection of the loop, or NULL. */
 nc_conn *nc__conn_oldest_idle(nc_loop *loop);
-/* The fd table hands a connection its events. */
-void nc__conn_ready(nc_conn *c, unsigned events);
 
 /* ---- conn_read.c ----------------------------------------------------- */
-/* Readable (or hang-up) events: read under the budget and deliver. */
-void nc__conn_read(nc_conn *c, unsigned events);
+/* The fd table hands a connection its events. */
+void nc__conn_ready(nc_conn *c, unsigned events);
 /* Hand n received bytes (plain text) to the user, buffering the rest. */
 void nc__conn_input(nc_conn *c, const char *data, size_t n);
 /* The peer ended its stream. */

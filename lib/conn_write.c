@@ -22,13 +22,17 @@
  * there, and a connection that sends once (most short-lived ones) never
  * pays the system call. Accepted connections inherit it from their
  * listening socket. */
-static void before_send(nc_conn *c)
+static void set_nodelay(nc_conn *c)
 {
-    if ((c->flags & (CF_SENT | CF_NODELAY_DONE)) == CF_SENT &&
-        c->prof->set_nodelay) {
+    if (c->prof->set_nodelay)
         nc__set_int_option(c->fd, IPPROTO_TCP, TCP_NODELAY, 1);
-        c->flags |= CF_NODELAY_DONE;
-    }
+    c->flags |= CF_NODELAY_DONE;
+}
+
+static inline void before_send(nc_conn *c)
+{
+    if ((c->flags & (CF_SENT | CF_NODELAY_DONE)) == CF_SENT)
+        set_nodelay(c);
     c->flags |= CF_SENT;
 }
 
@@ -85,15 +89,35 @@ static int write_check(const nc_conn *c)
     return (c->flags & CF_SHUT_WANTED) ? -EPIPE : 0;
 }
 
-/* With nothing queued, hand the bytes to the kernel at once. Returns the
- * bytes sent (0 when the socket is full) or the kernel's negative errno,
- * after closing c. */
+/* The outcome of one send of the bytes of a write, n as it returned and
+ * e its errno: the bytes sent (0 when the socket is full), -EINTR to try
+ * again, or the kernel's negative errno after closing c. */
+static ssize_t sent_result(nc_conn *c, ssize_t n, int e)
+{
+    if (n >= 0) {
+        counter_add(&conn_loop(c)->ctr.bytes_out, (uint64_t)n);
+        return n;
+    }
+    switch (nc_io_classify(NC_OP_WRITE, n, e)) {
+    case NC_IO_AGAIN:
+        return 0;
+    case NC_IO_INTR:
+        return -EINTR;
+    default:
+        nc__conn_fail(c, NC_OP_WRITE, -e);
+        return -e;
+    }
+}
+
+/* With nothing queued, hand the bytes to the kernel at once. Returns as
+ * sent_result(), never -EINTR. */
 static ssize_t send_now(nc_conn *c, const struct iovec *iov, int cnt)
 {
     if (cnt > IOV_MAX)
         cnt = IOV_MAX;     /* the rest is queued */
     before_send(c);
-    for (;;) {
+    ssize_t r;
+    do {
         /* One buffer, the common case: send() spares the kernel the
          * iovec import of sendmsg(). */
         ssize_t n;
@@ -105,21 +129,9 @@ static ssize_t send_now(nc_conn *c, const struct iovec *iov, int cnt)
                                   .msg_iovlen = (size_t)cnt };
             n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         }
-        if (n >= 0) {
-            counter_add(&conn_loop(c)->ctr.bytes_out, (uint64_t)n);
-            return n;
-        }
-        int e = errno;
-        switch (nc_io_classify(NC_OP_WRITE, n, e)) {
-        case NC_IO_AGAIN:
-            return 0;
-        case NC_IO_INTR:
-            continue;
-        default:
-            nc__conn_fail(c, NC_OP_WRITE, -e);
-            return -e;
-        }
-    }
+        r = sent_result(c, n, errno);
+    } while (r == -EINTR);
+    return r;
 }
 
 /* Queue is out of memory after sent bytes already left. */
@@ -148,6 +160,34 @@ static ssize_t iov_total(const struct iovec *iov, int cnt)
     return (ssize_t)total;
 }
 
+/* Queue what is left of iov after sent bytes went out. */
+static int queue_rest(nc_conn *c, const struct iovec *iov, int cnt,
+                      size_t sent)
+{
+    struct conn_cold *k = nc__conn_cold(c);
+    if (!k || nc__outq_append_iov(&k->out, iov, cnt, sent) < 0)
+        return out_of_memory(c, sent);
+    nc__conn_queue_changed(c);
+    return 0;
+}
+
+/* Send what the kernel takes now, queue the rest: the write path once
+ * the arguments are checked. total is the sum of the lengths (> 0). */
+static int write_iov(nc_conn *c, const struct iovec *iov, int cnt,
+                     size_t total)
+{
+    size_t sent = 0;
+    if (conn_queued(c) == 0) {
+        ssize_t n = send_now(c, iov, cnt);
+        if (n < 0)
+            return (int)n;
+        if ((size_t)n == total)
+            return 0;
+        sent = (size_t)n;
+    }
+    return queue_rest(c, iov, cnt, sent);
+}
+
 int nc_conn_writev(nc_conn *c, const struct iovec *iov, int cnt)
 {
     if (!c || cnt < 0 || (cnt > 0 && !iov))
@@ -158,28 +198,51 @@ int nc_conn_writev(nc_conn *c, const struct iovec *iov, int cnt)
     int rc = write_check(c);
     if (rc < 0 || total == 0)
         return rc;
-    size_t sent = 0;
-    if (conn_queued(c) == 0) {
-        ssize_t n = send_now(c, iov, cnt);
-        if (n < 0)
-            return (int)n;
-        if (n == total)
-            return 0;
-        sent = (size_t)n;
+    return write_iov(c, iov, cnt, (size_t)total);
+}
+
+/* nc_conn_write() when the quick way did not do it all: checks, a queue
+ * already there, or a send that fell short. sent is what that send
+ * returned (-1 when none was made) and err its errno. */
+static __attribute__((noinline)) int write_slow(nc_conn *c, const void *data,
+                                               size_t len, ssize_t sent,
+                                               int err)
+{
+    if (!c || (!data && len) || len > (size_t)SSIZE_MAX)
+        return -EINVAL;
+    int rc = write_check(c);
+    if (rc < 0 || len == 0)
+        return rc;
+    struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+    if (sent == -1 && err == 0) {
+        if (conn_queued(c) > 0)
+            return queue_rest(c, &iov, 1, 0);
+        return write_iov(c, &iov, 1, len);
     }
-    struct conn_cold *k = nc__conn_cold(c);
-    if (!k || nc__outq_append_iov(&k->out, iov, cnt, sent) < 0)
-        return out_of_memory(c, sent);
-    nc__conn_queue_changed(c);
-    return 0;
+    ssize_t n = sent_result(c, sent, err);
+    if (n == -EINTR)
+        return write_iov(c, &iov, 1, len);
+    if (n < 0)
+        return (int)n;
+    return queue_rest(c, &iov, 1, (size_t)n);
 }
 
 int nc_conn_write(nc_conn *c, const void *data, size_t len)
 {
-    struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
-    if (!data && len)
-        return -EINVAL;
-    return nc_conn_writev(c, &iov, 1);
+    /* The common case, kept short: an open connection with nothing
+     * queued, and the kernel takes the whole buffer in one send. */
+    if (c && data && len && len <= (size_t)SSIZE_MAX &&
+        (c->flags & (CF_STATE_MASK | CF_SHUT_WANTED)) == CS_OPEN &&
+        conn_queued(c) == 0) {
+        before_send(c);
+        ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n == (ssize_t)len) {
+            counter_add(&conn_loop(c)->ctr.bytes_out, len);
+            return 0;
+        }
+        return write_slow(c, data, len, n, n < 0 ? errno : 0);
+    }
+    return write_slow(c, data, len, -1, 0);
 }
 
 int nc_conn_write_owned(nc_conn *c, void *data, size_t len,

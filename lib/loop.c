@@ -170,6 +170,13 @@ static void wake_ready(struct watch *w, unsigned events)
 
 /* ---- time ------------------------------------------------------------------ */
 
+void nc__loop_woke(nc_loop *loop)
+{
+    nc__loop_update_time(loop);
+    counter_add(&loop->ctr.poll_ns, loop->now_ns - loop->poll_since);
+    loop->busy_since = loop->now_ns;
+}
+
 void nc__loop_update_time(nc_loop *loop)
 {
     loop->now_ns = clock_now_ns();
@@ -325,17 +332,17 @@ static int iterate(nc_loop *loop, nc_run_mode mode)
     uint64_t before = clock_now_ns();
     account_busy(loop, before);
     loop->now_ns = before;
+    loop->poll_since = before;
     if (mode != NC_RUN_NOWAIT && !loop->defer_head &&
         !atomic_load(&loop->stop) && (mode != NC_RUN_ONCE || loop->active))
         timeout = nc__timers_next_timeout(loop);
-    int n = nc__backend_poll(loop->backend, timeout);
+    /* The backend calls nc__loop_woke() when the wait ends, then hands
+     * out the events. */
+    int n = nc__backend_wait(loop->backend, loop, timeout);
     if (n < 0)
         return n;
-    nc__loop_update_time(loop);
-    counter_add(&loop->ctr.poll_ns, loop->now_ns - before);
     counter_add(&loop->ctr.iterations, 1);
-    loop->busy_since = loop->now_ns;
-    nc__loop_dispatch(loop, n);
+    counter_add(&loop->ctr.events, (uint64_t)n);
     nc__timers_run(loop);
     run_deferred(loop);
     return 0;

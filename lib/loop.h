@@ -101,11 +101,13 @@ struct nc_loop {
     struct backend *backend;
     uintptr_t *fds;            /* the fd table: tagged objects by fd
                                   (watch.h) */
-    size_t nfds;
+    size_t nfds;               /* entries valid (zeroed as fds reach them) */
+    size_t fds_cap;
     uint16_t gen;              /* stamps tokens: see watch.h */
     size_t active;             /* what keeps NC_RUN_DEFAULT running */
     uint64_t now_ns;           /* cached per iteration */
-    uint64_t busy_since;       /* end of the last poll (0: not running) */
+    uint64_t busy_since;       /* end of the last wait (0: not counted) */
+    uint64_t poll_since;       /* start of the current wait */
     struct loop_time time;
     pthread_t owner;           /* thread inside nc_loop_run */
     bool running;
@@ -147,6 +149,9 @@ struct nc_loop {
 
 /* Refresh the cached time (now_ns and the ms values). */
 void nc__loop_update_time(nc_loop *loop);
+/* The backend's wait ended: refresh the time, count the wait as time
+ * blocked. Called by the backend before it delivers events. */
+void nc__loop_woke(nc_loop *loop);
 
 /* Close the signal machinery at loop free (signal.c). */
 void nc__signals_free(nc_loop *loop);

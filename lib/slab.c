@@ -41,7 +41,7 @@ void nc__slab_init(struct slab *s, size_t size)
     s->next_count = FIRST_COUNT;
 }
 
-/* A free object's first word links it to the next free one. Only that
+/* A freed object's first word links it to the next freed one. Only that
  * word is unpoisoned while it sits in the list. */
 static void push_free(struct slab *s, void *obj)
 {
@@ -61,19 +61,24 @@ static int grow(struct slab *s)
     s->blocks = b;
     if (s->next_count < MAX_COUNT)
         s->next_count *= 2;
-    char *base = (char *)b + BLOCK_HEADER;
-    /* Pushed in reverse so that objects are handed out in address order. */
-    for (size_t i = count; i-- > 0;)
-        push_free(s, base + i * s->size);
+    s->fresh = (char *)b + BLOCK_HEADER;
+    s->fresh_end = s->fresh + count * s->size;
+    POISON(s->fresh, count * s->size);
     return 0;
 }
 
 void *nc__slab_alloc(struct slab *s)
 {
-    if (!s->free && grow(s) < 0)
-        return NULL;
-    void *obj = s->free;
-    s->free = *(void **)obj;
+    void *obj;
+    if (s->free) {
+        obj = s->free;
+        s->free = *(void **)obj;
+    } else {
+        if (s->fresh == s->fresh_end && grow(s) < 0)
+            return NULL;
+        obj = s->fresh;
+        s->fresh += s->size;
+    }
     UNPOISON(obj, s->size);
     memset(obj, 0, s->size);
     s->live++;
@@ -99,5 +104,6 @@ void nc__slab_destroy(struct slab *s)
     }
     s->blocks = NULL;
     s->free = NULL;
+    s->fresh = s->fresh_end = NULL;
     s->live = 0;
 }

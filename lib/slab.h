@@ -17,8 +17,11 @@ struct slab_block;
 
 struct slab {
     size_t size;                /* object size, a multiple of 8 */
-    void *free;                 /* free objects, linked through their
+    void *free;                 /* freed objects, linked through their
                                    first word */
+    char *fresh, *fresh_end;    /* never handed out yet, in the newest
+                                   block: carved on demand, so a block's
+                                   untouched pages cost no memory */
     struct slab_block *blocks;
     size_t next_count;          /* objects in the next block */
     size_t live;                /* objects handed out */

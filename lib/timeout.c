@@ -19,16 +19,12 @@ static struct tlist *list_of(const nc_loop *loop, uint16_t id)
 
 static void link_tail(struct tlist *l, struct tlink *n)
 {
-    n->next = &l->head;
-    n->prev = l->head.prev;
-    l->head.prev->next = n;
-    l->head.prev = n;
+    tlink_add_tail(&l->head, n);
 }
 
 static void unlink_node(struct tlink *n)
 {
-    n->prev->next = n->next;
-    n->next->prev = n->prev;
+    tlink_unlink(n);
     n->prev = n->next = NULL;
 }
 
@@ -55,19 +51,13 @@ static void arm(nc_loop *loop, struct tlist *l)
     nc__timer_start_at(&l->timer, base + (uint64_t)wait_ms * NS_PER_MS);
 }
 
-/* The later of two loop times. */
-static uint32_t later(uint32_t a, uint32_t b)
-{
-    return (int32_t)(a - b) >= 0 ? a : b;
-}
-
 /* The start time of an entry put at the tail of l now: the loop time
  * given, but never before the tail's, so the list stays in order. */
 static uint32_t tail_time(const struct tlist *l, uint32_t now)
 {
     if (l->head.prev == &l->head)
         return now;
-    return later(now, container_of(l->head.prev, struct tentry, link)->at);
+    return loop_time_later(now, container_of(l->head.prev, struct tentry, link)->at);
 }
 
 static void list_fire(nc_timer *t, void *ud)
@@ -150,18 +140,6 @@ void nc__tentry_remove(nc_loop *loop, struct tentry *e)
     l->count--;
 }
 
-void nc__tentry_move_tail(nc_loop *loop, struct tentry *e)
-{
-    struct tlist *l = list_of(loop, e->list);
-    if (l->head.prev == &e->link) {
-        e->at = later(loop->time.ms_up, e->at);
-        return;
-    }
-    unlink_node(&e->link);
-    e->at = tail_time(l, loop->time.ms_up);
-    link_tail(l, &e->link);
-}
-
 uint32_t nc__tlist_timeout(const nc_loop *loop, uint16_t id)
 {
     return id ? list_of(loop, id)->timeout_ms : 0;
@@ -170,14 +148,23 @@ uint32_t nc__tlist_timeout(const nc_loop *loop, uint16_t id)
 struct tentry *nc__tentry_oldest(nc_loop *loop, tentry_expire_fn expire)
 {
     struct tentry *best = NULL;
-    uint32_t now = loop->time.ms_up;
     for (uint16_t id = 1; id < loop->ntlists; id++) {
         struct tlist *l = loop->tlists[id];
-        if (l->expire != expire || l->head.next == &l->head)
+        if (l->expire != expire)
             continue;
-        struct tentry *e = container_of(l->head.next, struct tentry, link);
-        if (!best || now - e->at > now - best->at)
-            best = e;
+        /* A list in order shows its oldest first; one without a timeout
+         * keeps no order and is scanned (this runs only when descriptors
+         * are out). */
+        struct tlink *last = l->timeout_ms ? l->head.next->next : &l->head;
+        for (struct tlink *n = l->head.next; n != &l->head && n != last;
+             n = n->next) {
+            struct tentry *e = container_of(n, struct tentry, link);
+            /* Start times compare with wrap-around arithmetic, not as
+             * ages from the cached time: an entry added from a fresh
+             * clock read may start after it. */
+            if (!best || (int32_t)(e->at - best->at) < 0)
+                best = e;
+        }
     }
     return best;
 }

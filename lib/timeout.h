@@ -22,6 +22,7 @@
 
 #define TIMEOUT_MAX_MS 0x7fffffffu
 
+struct tlist;
 struct tlink {
     struct tlink *prev, *next;
 };
@@ -40,7 +41,8 @@ typedef void (*tentry_expire_fn)(struct tentry *e);
 
 struct tlist {
     struct tlink head;     /* sentinel: head.next is the oldest entry */
-    uint32_t timeout_ms;   /* 0: never expires (the list only records) */
+    uint32_t timeout_ms;   /* 0: never expires; the list only records its
+                              entries, in no particular order */
     tentry_expire_fn expire;
     nc_timer timer;        /* not counted: lists never keep a loop alive */
     size_t count;
@@ -59,18 +61,16 @@ void nc__tentry_add(nc_loop *loop, struct tentry *e, uint16_t id);
 /* Take e out of its list, if any. */
 void nc__tentry_remove(nc_loop *loop, struct tentry *e);
 
-/* Restart e's time at now: it moves to the tail of its list. O(1); no
- * work at all when it was already started in this millisecond. */
-static inline void tentry_touch(nc_loop *loop, struct tentry *e);
-
-/* The loop's time in ms (rounded up): what an entry started now holds. */
-static inline uint32_t loop_ms_up(const nc_loop *loop);
+/* tentry_touch(loop, e), below: restart e's time at now; it moves to
+ * the tail of its list. O(1); no work at all when it was already started
+ * in this millisecond. */
 
 /* The timeout of list id (0 for id 0). */
 uint32_t nc__tlist_timeout(const nc_loop *loop, uint16_t id);
 
 /* The entry that has waited longest across the lists whose callback is
- * expire, or NULL. Used to evict the longest-idle connection. */
+ * expire, or NULL. Used to evict the longest-idle connection: a list
+ * with a timeout is looked at by its head, one without is scanned. */
 struct tentry *nc__tentry_oldest(nc_loop *loop, tentry_expire_fn expire);
 
 /* Call fn(e) for every entry of every list whose callback is expire
@@ -81,9 +81,27 @@ void nc__tlist_each(nc_loop *loop, tentry_expire_fn expire,
 /* Free every list (entries must be gone). */
 void nc__tlists_free(nc_loop *loop);
 
-/* ---- inline parts ---------------------------------------------------- */
+/* ---- inline parts: touching is on every read's path ----------------- */
 
-void nc__tentry_move_tail(nc_loop *loop, struct tentry *e);
+static inline void tlink_unlink(struct tlink *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+}
+
+static inline void tlink_add_tail(struct tlink *head, struct tlink *n)
+{
+    n->next = head;
+    n->prev = head->prev;
+    head->prev->next = n;
+    head->prev = n;
+}
+
+/* The later of two loop times (wrap-around arithmetic). */
+static inline uint32_t loop_time_later(uint32_t a, uint32_t b)
+{
+    return (int32_t)(a - b) >= 0 ? a : b;
+}
 
 static inline uint32_t loop_ms_up(const nc_loop *loop)
 {
@@ -92,8 +110,23 @@ static inline uint32_t loop_ms_up(const nc_loop *loop)
 
 static inline void tentry_touch(nc_loop *loop, struct tentry *e)
 {
-    if (e->list && e->at != loop->time.ms_up)
-        nc__tentry_move_tail(loop, e);
+    uint32_t now = loop->time.ms_up;
+    if (!e->list || e->at == now)
+        return;
+    struct tlist *l = loop->tlists[e->list];
+    if (l->timeout_ms == 0) {
+        e->at = now;    /* never expires: its place does not matter */
+        return;
+    }
+    struct tlink *head = &l->head;
+    struct tlink *tail = head->prev;
+    /* Never before the tail's start (it may have come from a fresh clock
+     * read), so that the list stays in order. */
+    e->at = loop_time_later(now, container_of(tail, struct tentry, link)->at);
+    if (tail == &e->link)
+        return;
+    tlink_unlink(&e->link);
+    tlink_add_tail(head, &e->link);
 }
 
 #endif /* NC_TIMEOUT_H */

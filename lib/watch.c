@@ -3,7 +3,6 @@
  * public nc_watch API (see watch.h).
  */
 #include "watch.h"
-#include "conn.h"
 #include "loop.h"
 
 #include <errno.h>
@@ -23,20 +22,26 @@ struct nc_watch {
 
 /* ---- fd table ------------------------------------------------------------ */
 
+/* Entries [0, nfds) are valid; the capacity beyond is zeroed only as
+ * fds reach it, so that a table grown by doubling costs memory for the
+ * descriptors in use, not for its whole capacity. */
 static int table_reserve(nc_loop *loop, int fd)
 {
     size_t need = (size_t)fd + 1;
     if (need <= loop->nfds)
         return 0;
-    size_t n = loop->nfds ? loop->nfds : 64;
-    while (n < need)
-        n *= 2;
-    uintptr_t *t = realloc(loop->fds, n * sizeof(*t));
-    if (!t)
-        return -ENOMEM;
-    memset(t + loop->nfds, 0, (n - loop->nfds) * sizeof(*t));
-    loop->fds = t;
-    loop->nfds = n;
+    if (need > loop->fds_cap) {
+        size_t n = loop->fds_cap ? loop->fds_cap : 64;
+        while (n < need)
+            n *= 2;
+        uintptr_t *t = realloc(loop->fds, n * sizeof(*t));
+        if (!t)
+            return -ENOMEM;
+        loop->fds = t;
+        loop->fds_cap = n;
+    }
+    memset(loop->fds + loop->nfds, 0, (need - loop->nfds) * sizeof(uintptr_t));
+    loop->nfds = need;
     return 0;
 }
 
@@ -124,7 +129,7 @@ int nc__watch_update(struct watch *w, unsigned events)
     }
     if (rc < 0)
         return rc;
-    w->events = (uint8_t)events;
+    w->events = (uint16_t)events;
     return 0;
 }
 
@@ -141,55 +146,22 @@ void nc__watch_stop(struct watch *w)
         loop->active--;
 }
 
-/* ---- dispatch ------------------------------------------------------------ */
-
-void nc__loop_dispatch(nc_loop *loop, int n)
-{
-    for (int i = 0; i < n; i++) {
-        uint64_t token;
-        unsigned events;
-        nc__backend_event(loop->backend, i, &token, &events);
-        uint32_t fd = (uint32_t)token;
-        uint16_t gen = (uint16_t)(token >> 32);
-        if (fd >= loop->nfds || !loop->fds[fd])
-            continue;
-        uintptr_t entry = loop->fds[fd];
-        if (entry & FD_TAG_CONN) {
-            nc_conn *c = (nc_conn *)(entry & ~FD_TAG_CONN);
-            if (c->idle.tag == gen)
-                nc__conn_ready(c, events);
-            continue;
-        }
-        struct watch *w = (struct watch *)entry;
-        if (w->gen != gen)
-            continue;
-        /* Interest may have shrunk earlier in this batch. */
-        events &= w->events | EV_HUP | EV_ERR;
-        if (w->events && events)
-            w->fn(w, events);
-    }
-    counter_add(&loop->ctr.events, (uint64_t)n);
-}
-
 /* ---- public fd watchers ---------------------------------------------------- */
 
 /* Public NC_HANGUP is both kinds of hang-up; internally they are apart. */
 static unsigned to_internal(unsigned events)
 {
-    unsigned e = events & (NC_READABLE | NC_WRITABLE);
-    if (events & NC_HANGUP)
-        e |= EV_RDHUP;
-    return e;
+    return (events & NC_READABLE ? EV_READ : 0) |
+           (events & NC_WRITABLE ? EV_WRITE : 0) |
+           (events & NC_HANGUP ? EV_RDHUP : 0);
 }
 
 static unsigned to_public(unsigned events)
 {
-    unsigned e = events & (EV_READ | EV_WRITE);
-    if (events & (EV_HUP | EV_RDHUP))
-        e |= NC_HANGUP;
-    if (events & EV_ERR)
-        e |= NC_ERROR;
-    return e;
+    return (events & EV_READ ? NC_READABLE : 0) |
+           (events & EV_WRITE ? NC_WRITABLE : 0) |
+           (events & (EV_HUP | EV_RDHUP) ? NC_HANGUP : 0) |
+           (events & EV_ERR ? NC_ERROR : 0);
 }
 
 static void user_watch_ready(struct watch *w, unsigned events)

@@ -31,7 +31,7 @@ struct watch {
     nc_loop *loop;
     int fd;
     uint16_t gen;
-    uint8_t events;    /* interest now in the kernel (0: not registered) */
+    uint16_t events;   /* interest now in the kernel (0: not registered) */
     bool counted;      /* keeps nc_loop_run(NC_RUN_DEFAULT) going */
     watch_fn fn;
 };
@@ -58,7 +58,5 @@ int nc__watch_update(struct watch *w, unsigned events);
 /* Remove from the kernel and the table. Idempotent. */
 void nc__watch_stop(struct watch *w);
 
-/* Deliver the n events of the last poll. */
-void nc__loop_dispatch(nc_loop *loop, int n);
 
 #endif /* NC_WATCH_H */
