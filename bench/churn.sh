@@ -16,7 +16,9 @@
 # (mini_server.h), which answer the same bytes; nginx runs with one
 # process (master_process off), access_log off and `return 200 "Hello,
 # World!"`, its configuration and logs in a temporary directory. Every one
-# listens on 127.0.0.1 only.
+# listens on 127.0.0.1 only. With NC_HELLO_ARGS=--defer-accept and
+# NC_NGINX_DEFERRED=1 both accept a connection only once its request has
+# arrived (TCP_DEFER_ACCEPT).
 #
 # The load is ApacheBench: HTTP/1.0 requests without keep-alive, so every
 # request is a connection of its own that the server closes after its
@@ -108,7 +110,7 @@ http {
     access_log off;
 $temp_paths    default_type text/plain;
     server {
-        listen 127.0.0.1:$server_port;
+        listen 127.0.0.1:$server_port${NC_NGINX_DEFERRED:+ deferred};
         location / { return 200 "Hello, World!"; }
     }
 }

@@ -35,11 +35,14 @@ bench_forget() {
 # http-hello keeps its default idle timeout of 60 s, an idle timer per
 # connection that the minimal servers do not have (NC_HELLO_IDLE_TIMEOUT=0
 # turns it off; under callgrind that saves about 20 instructions per
-# request at one connection).
+# request at one connection). NC_HELLO_ARGS adds options of its own (for
+# example --defer-accept).
 bench_server_cmd() {
     case $1 in
     libnetcore) server_cmd=("$bench_build/bin/http-hello" --listen 127.0.0.1:0
-                            --idle-timeout "${NC_HELLO_IDLE_TIMEOUT:-60}") ;;
+                            --idle-timeout "${NC_HELLO_IDLE_TIMEOUT:-60}")
+                # shellcheck disable=SC2206
+                [ -n "${NC_HELLO_ARGS:-}" ] && server_cmd+=(${NC_HELLO_ARGS}) ;;
     epoll | libev | libevent | libuv) server_cmd=("$bench_bin/http_$1" 0) ;;
     *) echo "bench: unknown server '$1'" >&2; return 1 ;;
     esac

@@ -3,7 +3,7 @@
  * "Hello, World!". The program wrk benchmarks load.
  *
  *   http-hello [--listen SPEC ...] [--threads N] [--idle-timeout SECONDS]
- *              [--header-timeout SECONDS]
+ *              [--header-timeout SECONDS] [--defer-accept]
  *
  * on_data hands us everything received and not yet consumed; we frame as
  * many whole requests as it holds (pipelining), answer them in order with
@@ -253,9 +253,15 @@ static void print_summary(const struct http_stats *per_thread, size_t n)
                         sum.answers, used ? by_status : " none");
 }
 
+/* --defer-accept: accept a connection only once its request is there. */
+static bool defer_accept;
+
 static const char *parse_option(int val, const char *arg)
 {
-    (void)val;   /* the only one: --header-timeout */
+    if (val == 257) {
+        defer_accept = true;
+        return NULL;
+    }
     if (args_seconds_ms(arg, &header_timeout_ms) < 0)
         return "--header-timeout is not a number of seconds";
     return NULL;
@@ -265,7 +271,7 @@ static void usage(void)
 {
     printf("usage: %s [--listen SPEC ...] [--threads N] "
            "[--idle-timeout SECONDS]\n"
-           "       [--header-timeout SECONDS] [--version]\n"
+           "       [--header-timeout SECONDS] [--defer-accept] [--version]\n"
            "HTTP/1.1 keep-alive server: every GET gets 200 and "
            "\"Hello, World!\".\n"
            "  --listen SPEC            endpoint to listen on, repeatable "
@@ -278,6 +284,9 @@ static void usage(void)
            "this long of\n"
            "                           its first byte (default 10, 0 = "
            "no limit)\n"
+           "  --defer-accept           accept a connection only once its "
+           "request has\n"
+           "                           arrived (TCP_DEFER_ACCEPT)\n"
            "  --version                print the version and exit\n", PROG);
 }
 
@@ -286,6 +295,7 @@ int main(int argc, char **argv)
     static const nc_conn_callbacks cbs = {on_open, on_data, NULL, on_close};
     static const struct option own[] = {
         {"header-timeout", required_argument, NULL, 256},
+        {"defer-accept", no_argument, NULL, 257},
         {NULL, 0, NULL, 0},
     };
     static const serve_extra extra = {own, parse_option};
@@ -301,6 +311,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: out of memory\n", PROG);
         return 1;
     }
+    /* The client speaks first in HTTP: with --defer-accept the kernel
+     * hands over a connection only when its request has arrived, and the
+     * library reads it at once (TCP_DEFER_ACCEPT, nginx's "deferred"). A
+     * client that connects and says nothing is accepted after 10 s. */
+    if (defer_accept)
+        cfg.options.defer_accept_s = 10;
     cfg.callbacks = &cbs;
     cfg.worker_data = stats;
     cfg.worker_data_size = sizeof *stats;

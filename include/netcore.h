@@ -1510,6 +1510,13 @@ typedef struct nc_listener_options {
                                  connections (0 = no limit) */
     unsigned accept_budget;   /* accepts per socket per iteration
                                  (default 64) */
+    uint32_t defer_accept_s;  /* TCP_DEFER_ACCEPT: a connection is accepted
+                                 only once its client has sent data (or
+                                 after this many seconds), and read at once,
+                                 before it is registered with epoll: one
+                                 system call less per short connection,
+                                 for protocols where the client speaks
+                                 first (HTTP). 0 = off; TCP only */
     bool evict_idle;          /* out of descriptors (EMFILE): close the
                                  loop's longest-idle connection (on_close
                                  NC_CLOSE_IDLE, -EMFILE) to admit the new

@@ -279,7 +279,12 @@ void nc__conn_teardown(nc_conn *c, nc_close_reason reason, int err,
     conn_set_reason(c, reason);
     c->done.close_err = err;
     loop->active--;
-    counter_add(&loop->ctr.closed[reason], 1);
+    if (c->flags & CF_OPENED) {
+        counter_add(&loop->ctr.open, (uint64_t)-1);
+        counter_add(&loop->ctr.closed[reason], 1);
+    } else {
+        counter_add(&loop->ctr.connect_failed, 1);
+    }
     if (c->prof->listener)
         nc__listener_conn_gone(c->prof->listener);
     /* on_close must not run nested inside another callback of c. */
@@ -375,7 +380,7 @@ int nc__conn_new(const struct conn_profile *prof, int fd, void *ud,
     return 0;
 }
 
-void nc__conn_open(nc_conn *c)
+void nc__conn_open(nc_conn *c, bool input_waiting)
 {
     uint16_t idle = c->prof->idle_list;
     if (c->cold && c->cold->idle_override) {
@@ -384,10 +389,21 @@ void nc__conn_open(nc_conn *c)
         nc__conn_cold_release(c);
     }
     conn_set_state(c, CS_OPEN);
+    c->flags |= CF_OPENED;
     move_to_list(c, idle);
-    nc__conn_rearm(c);
+    nc_loop *loop = conn_loop(c);
+    counter_add(&loop->ctr.open, 1);
+    if (!input_waiting)
+        nc__conn_rearm(c);
     if (conn_state(c) == CS_OPEN && c->prof->cbs.on_open)
         c->prof->cbs.on_open(c, c->ud);
+    if (input_waiting && conn_state(c) != CS_CLOSED) {
+        /* Read at once; register with the kernel only if the connection
+         * outlives what it brought (a request answered and closed costs
+         * no epoll_ctl at all). */
+        nc__conn_read_now(c);
+        nc__conn_rearm(c);
+    }
 }
 
 /* ---- the public API ------------------------------------------------------------ */

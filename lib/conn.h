@@ -74,6 +74,7 @@ enum conn_state {
                                       peer's end: EV_READ | EV_RDHUP) */
 #define CF_WANT_WRITE (1u << 17)   /* the kernel watches for writability */
 #define CF_REGISTERED (1u << 18)   /* known to the kernel's epoll set */
+#define CF_OPENED (1u << 19)       /* on_open ran: counted as open */
 
 struct nc_conn {
     const struct conn_profile *prof;
@@ -146,8 +147,10 @@ int nc__conn_profile_lists(struct conn_profile *p);
  * table's. The caller closes fd on failure. */
 int nc__conn_new(const struct conn_profile *prof, int fd, void *ud,
                  nc_conn **out);
-/* The connection is established: open it, arm reading, run on_open. */
-void nc__conn_open(nc_conn *c);
+/* The connection is established: open it, arm reading, run on_open.
+ * input_waiting: the kernel says input is there already (a deferred
+ * accept): read it now, before asking epoll for anything. */
+void nc__conn_open(nc_conn *c, bool input_waiting);
 /* Bring the kernel's interest in line with the state (a syscall only
  * when it changed); closes c if that fails. */
 void nc__conn_rearm(nc_conn *c);
@@ -176,6 +179,8 @@ nc_conn *nc__conn_oldest_idle(nc_loop *loop);
 /* ---- conn_read.c ----------------------------------------------------- */
 /* The fd table hands a connection its events. */
 void nc__conn_ready(nc_conn *c, unsigned events);
+/* Read what is there now, as if the socket had been reported readable. */
+void nc__conn_read_now(nc_conn *c);
 /* Hand n received bytes (plain text) to the user, buffering the rest. */
 void nc__conn_input(nc_conn *c, const char *data, size_t n);
 /* The peer ended its stream. */

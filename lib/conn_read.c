@@ -299,6 +299,11 @@ static void conn_read(nc_conn *c, unsigned events)
     }
 }
 
+void nc__conn_read_now(nc_conn *c)
+{
+    conn_read(c, 0);
+}
+
 /* ---- events ------------------------------------------------------------- */
 
 /* A hang-up or error reported while c does not read: a pending error is a

@@ -23,7 +23,7 @@ void nc__conn_connected(nc_conn *c)
         return;
     }
     counter_add(&conn_loop(c)->ctr.connected, 1);
-    nc__conn_open(c);
+    nc__conn_open(c, false);
 }
 
 /* Pick the address to connect to: the first that ep stands for. */

@@ -137,7 +137,7 @@ static int accepted(nc_listener *l, int fd)
     l->stats.accepted++;
     l->stats.active++;
     counter_add(&l->loop->ctr.accepted, 1);
-    nc__conn_open(c);
+    nc__conn_open(c, l->opt.defer_accept_s > 0);
     return 0;
 }
 
@@ -256,6 +256,9 @@ static int open_socket(const nc_listener_options *o, const nc_addr *a,
         rc = nc__set_int_option(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only);
     if (rc == 0 && family != AF_UNIX)
         rc = set_inherited(fd, &o->conn);
+    if (rc == 0 && family != AF_UNIX && o->defer_accept_s)
+        rc = nc__set_int_option(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT,
+                                (int)o->defer_accept_s);
     if (rc < 0) {
         close(fd);
         return rc;

@@ -59,7 +59,9 @@ struct loop_counters {
     _Atomic uint64_t run_ns;       /* everything else: callbacks */
     _Atomic uint64_t accepted;
     _Atomic uint64_t connected;    /* outgoing connections opened */
-    _Atomic uint64_t closed[NC_CLOSE_REASON_MAX];
+    _Atomic uint64_t open;         /* opened and not yet closed */
+    _Atomic uint64_t closed[NC_CLOSE_REASON_MAX];   /* of opened ones */
+    _Atomic uint64_t connect_failed;   /* outgoing, closed before open */
     _Atomic uint64_t bytes_in;
     _Atomic uint64_t bytes_out;
     _Atomic uint64_t accept_errors;

@@ -316,6 +316,35 @@ static void listener_close_from_on_open_and_shutdown_reason(void **state)
     nc_loop_free(loop);
 }
 
+/* defer_accept: a client that connects and says nothing is not accepted;
+ * once it sends, the connection opens and its bytes are read at once. */
+static void deferred_accept_waits_for_the_first_bytes(void **state)
+{
+    (void)state;
+    nc_loop *loop;
+    assert_int_equal(nc_loop_new(&loop), 0);
+    nc_listener_options o = { .defer_accept_s = 5 };
+    struct server s;
+    assert_int_equal(server_start(&s, loop, "127.0.0.1:0", &o, SERVER_ECHO),
+                     0);
+    int fd = client_connect(&s.addr);
+    assert_true(fd >= 0);
+    struct count_goal opened = { &s.opened, 1 };
+    assert_false(run_until(loop, count_reached, &opened, 200));
+    assert_int_equal(write(fd, "hello", 5), 5);
+    assert_true(run_until(loop, count_reached, &opened, 3000));
+    char buf[5];
+    assert_true(server_wait_bytes(&s, 5, 3000));
+    assert_int_equal(read_full(fd, buf, 5, 3000), 5);
+    assert_memory_equal(buf, "hello", 5);
+    close(fd);
+    struct count_goal closed = { &s.closed, 1 };
+    assert_true(run_until(loop, count_reached, &closed, 3000));
+    assert_int_equal(s.last_reason, NC_CLOSE_PEER);
+    nc_loop_free(loop);
+    server_free(&s);
+}
+
 /* ---- out of descriptors ---------------------------------------------- */
 
 static int count_open_fds(void)
@@ -574,6 +603,7 @@ int main(void)
         cmocka_unit_test(five_hundred_clients_at_once_are_all_accepted),
         cmocka_unit_test(max_conns_pauses_and_resumes_accepting),
         cmocka_unit_test(listener_close_from_on_open_and_shutdown_reason),
+        cmocka_unit_test(deferred_accept_waits_for_the_first_bytes),
         cmocka_unit_test(emfile_sheds_without_spinning_and_recovers),
         cmocka_unit_test(emfile_with_evict_idle_closes_the_longest_idle),
     };
