@@ -6,10 +6,12 @@
  * Each outgoing connection has a profile of its own, freed with it.
  */
 #include "conn.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 void nc__conn_connected(nc_conn *c)
@@ -75,10 +77,21 @@ static int make_profile(nc_loop *loop, const nc_connect_options *opts,
     if (cbs)
         p->cbs = *cbs;
     int rc = nc__conn_options_resolve(&p->opt, opts ? &opts->conn : NULL);
+    if (rc == 0 && opts && opts->tls) {
+        if (nc__tls_ctx_is_server(opts->tls)) {
+            rc = -EINVAL;    /* a server context on a client */
+        } else {
+            p->tls = opts->tls;
+            nc__tls_ctx_ref(p->tls);
+            if (opts->server_name &&
+                !(p->server_name = strdup(opts->server_name)))
+                rc = -ENOMEM;
+        }
+    }
     if (rc == 0)
         rc = nc__conn_profile_lists(p);
     if (rc < 0) {
-        free(p);
+        nc__conn_profile_free(p);
         return rc;
     }
     p->tcp = family == AF_INET || family == AF_INET6;
@@ -104,7 +117,7 @@ int nc_connect(nc_loop *loop, const char *endpoint,
         return rc;
     int fd = nc__socket_nb(family, SOCK_STREAM);
     if (fd < 0) {
-        free(prof);
+        nc__conn_profile_free(prof);
         return fd;
     }
     /* Keepalive matters from the start: set now, TCP_NODELAY later. */
@@ -117,7 +130,7 @@ int nc_connect(nc_loop *loop, const char *endpoint,
         rc = nc__conn_new(prof, fd, ud, &c);
     if (rc < 0) {
         close(fd);
-        free(prof);
+        nc__conn_profile_free(prof);
         return rc;
     }
     nc__tentry_add(loop, &c->idle, prof->connect_list);

@@ -5,6 +5,7 @@
  */
 #include "listener.h"
 #include "conn.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <netinet/tcp.h>
@@ -406,9 +407,17 @@ int nc_listen(nc_loop *loop, const char *endpoint,
     l->prof.opt = l->opt.conn;
     if (cbs)
         l->prof.cbs = *cbs;
+    if (rc == 0 && l->opt.tls && !nc__tls_ctx_is_server(l->opt.tls))
+        rc = -EINVAL;    /* a client context on a listener */
+    if (rc == 0 && l->opt.tls) {
+        l->prof.tls = l->opt.tls;
+        nc__tls_ctx_ref(l->prof.tls);
+    }
     if (rc == 0)
         rc = nc__conn_profile_lists(&l->prof);
     if (rc < 0) {
+        if (l->prof.tls)
+            nc__tls_ctx_unref(l->prof.tls);
         free(l);
         return rc;
     }
@@ -418,6 +427,8 @@ int nc_listen(nc_loop *loop, const char *endpoint,
     rc = bind_all(l, &ep);
     if (rc < 0) {
         close_sockets(l);
+        if (l->prof.tls)
+            nc__tls_ctx_unref(l->prof.tls);
         free(l);
         return rc;
     }
@@ -459,7 +470,10 @@ void nc_listener_stop(nc_listener *l)
 
 static void listener_free(struct defer_node *n)
 {
-    free(container_of(n, nc_listener, free_node));
+    nc_listener *l = container_of(n, nc_listener, free_node);
+    if (l->prof.tls)
+        nc__tls_ctx_unref(l->prof.tls);
+    free(l);
 }
 
 static void shutdown_if_mine(nc_conn *c, void *arg)
