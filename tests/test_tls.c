@@ -160,6 +160,18 @@ static void pair_start(struct pair *p, nc_tls_ctx *sctx, nc_tls_ctx *cctx,
 
 /* The server's side record is shared by every connection it accepted;
  * the client's belongs to one. */
+/* A TLS server with sctx and no client yet: its address. */
+static nc_addr server_only(struct pair *p, nc_tls_ctx *sctx)
+{
+    memset(p, 0, sizeof(*p));
+    p->sctx = sctx;
+    assert_int_equal(nc_loop_new(&p->loop), 0);
+    nc_listener_options lo = { .tls = sctx };
+    assert_int_equal(nc_listen(p->loop, "127.0.0.1:0", &lo, &side_cbs,
+                               &p->srv, &p->l), 0);
+    return listener_addr0(p->l);
+}
+
 static void pair_end(struct pair *p)
 {
     nc_loop_free(p->loop);
@@ -281,13 +293,7 @@ static void plain_http_to_a_tls_port_is_named(void **state)
 {
     (void)state;
     struct pair p;
-    memset(&p, 0, sizeof(p));
-    p.sctx = server_ctx("server.pem", "server.key", NULL);
-    assert_int_equal(nc_loop_new(&p.loop), 0);
-    nc_listener_options lo = { .tls = p.sctx };
-    assert_int_equal(nc_listen(p.loop, "127.0.0.1:0", &lo, &side_cbs,
-                               &p.srv, &p.l), 0);
-    nc_addr a = listener_addr0(p.l);
+    nc_addr a = server_only(&p, server_ctx("server.pem", "server.key", NULL));
     int fd = client_connect(&a);
     assert_true(fd >= 0);
     const char req[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
@@ -342,13 +348,7 @@ static void garbage_is_a_tls_failure(void **state)
 {
     (void)state;
     struct pair p;
-    memset(&p, 0, sizeof(p));
-    p.sctx = server_ctx("server.pem", "server.key", NULL);
-    assert_int_equal(nc_loop_new(&p.loop), 0);
-    nc_listener_options lo = { .tls = p.sctx };
-    assert_int_equal(nc_listen(p.loop, "127.0.0.1:0", &lo, &side_cbs,
-                               &p.srv, &p.l), 0);
-    nc_addr a = listener_addr0(p.l);
+    nc_addr a = server_only(&p, server_ctx("server.pem", "server.key", NULL));
     int fd = client_connect(&a);
     unsigned char junk[512];
     for (size_t i = 0; i < sizeof(junk); i++)
@@ -370,14 +370,8 @@ static void silent_client_hits_the_handshake_timeout(void **state)
 {
     (void)state;
     struct pair p;
-    memset(&p, 0, sizeof(p));
     nc_tls_options o = { .handshake_timeout_ms = 100 };
-    p.sctx = server_ctx("server.pem", "server.key", &o);
-    assert_int_equal(nc_loop_new(&p.loop), 0);
-    nc_listener_options lo = { .tls = p.sctx };
-    assert_int_equal(nc_listen(p.loop, "127.0.0.1:0", &lo, &side_cbs,
-                               &p.srv, &p.l), 0);
-    nc_addr a = listener_addr0(p.l);
+    nc_addr a = server_only(&p, server_ctx("server.pem", "server.key", &o));
     int fd = client_connect(&a);
     assert_true(run_until(p.loop, side_closed, &p.srv, 3000));
     assert_int_equal(p.srv.reason, NC_CLOSE_TLS);
