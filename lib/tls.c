@@ -24,15 +24,15 @@
 struct tls_conn {
     SSL *ssl;
     nc_tls_ctx *ctx;        /* a reference */
-    const char *in;         /* ciphertext being fed to OpenSSL */
-    size_t in_len;
-    char *pending;          /* ciphertext kept from an earlier read */
-    size_t pending_len;
+    const char *in;         /* ciphertext being fed to OpenSSL: the read */
+    size_t in_len;          /* buffer, which it takes all of (it keeps a
+                             * partial record in its own buffer) */
     char *key;              /* client: the name its sessions go under */
     int send_err;           /* why the last send of ciphertext failed */
     bool handshake_done;
     bool notify_sent;
     bool notify_received;
+    bool refused_renegotiation; /* we sent a no_renegotiation alert */
 };
 
 static struct tls_conn *tls_of(const nc_conn *c)
@@ -188,6 +188,10 @@ static bool failed(nc_conn *c, struct tls_conn *t, int r)
         err = -ssl_failure(t->ssl);
     else
         err = -NC_ETLS_PROTOCOL;
+    /* A peer that asked to renegotiate and was refused usually gives up
+     * with an alert of its own; the cause is still the renegotiation. */
+    if (t->refused_renegotiation && err == -NC_ETLS_PEER_REJECTED)
+        err = -NC_ETLS_RENEGOTIATION;
     ERR_clear_error();
     nc__conn_teardown(c, err == -ENOMEM ? NC_CLOSE_ERROR : NC_CLOSE_TLS, err,
                       false);
@@ -258,6 +262,16 @@ int nc__tls_new_session(SSL *ssl, SSL_SESSION *sess)
     return 0;   /* OpenSSL keeps its own reference */
 }
 
+void nc__tls_info(const SSL *ssl, int where, int ret)
+{
+    if (!(where & SSL_CB_WRITE_ALERT) || (ret & 0xff) != SSL_AD_NO_RENEGOTIATION)
+        return;
+    nc_conn *c = SSL_get_app_data(ssl);
+    struct tls_conn *t = c ? tls_of(c) : NULL;
+    if (t)
+        t->refused_renegotiation = true;
+}
+
 /* Drive the handshake; on success the connection opens (on_open). */
 static void handshake_step(nc_conn *c, struct tls_conn *t)
 {
@@ -304,33 +318,6 @@ int nc__tls_start(nc_conn *c, nc_tls_ctx *ctx, const char *server_name)
 
 /* ---- reading ------------------------------------------------------------------- */
 
-/* Keep the ciphertext OpenSSL has not taken yet (t->in, t->in_len: in
- * the buffer just read, or in the pending bytes) for the next read. */
-static void keep_unread(nc_conn *c, struct tls_conn *t)
-{
-    if (t->in_len == 0) {
-        free(t->pending);
-        t->pending = NULL;
-        t->pending_len = 0;
-        return;
-    }
-    if (t->pending && t->in >= t->pending &&
-        t->in < t->pending + t->pending_len) {
-        memmove(t->pending, t->in, t->in_len);
-    } else {
-        char *p = realloc(t->pending, t->in_len);
-        if (!p) {
-            nc__conn_teardown(c, NC_CLOSE_ERROR, -ENOMEM, false);
-            return;
-        }
-        memcpy(p, t->in, t->in_len);
-        t->pending = p;
-    }
-    t->pending_len = t->in_len;
-    t->in = NULL;
-    t->in_len = 0;
-}
-
 /* Decrypt everything OpenSSL can and hand it to the user. */
 static void decrypt(nc_conn *c, struct tls_conn *t)
 {
@@ -357,33 +344,17 @@ static void decrypt(nc_conn *c, struct tls_conn *t)
 void nc__tls_input(nc_conn *c, const char *data, size_t n)
 {
     struct tls_conn *t = tls_of(c);
-    if (t->pending) {
-        /* Behind what an earlier read left: join them. */
-        char *p = realloc(t->pending, t->pending_len + n);
-        if (!p) {
-            nc__conn_teardown(c, NC_CLOSE_ERROR, -ENOMEM, false);
-            return;
-        }
-        memcpy(p + t->pending_len, data, n);
-        t->pending = p;
-        t->pending_len += n;
-        t->in = p;
-        t->in_len = t->pending_len;
-    } else {
-        t->in = data;
-        t->in_len = n;
-    }
-    if (!t->handshake_done) {
+    t->in = data;
+    t->in_len = n;
+    if (!t->handshake_done)
         handshake_step(c, t);
-        if (conn_state(c) == CS_CLOSED) {
-            t->in_len = 0;
-            return;
-        }
-    }
-    if (t->handshake_done)
+    if (t->handshake_done && conn_state(c) != CS_CLOSED)
         decrypt(c, t);
-    if (conn_state(c) != CS_CLOSED)
-        keep_unread(c, t);
+    /* OpenSSL stops taking bytes before the end only once the connection
+     * is no longer open (closed by a callback or by a failure): what is
+     * left would be discarded anyway. */
+    t->in = NULL;
+    t->in_len = 0;
 }
 
 void nc__tls_input_end(nc_conn *c)
@@ -469,7 +440,6 @@ void nc__tls_free(nc_conn *c)
         return;
     SSL_free(t->ssl);
     nc__tls_ctx_unref(t->ctx);
-    free(t->pending);
     free(t->key);
     free(t);
     c->cold->tls = NULL;

@@ -169,6 +169,7 @@ static SSL_CTX *ssl_ctx_new(bool server)
     /* Renegotiation is refused; buffers of idle connections are released
      * (an idle TLS connection holds no 16 KiB record buffers). */
     SSL_CTX_set_options(s, SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_info_callback(s, nc__tls_info);
     SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS);
     return s;
 }

@@ -51,6 +51,11 @@ BIO_METHOD *nc__tls_bio_method_new(void);
  * the same server. */
 int nc__tls_new_session(SSL *ssl, SSL_SESSION *sess);
 
+/* tls.c: OpenSSL's info callback of every context: notes the alerts a
+ * connection sends, so that a peer's answer to our refusal of
+ * renegotiation is reported as NC_ETLS_RENEGOTIATION. */
+void nc__tls_info(const SSL *ssl, int where, int ret);
+
 /* tls_ctx.c: a copy of the session last kept for key (the caller frees
  * it with SSL_SESSION_free), or NULL. Any thread. */
 SSL_SESSION *nc__tls_session_get(nc_tls_ctx *ctx, const char *key);

@@ -572,6 +572,135 @@ static void large_transfer_both_ways(void **state)
     free(b);
 }
 
+/* ---- another implementation: openssl s_client ---------------------------- */
+
+/* An openssl s_client talking to our server: its stdin is a pipe we
+ * write, its stdout a pipe the loop watches. */
+struct sclient {
+    pid_t pid;
+    int in, out;            /* our ends */
+    char text[65536];       /* what it printed */
+    size_t len;
+    bool eof;
+    nc_watch *w;
+};
+
+static void sclient_output(nc_watch *w, int fd, unsigned events, void *ud)
+{
+    (void)events;
+    struct sclient *s = ud;
+    ssize_t n = read(fd, s->text + s->len, sizeof(s->text) - 1 - s->len);
+    if (n > 0) {
+        s->len += (size_t)n;
+        s->text[s->len] = '\0';
+    } else if (n == 0 || s->len == sizeof(s->text) - 1) {
+        s->eof = true;
+        nc_watch_close(w);
+        s->w = NULL;
+    }
+}
+
+/* Starts s_client against a (TLS 1.2, so that it may ask to renegotiate). */
+static void sclient_start(struct sclient *s, nc_loop *loop, const nc_addr *a)
+{
+    memset(s, 0, sizeof(*s));
+    char spec[NC_ADDRSTRLEN];
+    nc_addr_format(a, spec, sizeof(spec));
+    int to[2], from[2];
+    assert_int_equal(pipe(to), 0);
+    assert_int_equal(pipe(from), 0);
+    s->pid = fork();
+    assert_true(s->pid >= 0);
+    if (s->pid == 0) {
+        dup2(to[0], 0);
+        dup2(from[1], 1);
+        dup2(from[1], 2);
+        close(to[0]); close(to[1]); close(from[0]); close(from[1]);
+        execlp("openssl", "openssl", "s_client", "-connect", spec,
+               "-CAfile", cert("ca.pem"), "-tls1_2", "-no_ign_eof",
+               (char *)NULL);
+        _exit(127);
+    }
+    close(to[0]);
+    close(from[1]);
+    s->in = to[1];
+    s->out = from[0];
+    assert_int_equal(nc_watch_start(loop, s->out, NC_READABLE, sclient_output,
+                                    s, &s->w), 0);
+}
+
+static bool sclient_printed(void *arg)
+{
+    struct sclient *s = arg;
+    return s->eof || strstr(s->text, "echo-me-please") != NULL;
+}
+
+static bool sclient_done(void *arg)
+{
+    return ((struct sclient *)arg)->eof;
+}
+
+static void sclient_end(struct sclient *s)
+{
+    if (s->w)
+        nc_watch_close(s->w);
+    if (s->in >= 0)
+        close(s->in);
+    close(s->out);
+    int status = 0;
+    assert_int_equal(waitpid(s->pid, &status, 0), s->pid);
+}
+
+/* Data both ways with s_client, then it closes properly (close_notify
+ * when its input ends): the server sees an orderly close, not a
+ * truncation. */
+static void openssl_s_client_echoes_and_closes_cleanly(void **state)
+{
+    (void)state;
+    struct pair p;
+    nc_addr a = server_only(&p, server_ctx("server.pem", "server.key", NULL));
+    p.srv.echo = true;
+    struct sclient s;
+    sclient_start(&s, p.loop, &a);
+    assert_true(run_until(p.loop, side_opened, &p.srv, 10000));
+    assert_int_equal(write(s.in, "echo-me-please\n", 15), 15);
+    assert_true(run_until(p.loop, sclient_printed, &s, 10000));
+    assert_false(s.eof);
+    assert_int_equal(p.srv.in_len, 15);
+    assert_string_equal(p.srv.info.protocol, "TLSv1.2");
+    close(s.in);
+    s.in = -1;
+    assert_true(run_until(p.loop, side_closed, &p.srv, 10000));
+    assert_int_equal(p.srv.reason, NC_CLOSE_PEER);
+    assert_int_equal(p.srv.err, 0);
+    assert_true(run_until(p.loop, sclient_done, &s, 10000));
+    sclient_end(&s);
+    pair_end(&p);
+}
+
+/* s_client's "R" asks to renegotiate: refused, and reported as that. */
+static void renegotiation_is_refused_and_named(void **state)
+{
+    (void)state;
+    struct pair p;
+    nc_addr a = server_only(&p, server_ctx("server.pem", "server.key", NULL));
+    p.srv.echo = true;
+    struct sclient s;
+    sclient_start(&s, p.loop, &a);
+    assert_true(run_until(p.loop, side_opened, &p.srv, 10000));
+    assert_int_equal(write(s.in, "echo-me-please\n", 15), 15);
+    assert_true(run_until(p.loop, sclient_printed, &s, 10000));
+    assert_int_equal(write(s.in, "R\n", 2), 2);
+    assert_true(run_until(p.loop, side_closed, &p.srv, 10000));
+    assert_int_equal(p.srv.reason, NC_CLOSE_TLS);
+    assert_int_equal(p.srv.err, -NC_ETLS_RENEGOTIATION);
+    assert_non_null(strstr(nc_explain(NC_OP_READ, p.srv.err),
+                           "renegotiate"));
+    assert_true(run_until(p.loop, sclient_done, &s, 10000));
+    sclient_end(&s);
+    pair_end(&p);
+}
+
 /* ---- contexts: bad files, and sharing across threads ---------------------- */
 
 static void bad_files_are_named(void **state)
@@ -722,6 +851,8 @@ int main(void)
         cmocka_unit_test(second_connection_resumes),
         cmocka_unit_test(missing_close_notify_is_a_truncation),
         cmocka_unit_test(large_transfer_both_ways),
+        cmocka_unit_test(openssl_s_client_echoes_and_closes_cleanly),
+        cmocka_unit_test(renegotiation_is_refused_and_named),
         cmocka_unit_test(bad_files_are_named),
         cmocka_unit_test(contexts_are_shared_across_threads),
     };
