@@ -39,7 +39,7 @@ MANDIR ?= $(PREFIX)/share/man
 CFLAGS ?= -O2 -g
 WARNINGS = -Wall -Wextra -Wpedantic $(if $(filter 1,$(WERROR)),-Werror)
 NC_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARNINGS) -Iinclude -iquote lib \
-            $(SAN_FLAGS) $(TLS_CFLAGS) $(CPPFLAGS)
+            $(SAN_FLAGS) $(TLS_CFLAGS) $(URING_CFLAGS) $(CPPFLAGS)
 LIB_CFLAGS = -fPIC -fvisibility=hidden
 DEPFLAGS = -MMD -MP
 COMPILE = $(CC) $(NC_CFLAGS) $(DEPFLAGS)
@@ -70,6 +70,24 @@ TLS_CFLAGS := $(if $(HAVE_TLS),$(shell $(PKG_CONFIG) --cflags openssl))
 TLS_LIBS := $(if $(HAVE_TLS),$(shell $(PKG_CONFIG) --libs openssl))
 REQUIRES_PRIVATE := $(if $(HAVE_TLS),openssl)
 LIB_EXCLUDED := $(if $(HAVE_TLS),lib/tls_none.c,lib/tls.c lib/tls_ctx.c)
+
+# io_uring comes from liburing (Debian's liburing-dev) when pkg-config
+# finds it: URING=auto (the default) builds the io_uring backend in then,
+# URING=no never, URING=yes or stop. Without it every loop runs on epoll
+# and asking for io_uring returns -ENOTSUP.
+URING ?= auto
+ifneq ($(URING),no)
+HAVE_URING := $(shell $(PKG_CONFIG) --exists liburing 2>/dev/null && echo 1)
+endif
+ifeq ($(URING)$(HAVE_URING),yes)
+$(error URING=yes, but pkg-config finds no liburing: apt-get install liburing-dev)
+endif
+URING_CFLAGS := $(if $(HAVE_URING),-DNC_HAVE_URING $(shell $(PKG_CONFIG) --cflags liburing))
+URING_LIBS := $(if $(HAVE_URING),$(shell $(PKG_CONFIG) --libs liburing))
+REQUIRES_PRIVATE += $(if $(HAVE_URING),liburing)
+LIB_EXCLUDED += $(if $(HAVE_URING),,lib/backend_uring.c lib/conn_ring.c)
+# What the library links with, beyond libc and pthreads.
+DEP_LIBS = $(TLS_LIBS) $(URING_LIBS)
 
 # Evaluated only when a recipe needs them, after `deps` has run.
 CMOCKA_CFLAGS = $(shell $(PKG_CONFIG) --cflags cmocka)
@@ -126,7 +144,7 @@ TSAN_TESTS = $(patsubst tests/%.c,$(BUILD)/tsan/tests/%,\
              $(if $(TEST_SRCS),$(shell grep -lE 'pthread_create|"--threads"' $(TEST_SRCS))))
 
 TEST_PACKAGES = libcmocka-dev pkg-config iproute2 nftables valgrind groff-base man-db \
-                libssl-dev openssl curl
+                libssl-dev openssl curl liburing-dev
 # ab (apache2-utils), strace and valgrind drive bench/churn.sh and
 # bench/callgrind.sh; nginx-light is optional (churn.sh skips its rows).
 BENCH_PACKAGES = libuv1-dev libev-dev libevent-dev wrk apache2-utils strace \
@@ -191,7 +209,7 @@ $(SHARED): $(LIB_OBJS)
 	@mkdir -p $(@D)
 	@test -n '$(LIB_OBJS)' || { echo 'make: no sources in lib/*.c' >&2; exit 1; }
 	$(CC) -shared -Wl,-soname,$(SONAME) $(SO_LDFLAGS) $(NC_LDFLAGS) \
-	    -o $@ $(LIB_OBJS) $(TLS_LIBS) -pthread
+	    -o $@ $(LIB_OBJS) $(DEP_LIBS) -pthread
 
 $(SHARED_SONAME): $(SHARED)
 	ln -sf $(SHARED_FILE) $@
@@ -202,7 +220,7 @@ $(SHARED_LINK): $(SHARED_SONAME)
 $(BUILD)/tests/%: $(OBJ)/tests/%.o $(SUPPORT_OBJ) $(COMMON_OBJS) $(STATIC) | deps
 	@mkdir -p $(@D)
 	$(CC) $(NC_LDFLAGS) $(TEST_LDFLAGS) -o $@ $< $(SUPPORT_OBJ) $(COMMON_OBJS) \
-	    $(STATIC) $(TLS_LIBS) $(CMOCKA_LIBS) -pthread
+	    $(STATIC) $(DEP_LIBS) $(CMOCKA_LIBS) -pthread
 
 # test_oom makes the library's allocations fail on purpose.
 $(BUILD)/tests/test_oom: TEST_LDFLAGS = -Wl,--wrap=malloc,--wrap=realloc,--wrap=calloc
@@ -216,7 +234,7 @@ $(BUILD)/bin/%: $(OBJ)/examples/%.o $(COMMON_OBJS) $(SHARED_LINK)
 
 $(BUILD)/bench/%: $(OBJ)/bench/%.o $(STATIC) | bench-deps
 	@mkdir -p $(@D)
-	$(CC) $(NC_LDFLAGS) -o $@ $< $(STATIC) $(TLS_LIBS) $(BENCH_LIBS) -pthread
+	$(CC) $(NC_LDFLAGS) -o $@ $< $(STATIC) $(DEP_LIBS) $(BENCH_LIBS) -pthread
 
 # Objects reached only through pattern rules would otherwise be deleted as
 # intermediates and rebuilt every time.
@@ -249,6 +267,7 @@ deps:
 	command -v nft >/dev/null 2>&1 || missing="$$missing nft"; \
 	command -v valgrind >/dev/null 2>&1 || missing="$$missing valgrind"; \
 	$(PKG_CONFIG) --exists 'openssl >= 3' 2>/dev/null || missing="$$missing libssl-dev"; \
+	$(PKG_CONFIG) --exists liburing 2>/dev/null || missing="$$missing liburing-dev"; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	command -v groff >/dev/null 2>&1 || missing="$$missing groff"; \

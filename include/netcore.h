@@ -668,13 +668,15 @@ int nc_tcp_info_get(int fd, nc_tcp_info *out);
 const char *nc_tcp_state_name(int state);
 
 /* ------------------------------------------------------------------------
- * Event loop (lib/loop.c, lib/backend_epoll.c)
+ * Event loop (lib/loop.c, lib/backend_epoll.c, lib/backend_uring.c)
  *
- * One level-triggered epoll instance per loop, with timers, deferred
- * calls and calls posted from other threads. One iteration: read the
- * clock, wait in epoll_wait (up to the next timer deadline), read the
- * clock again, dispatch the ready events, fire due timers, run deferred
- * calls.
+ * One kernel interface per loop, its backend: io_uring where it works,
+ * epoll otherwise (see nc_backend), with timers, deferred calls and calls
+ * posted from other threads. One iteration: read the clock, wait (up to
+ * the next timer deadline; with io_uring, the same system call submits
+ * the iteration's sends), read the clock again, dispatch what happened,
+ * fire due timers, run deferred calls. Every promise of this header holds
+ * on both backends.
  *
  * Example: docs/examples/loop.c
  * ---------------------------------------------------------------------- */
@@ -684,22 +686,89 @@ typedef struct nc_loop nc_loop;
 
 /* Create a loop.
  *
- * The loop has an epoll fd and an eventfd, both close-on-exec. The caller
- * owns *out and frees it with nc_loop_free(); on failure *out is not
- * written. Any thread may create a loop; it then belongs to the thread
- * that runs it.
+ * The same as nc_loop_new_with(out, NULL): the backend is chosen by the
+ * NC_BACKEND environment variable, or automatically (io_uring where it
+ * works, epoll otherwise). The caller owns *out and frees it with
+ * nc_loop_free(); on failure *out is not written. Any thread may create a
+ * loop; it then belongs to the thread that runs it.
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors: as nc_loop_new_with().
+ * Thread: any thread.
+ * See also: nc_loop_new_with, nc_loop_free, nc_loop_run
+ */
+int nc_loop_new(nc_loop **out);
+
+/* The kernel interface a loop runs on.
+ *
+ * NC_BACKEND_EPOLL: level-triggered epoll; the library reads and writes
+ * with system calls of its own (about three per request and response).
+ * NC_BACKEND_IO_URING: io_uring (Linux 6.0 or later, and liburing at
+ * build time): connections are accepted, received (into a ring of
+ * buffers the loop owns and lends for the duration of on_data) and sent
+ * by requests, and one io_uring_enter() per iteration both submits and
+ * waits (about one system call per request and response). NC_BACKEND_AUTO
+ * asks for io_uring where it works and epoll otherwise.
+ */
+typedef enum nc_backend {
+    NC_BACKEND_AUTO = 0,
+    NC_BACKEND_EPOLL,
+    NC_BACKEND_IO_URING
+} nc_backend;
+
+/* Options of nc_loop_new_with(). Zero (or NULL) means the defaults. */
+typedef struct nc_loop_options {
+    /* NC_BACKEND_AUTO (0): the NC_BACKEND environment variable ("epoll"
+     * or "io_uring") if set, else io_uring where it works, else epoll. An
+     * explicit choice here wins over the environment. */
+    nc_backend backend;
+} nc_loop_options;
+
+/* Create a loop with options (NULL: the defaults).
+ *
+ * An explicit backend (here or in NC_BACKEND) that cannot run is an
+ * error, never a silent fallback; NC_BACKEND_AUTO falls back to epoll
+ * when io_uring is missing, disabled (kernel.io_uring_disabled), refused
+ * by a seccomp filter, or too old. The loop's descriptors are
+ * close-on-exec. The caller owns *out and frees it with nc_loop_free();
+ * on failure *out is not written.
  *
  * Returns: 0 on success, or a negative errno.
  * Errors:
- *   -EINVAL  out is NULL
- *   -ENOMEM  out of memory
- *   -EMFILE  the process has no descriptor left (epoll or eventfd)
- *   -ENFILE  the system has no descriptor left
- *   any other errno that epoll_create1() or eventfd() reports
+ *   -EINVAL   out is NULL, o->backend is not an nc_backend, or NC_BACKEND
+ *             names none ("epoll" and "io_uring" are valid)
+ *   -ENOTSUP  io_uring asked for, but this libnetcore was built without
+ *             liburing
+ *   -ENOSYS   io_uring asked for, but the kernel has no io_uring, or one
+ *             older than 6.0, or a seccomp filter answers ENOSYS
+ *   -EPERM    io_uring asked for, but kernel.io_uring_disabled or a
+ *             seccomp filter forbids it
+ *   -ENOMEM   out of memory
+ *   -EMFILE   the process has no descriptor left
+ *   -ENFILE   the system has no descriptor left
+ *   any other errno that epoll_create1(), eventfd() or io_uring_setup()
+ *   reports
  * Thread: any thread.
- * See also: nc_loop_free, nc_loop_run
+ * See also: nc_loop_backend, nc_backend_name
  */
-int nc_loop_new(nc_loop **out);
+int nc_loop_new_with(nc_loop **out, const nc_loop_options *o);
+
+/* The backend loop runs on: NC_BACKEND_EPOLL or NC_BACKEND_IO_URING
+ * (never NC_BACKEND_AUTO).
+ *
+ * Returns: the backend; NC_BACKEND_AUTO for NULL.
+ * Thread: any thread.
+ * See also: nc_loop_new_with, nc_backend_name
+ */
+nc_backend nc_loop_backend(const nc_loop *loop);
+
+/* A backend's name: "epoll", "io_uring" or "auto".
+ *
+ * Returns: a static string; "unknown" for other values.
+ * Thread: any thread.
+ * See also: nc_loop_backend
+ */
+const char *nc_backend_name(nc_backend backend);
 
 /* Free a loop and everything still alive on it.
  *

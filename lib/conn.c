@@ -18,6 +18,7 @@
  */
 #include "conn.h"
 #include "listener.h"
+#include "ring.h"
 #include "tls.h"
 
 #include <errno.h>
@@ -214,7 +215,7 @@ void nc__conn_cold_release(nc_conn *c)
 /* ---- interest ---------------------------------------------------------------- */
 
 /* What c wants from the kernel: CF_WANT_READ and CF_WANT_WRITE. */
-static uint32_t conn_interest(const nc_conn *c)
+uint32_t nc__conn_interest(const nc_conn *c)
 {
     uint32_t want = 0;
     switch (conn_state(c)) {
@@ -224,7 +225,8 @@ static uint32_t conn_interest(const nc_conn *c)
         want |= CF_WANT_READ;
         break;
     case CS_OPEN:
-        if (!(c->flags & (CF_PAUSED | CF_BACKPRESSURE | CF_EOF)))
+        if (!(c->flags &
+              (CF_PAUSED | CF_BACKPRESSURE | CF_EOF | CF_EOF_PENDING)))
             want |= CF_WANT_READ;
         break;
     case CS_CLOSING:
@@ -249,7 +251,11 @@ void nc__conn_rearm(nc_conn *c)
 {
     if (conn_state(c) == CS_CLOSED)
         return;
-    uint32_t want = conn_interest(c);
+    if (c->flags & CF_RING) {
+        nc__ring_conn_sync(c);
+        return;
+    }
+    uint32_t want = nc__conn_interest(c);
     uint32_t have = c->flags & (CF_WANT_READ | CF_WANT_WRITE);
     if (c->flags & CF_REGISTERED ? want == have : !want)
         return;
@@ -300,8 +306,10 @@ void nc__conn_teardown(nc_conn *c, nc_close_reason reason, int err,
     nc__fd_detach(loop, c->fd);
     if (reset)
         nc__set_linger_reset(c->fd);
-    /* close() also takes the fd out of the epoll set. */
-    close(c->fd);
+    if (c->flags & CF_RING)
+        nc__ring_conn_close(c);    /* its requests first, then the fd */
+    else
+        close(c->fd);    /* which also takes it out of the epoll set */
     c->fd = -1;
     conn_set_state(c, CS_CLOSED);
     conn_set_reason(c, reason);
@@ -407,7 +415,7 @@ int nc__conn_new(const struct conn_profile *prof, int fd, void *ud,
     c->prof = prof;
     c->ud = ud;
     c->fd = fd;
-    c->flags = CS_CONNECTING;
+    c->flags = CS_CONNECTING | (loop->ring ? CF_RING : 0);
     loop->active++;
     *out = c;
     return 0;
@@ -433,6 +441,9 @@ static void open_for_user(nc_conn *c, bool arm)
 
 void nc__conn_open(nc_conn *c, bool input_waiting)
 {
+    /* On a ring the receive armed at once finds the input anyway. */
+    if (c->flags & CF_RING)
+        input_waiting = false;
     c->flags |= CF_OPENED;
     counter_add(&conn_loop(c)->ctr.open, 1);
     if (c->prof->tls) {
