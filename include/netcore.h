@@ -24,6 +24,7 @@
  *     nc_listener    nc_listen()          nc_listener_close()  the caller
  *     nc_conn        accept, nc_connect() on_close returning   the library
  *     nc_iface_list  nc_iface_list_get()  nc_iface_list_free() the caller
+ *     nc_workers     nc_workers_start()   nc_workers_free()    the caller
  *
  *   nc_loop_free() ends everything still alive on that loop, so after it
  *   returns every pointer to that loop's objects is invalid. Plain-data
@@ -34,8 +35,9 @@
  * - A loop belongs to the thread that runs it. Every function taking a
  *   loop or an object of that loop (watcher, timer, signal handler,
  *   listener, connection) must be called from that thread, except the ones
- *   marked "any thread" (nc_loop_post, nc_loop_stop), which any thread may
- *   call while the loop exists. Functions that take no loop and no object
+ *   marked "any thread" (nc_loop_post, nc_loop_stop, nc_loop_stats_get),
+ *   which any thread may call while the loop exists. The nc_workers_*
+ *   functions are for any thread, some of them not a worker's own. Functions that take no loop and no object
  *   of a loop, and work only on their arguments (errors, addresses,
  *   interfaces, I/O outcomes, TCP state, the *_name functions), are safe
  *   from any thread. The "Thread:" line of each function says which
@@ -47,7 +49,8 @@
  *   (nc_listener_options o = {0};), and a NULL options pointer means the
  *   same.
  * - There is no global state: create as many loops as threads you want,
- *   and use nc_listener_options.reuseport to share a port between them.
+ *   and use nc_listener_options.reuseport to share a port between them;
+ *   nc_workers_start() and nc_workers_listen() do exactly that for you.
  * - The library never prints: messages (endpoint parse errors, the
  *   loopback warning, explanations) are handed to you as text.
  * - The library never raises SIGPIPE (it sends with MSG_NOSIGNAL), so a
@@ -1069,7 +1072,8 @@ typedef struct nc_conn nc_conn;
  *   NC_CLOSE_LOCAL           0
  *   NC_CLOSE_ERROR           -EMSGSIZE (input over max_input), -ENOMEM,
  *                            any other error
- *   NC_CLOSE_SHUTDOWN        0
+ *   NC_CLOSE_SHUTDOWN        0; -ETIMEDOUT when reset at the end of a
+ *                            shutdown's grace period (nc_loop_shutdown)
  *   NC_CLOSE_CONNECT_FAILED  -ECONNREFUSED, -ETIMEDOUT, -ENOENT, ...
  *   NC_CLOSE_DEADLINE        -ETIMEDOUT
  */
@@ -1080,7 +1084,8 @@ typedef enum nc_close_reason {
     NC_CLOSE_LOCAL,          /* nc_conn_close() or nc_conn_abort() */
     NC_CLOSE_ERROR,          /* an I/O error; err says which (-EMSGSIZE:
                                 unconsumed input grew over max_input) */
-    NC_CLOSE_SHUTDOWN,       /* its listener or loop was closed */
+    NC_CLOSE_SHUTDOWN,       /* its listener or loop was closed, or the
+                                loop shut down (nc_loop_shutdown) */
     NC_CLOSE_CONNECT_FAILED, /* an outgoing connect failed or timed out */
     NC_CLOSE_DEADLINE        /* the deadline of nc_conn_set_deadline()
                                 passed (err -ETIMEDOUT) */
@@ -1641,6 +1646,105 @@ void nc_listener_stop(nc_listener *l);
  * See also: nc_listener_stop, nc_listen
  */
 void nc_listener_close(nc_listener *l);
+
+/* ------------------------------------------------------------------------
+ * Counters and graceful stop (lib/stats.c, lib/shutdown.c)
+ *
+ * Every loop counts, without locks, what it does: iterations, events, the
+ * time it spent blocked in the kernel and running callbacks (how busy it
+ * is), and its connections: opened, open now, closed by reason, bytes in
+ * and out, accept errors and descriptor shortages. Any thread may read
+ * them while the loop runs. nc_loop_shutdown() ends a loop's service
+ * gracefully: no new connections, idle ones closed, replies in flight
+ * flushed, the rest reset at a deadline.
+ *
+ * Example: docs/examples/shutdown.c
+ * ---------------------------------------------------------------------- */
+
+/* A loop's counters, from nc_loop_stats_get().
+ *
+ * The connection counters add up: accepted + connected == open + the sum
+ * of closed[]. Outgoing connects that failed before opening are counted
+ * in connect_failed only. blocked_ns and busy_ns count completed waits
+ * and completed stretches of work, so a loop blocked right now shows the
+ * current wait only once it ends; busy_ns / (busy_ns + blocked_ns) over
+ * an interval is how busy the loop was (libuv's uv_metrics_idle_time is
+ * blocked_ns).
+ */
+typedef struct nc_loop_stats {
+    uint64_t iterations;      /* loop iterations (epoll_wait calls) */
+    uint64_t events;          /* events dispatched */
+    uint64_t blocked_ns;      /* time blocked in epoll_wait */
+    uint64_t busy_ns;         /* time outside it: callbacks, timers, I/O */
+    uint64_t accepted;        /* connections accepted and opened */
+    uint64_t connected;       /* outgoing connections opened */
+    uint64_t open;            /* opened and not yet closed */
+    uint64_t closed[NC_CLOSE_REASON_LAST + 1];  /* opened connections
+                                 closed, by nc_close_reason; [0] unused */
+    uint64_t connect_failed;  /* outgoing connects that never opened */
+    uint64_t bytes_in;        /* bytes received on connections */
+    uint64_t bytes_out;       /* bytes the kernel took for sending */
+    uint64_t accept_errors;   /* transient accept failures survived */
+    uint64_t fd_exhausted;    /* accept() failed for lack of descriptors */
+    uint64_t shed;            /* connections reset at once because the
+                                 process was out of descriptors, or over
+                                 a worker's max_conns (nc_workers_listen) */
+    uint64_t evicted;         /* idle connections closed to admit new
+                                 ones (evict_idle) */
+} nc_loop_stats;
+
+/* Read a loop's counters into *out.
+ *
+ * The counters are written by the loop's thread alone, without locks
+ * (relaxed atomic stores); this reads them without stopping the loop.
+ * From another thread the values are a few nanoseconds apart, not one
+ * instant, but the connection counters always add up: a read that falls
+ * between the two counters of one opening or closing is repeated.
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL  loop or out is NULL
+ * Thread: any thread, while the loop exists.
+ * See also: nc_listener_stats_get
+ */
+int nc_loop_stats_get(const nc_loop *loop, nc_loop_stats *out);
+
+/* Stop a loop's service gracefully, bounded by a deadline.
+ *
+ * At once, every listener of the loop is stopped (nc_listener_stop: its
+ * sockets are closed, so the kernel refuses new connections rather than
+ * the library accepting and dropping them), connections still connecting
+ * are closed, and every open connection is closed gracefully, as by
+ * nc_conn_close(): one with nothing queued goes at once with FIN, one
+ * with queued output first sends it all, then FIN. Their on_close reports
+ * NC_CLOSE_SHUTDOWN with err 0. Connections already closing finish as
+ * they were. A connection that opens later during the shutdown (an
+ * nc_connect() made meanwhile, or one handed over by the workers'
+ * acceptor) is closed the same way.
+ *
+ * When grace_ms have passed, whatever is left is reset (RST; queued
+ * output is dropped) and reported as NC_CLOSE_SHUTDOWN with -ETIMEDOUT.
+ * grace_ms 0 resets at the next iteration everything that could not
+ * close at once.
+ *
+ * Once no connection is left and every on_close has run, nc_loop_run()
+ * returns, in any run mode, even with timers, watchers or signal
+ * handlers still active (they stay yours); called while the loop does not
+ * run, the next nc_loop_run() does that. Every on_close runs exactly
+ * once, in the loop's thread. A call during a shutdown in progress can
+ * only bring its deadline closer (a second Ctrl-C: grace_ms 0); a call
+ * after a shutdown completed starts a new one.
+ *
+ * Returns: 0 on success, or a negative errno; then nothing changed.
+ * Errors:
+ *   -EINVAL  loop is NULL, or grace_ms is above 2^31-1 (24.8 days)
+ *   -ENOMEM  out of memory
+ * Thread: the loop's thread. To stop on a signal, call it from an
+ * nc_signal_start() callback; for a loop of nc_workers, use
+ * nc_workers_stop().
+ * See also: nc_listener_stop, nc_conn_close
+ */
+int nc_loop_shutdown(nc_loop *loop, uint32_t grace_ms);
 
 #pragma GCC visibility pop
 
