@@ -104,10 +104,11 @@ ALL_OBJS := $(LIB_OBJS) $(COMMON_OBJS) $(SUPPORT_OBJ) \
             $(TEST_SRCS:%.c=$(OBJ)/%.o) $(EXAMPLE_SRCS:%.c=$(OBJ)/%.o) \
             $(BENCH_SRCS:%.c=$(OBJ)/%.o)
 
-# Test binaries whose source starts threads, or drives an example program
-# with --threads (those run sanitized too): the ones `make tsan` runs.
+# Test binaries whose source starts threads (itself or through
+# nc_workers_start), or drives an example program with --threads (those
+# run sanitized too): the ones `make tsan` runs.
 TSAN_TESTS = $(patsubst tests/%.c,$(BUILD)/tsan/tests/%,\
-             $(if $(TEST_SRCS),$(shell grep -lE 'pthread_create|"--threads"' $(TEST_SRCS))))
+             $(if $(TEST_SRCS),$(shell grep -lE 'pthread_create|nc_workers_start|"--threads"' $(TEST_SRCS))))
 
 TEST_PACKAGES = libcmocka-dev pkg-config iproute2 nftables valgrind groff-base man-db
 # ab (apache2-utils), strace and valgrind drive bench/churn.sh and

@@ -545,12 +545,12 @@ int nc__listener_new_adopter(nc_loop *loop, const nc_listener_options *opts,
 void nc__listener_adopt(nc_listener *l, int fd)
 {
     if (l->stopped || at_limit(l)) {
-        nc__set_linger_reset(fd);
-        close(fd);
         if (!l->stopped) {
             l->stats.shed++;
             counter_add(&l->loop->ctr.shed, 1);
         }
+        nc__set_linger_reset(fd);
+        close(fd);
         return;
     }
     if (accepted(l, fd) < 0) {
