@@ -236,7 +236,7 @@ static void counters_add_up_for_a_reader_in_another_thread(void **state)
 {
     nc_loop *loop = *state;
     struct server s;
-    int rounds = under_valgrind() ? 100 : 1000;
+    int rounds = under_valgrind() ? 100 : 3000;
     assert_int_equal(server_start(&s, loop, "127.0.0.1:0", NULL, SERVER_ECHO), 0);
     struct reader r = { .loop = loop };
     atomic_init(&r.stop, false);
