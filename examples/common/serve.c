@@ -237,11 +237,14 @@ void serve_parse_args(serve_config *cfg, int argc, char **argv,
                       bool max_conns_ok, const serve_extra *extra,
                       void (*usage)(void))
 {
-    struct option *longopts = option_table(extra);
+    /* Static: a usage error exits from inside the loop below, and the
+     * table must still be reachable then (LeakSanitizer). */
+    static struct option *longopts;
     const char *why;
     uint64_t value;
     int c;
 
+    longopts = option_table(extra);
     if (longopts == NULL) {
         fprintf(stderr, "%s: out of memory\n", prog);
         exit(1);
@@ -307,6 +310,7 @@ void serve_parse_args(serve_config *cfg, int argc, char **argv,
         }
     }
     free(longopts);
+    longopts = NULL;
     if (optind < argc)
         args_usage_error(prog, "unexpected argument '%s'", argv[optind]);
     if (cfg->nspecs == 0)
