@@ -534,6 +534,7 @@ static void echo_sequentially(const nc_addr *a, unsigned W, int n)
     for (int k = 0; k < n; k++) {
         int fd = raw_client(a, 0);
         assert_true(fd >= 0);
+        memset(msg, '.', sizeof(msg));
         snprintf(msg, sizeof(msg), "sequential %d", k);
         assert_int_equal(write(fd, msg, sizeof(msg)), (long)sizeof(msg));
         assert_int_equal(read_full(fd, back, sizeof(back), 5000),
