@@ -715,14 +715,17 @@ typedef enum nc_run_mode {
  *   connection's idle or connect timer), signal handlers, and pending
  *   deferred calls (nc_loop_defer). Calls posted with nc_loop_post() do
  *   not keep it running.
+ * - In any mode, a graceful stop (nc_loop_shutdown) ends the run once its
+ *   last connection has closed.
  * - NC_RUN_FOREVER: until nc_loop_stop(), even with nothing active (a
  *   worker that only receives posted calls).
  * - NC_RUN_ONCE: one iteration, waiting for an event or the next timer if
  *   anything is active (if nothing is, it does not wait).
  * - NC_RUN_NOWAIT: one iteration without waiting.
  *
- * Returns: 0 when it stopped (nc_loop_stop), ran out of active things
- * (NC_RUN_DEFAULT) or finished its iteration; or a negative errno.
+ * Returns: 0 when it stopped (nc_loop_stop, or a completed
+ * nc_loop_shutdown), ran out of active things (NC_RUN_DEFAULT) or
+ * finished its iteration; or a negative errno.
  * Errors:
  *   -EINVAL  loop is NULL, or mode is unknown
  *   -EBUSY   the loop is already running (called from one of its
@@ -992,7 +995,8 @@ void nc_timer_free(nc_timer *t);
  * signum in the calling thread so the signalfd receives it. Block it in
  * every other thread too (create loops and handlers before starting
  * threads, whose masks are inherited), or another thread may take the
- * signal.
+ * signal. nc_workers_start() creates its threads with SIGINT, SIGTERM,
+ * SIGHUP and SIGQUIT blocked.
  *
  * Example: docs/examples/signals.c
  * ---------------------------------------------------------------------- */
@@ -1899,6 +1903,9 @@ unsigned nc_workers_count(const nc_workers *w);
  * posted calls), like any loop. Another thread must not use it once the
  * worker may have ended: it reaches a worker with nc_workers_post() and
  * reads its counters with nc_workers_stats(), which are safe at any time.
+ * Calling nc_loop_shutdown() on it ends that worker alone, once the
+ * shutdown completes; nc_loop_stop() on it is ignored (the worker runs
+ * on).
  *
  * Returns: the loop; NULL for a NULL w or an index out of range.
  * Thread: any thread.
