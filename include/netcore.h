@@ -191,6 +191,13 @@ typedef enum nc_op {
  * not on this host, on NC_OP_CONNECT that the local ports are exhausted.
  * The texts for connect failures are quoted in docs/pitfalls.md.
  *
+ * For nc_listen() use NC_OP_BIND, for nc_connect() NC_OP_CONNECT: their
+ * endpoint errors (-EINVAL malformed text, -ERANGE a port over 65535,
+ * -ENODEV an unknown interface, -ENAMETOOLONG) are explained as such, and
+ * -ENOENT after NC_OP_CONNECT as a Unix socket path nobody listens on.
+ * The message naming the exact fault comes from the errbuf of the
+ * options (see nc_listen).
+ *
  *   fprintf(stderr, "connect: %s: %s\n", nc_strerror(err),
  *           nc_explain(NC_OP_CONNECT, err));
  *
@@ -1184,7 +1191,12 @@ typedef struct nc_conn_options {
                                 2000) */
 } nc_conn_options;
 
-/* Options for nc_connect(). A zeroed struct gives the defaults. */
+/* Options for nc_connect(). A zeroed struct gives the defaults.
+ *
+ * errbuf and errbuf_len are a place for a failing nc_connect() to say why
+ * (see nc_connect); failures reported later, through on_close, are not
+ * written there.
+ */
 typedef struct nc_connect_options {
     nc_conn_options conn;
     const char *bind;        /* local endpoint to bind first, with a port
@@ -1192,6 +1204,10 @@ typedef struct nc_connect_options {
                                 interface name ("eth0:0": its first address
                                 of the target's family); NULL = the kernel
                                 chooses */
+    char *errbuf;            /* NULL, or where a failing call writes one
+                                line naming what is wrong; emptied when it
+                                returns 0 */
+    size_t errbuf_len;       /* its size in bytes (256 is plenty) */
 } nc_connect_options;
 
 /* Start a non-blocking connect to an endpoint.
@@ -1209,6 +1225,14 @@ typedef struct nc_connect_options {
  * -ENOENT for a missing Unix path, -EAGAIN for a full Unix backlog), or
  * NC_CLOSE_LOCAL or NC_CLOSE_SHUTDOWN if you close it or its loop first.
  * Write from on_open: before it, writes fail with -ENOTCONN.
+ * nc_explain(NC_OP_CONNECT, err) explains either kind of failure.
+ *
+ * When it fails and opts->errbuf is set, one line naming what is wrong is
+ * written there (at most errbuf_len bytes, NUL-terminated): for endpoint
+ * text, the message nc_endpoint_parse() gives ("unknown interface
+ * 'eth99'"); otherwise the step that failed ("cannot bind local address
+ * 192.0.2.9:0: Cannot assign requested address"). When it returns 0,
+ * errbuf is emptied.
  *
  * Returns: 0 on success, or a negative errno; then nothing was started,
  * no callback will run and *out is untouched.
@@ -1494,7 +1518,8 @@ typedef struct nc_listener nc_listener;
 
 /* Listener settings. A zeroed struct gives the defaults.
  *
- * reuseport lets one listener per thread share a port (the kernel spreads
+ * errbuf and errbuf_len are not settings but a place for nc_listen() to
+ * say why it failed: see nc_listen. reuseport lets one listener per thread share a port (the kernel spreads
  * the connections). max_conns counts this listener's open connections;
  * accepting resumes as soon as one closes. accept_budget bounds the
  * accepts per socket per iteration so one busy listener cannot starve the
@@ -1522,6 +1547,10 @@ typedef struct nc_listener_options {
                                  NC_CLOSE_IDLE, -EMFILE) to admit the new
                                  one, instead of shedding the new one */
     nc_conn_options conn;     /* for every accepted connection */
+    char *errbuf;             /* NULL, or where a failing nc_listen()
+                                 writes one line naming what is wrong (see
+                                 nc_listen); emptied on success */
+    size_t errbuf_len;        /* its size in bytes (256 is plenty) */
 } nc_listener_options;
 
 /* Counters of a listener.
@@ -1563,8 +1592,23 @@ typedef struct nc_listener_stats {
  * caller owns *out until nc_listener_close(). The library does not warn
  * about a loopback-only bind by itself: see nc_iface_reach_warning().
  *
+ * When it fails and opts->errbuf is set, one line naming what is wrong is
+ * written there (at most errbuf_len bytes, NUL-terminated): for endpoint
+ * text, the message nc_endpoint_parse() gives ("unknown interface
+ * 'eth99'", "port 70000 is out of range (0-65535)", "bad IPv4 address
+ * '999.1.1.1'"); otherwise the step that failed with the address it
+ * failed on ("cannot bind 127.0.0.1:80: Permission denied"). On success
+ * errbuf is emptied. With nc_explain(NC_OP_BIND, err), the likely cause:
+ *
+ *   char why[256];
+ *   nc_listener_options o = { .errbuf = why, .errbuf_len = sizeof why };
+ *   int err = nc_listen(loop, "eth99:80", &o, &cbs, NULL, &l);
+ *   if (err < 0)
+ *       fprintf(stderr, "listen: %s\n%s\n", why,
+ *               nc_explain(NC_OP_BIND, err));
+ *
  * Returns: 0 on success, or a negative errno; then nothing is left bound
- * and *out is untouched. nc_explain(NC_OP_BIND, err) explains the errors.
+ * and *out is untouched.
  * Errors:
  *   -EINVAL         loop, endpoint or out is NULL, or malformed endpoint
  *                   text
@@ -1574,6 +1618,7 @@ typedef struct nc_listener_stats {
  *   -EADDRINUSE     the address and port are in use
  *   -EADDRNOTAVAIL  the address is not on this host
  *   -EACCES         binding that port (or path) is not permitted
+ *   -ENOENT         the directory of a Unix socket path does not exist
  *   -EAFNOSUPPORT   the address family is not supported here
  *   -ENOMEM         out of memory
  *   -EMFILE         the process has no descriptor left

@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
@@ -355,6 +356,96 @@ static void connect_to_unix_path_without_server_fails_through_on_close(void **st
     assert_true(run_until(f->loop, count_reached, &g, 2000));
     assert_int_equal(cl.reason, NC_CLOSE_CONNECT_FAILED);
     assert_int_equal(cl.err, -ENOENT);
+    assert_non_null(strstr(nc_explain(NC_OP_CONNECT, cl.err),
+                           "no Unix socket at that path: the server is not "
+                           "running, or it listens on another path"));
+}
+
+/* ---- what a failing connect says ------------------------------------- */
+
+struct connect_said {
+    const char *spec;
+    const char *bind;        /* opts.bind, or NULL */
+    int err;
+    const char *message;     /* the errbuf, exactly */
+    const char *explained;   /* how nc_explain(NC_OP_CONNECT, err) starts */
+};
+
+static void check_connect_says(nc_loop *loop, const struct connect_said *c,
+                               struct client *cl)
+{
+    char why[256];
+    nc_connect_options o = { .bind = c->bind, .errbuf = why,
+                             .errbuf_len = sizeof(why) };
+    nc_conn *conn = (nc_conn *)&o;
+
+    strcpy(why, "junk");
+    int rc = nc_connect(loop, c->spec, &o, &cl_cbs, cl, &conn);
+    if (rc != c->err)
+        fail_msg("%s: %s, not %s", c->spec, nc_errname(rc),
+                 nc_errname(c->err));
+    assert_ptr_equal(conn, (nc_conn *)&o);
+    if (strcmp(why, c->message) != 0)
+        fail_msg("%s: errbuf \"%s\", not \"%s\"", c->spec, why, c->message);
+    const char *text = nc_explain(NC_OP_CONNECT, rc);
+    if (strncmp(text, c->explained, strlen(c->explained)) != 0)
+        fail_msg("%s: nc_explain says \"%s\"", c->spec, text);
+}
+
+static void failed_connect_names_the_fault_in_errbuf(void **state)
+{
+    struct fixture *f = *state;
+    struct client cl = { 0 };
+    const struct connect_said cases[] = {
+        {":70000", NULL, -ERANGE, "port 70000 is out of range (0-65535)",
+         "the port is out of range"},
+        {"999.1.1.1:80", NULL, -EINVAL, "bad IPv4 address '999.1.1.1'",
+         "invalid endpoint: the text is malformed"},
+        {"*:7000", NULL, -EINVAL, "'*:7000' stands for all addresses, which "
+         "cannot be connected to: name one, such as 127.0.0.1:7000",
+         "invalid endpoint"},
+        {"127.0.0.1:7", "192.0.2.123:0", -EADDRNOTAVAIL,
+         "cannot bind local address 192.0.2.123:0: Cannot assign requested "
+         "address", "no local address is available"},
+        {"127.0.0.1:7", "nosuchif0:0", -ENODEV, "local endpoint (bind) "
+         "'nosuchif0:0': unknown interface 'nosuchif0'",
+         "unknown interface or scope"},
+        {"127.0.0.1:7", "[::1]:0", -EAFNOSUPPORT, "local endpoint (bind) "
+         "'[::1]:0' has no IPv4 address", "address family not supported"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        check_connect_says(f->loop, &cases[i], &cl);
+    if (if_nametoindex("eth99") == 0) {
+        const struct connect_said eth99 = {
+            "eth99:80", NULL, -ENODEV, "unknown interface 'eth99'",
+            "unknown interface or scope"};
+        check_connect_says(f->loop, &eth99, &cl);
+    }
+    /* None of them started anything. */
+    nc_loop_run(f->loop, NC_RUN_NOWAIT);
+    assert_int_equal(cl.opened + cl.closed, 0);
+
+    /* A connect that starts empties the buffer; failures reported later
+     * (the missing Unix socket) are on_close's, not the buffer's. */
+    char why[64];
+    nc_connect_options o = { .errbuf = why, .errbuf_len = sizeof(why) };
+    strcpy(why, "junk");
+    assert_int_equal(nc_connect(f->loop, "unix:/nonexistent/nc.sock", &o,
+                                &cl_cbs, &cl, NULL), 0);
+    assert_string_equal(why, "");
+    struct count_goal g = { &cl.closed, 1 };
+    assert_true(run_until(f->loop, count_reached, &g, 2000));
+    assert_int_equal(cl.err, -ENOENT);
+    /* A short buffer holds the start of the line; size 0 is not written. */
+    o.errbuf_len = 8;
+    assert_int_equal(nc_connect(f->loop, ":70000", &o, &cl_cbs, &cl, NULL),
+                     -ERANGE);
+    assert_string_equal(why, "port 70");
+    o.errbuf_len = 0;
+    strcpy(why, "junk");
+    assert_int_equal(nc_connect(f->loop, ":70000", &o, &cl_cbs, &cl, NULL),
+                     -ERANGE);
+    assert_string_equal(why, "junk");
 }
 
 /* A listener whose accept queue is full drops new SYNs: connects hang. */
@@ -715,6 +806,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(connect_bad_endpoint_fails_synchronously, setup_echo, teardown),
         cmocka_unit_test_setup_teardown(connect_to_unix_path_without_server_fails_through_on_close, setup_echo, teardown),
         cmocka_unit_test_setup_teardown(connect_timeout_reports_etimedout, setup_echo, teardown),
+        cmocka_unit_test_setup_teardown(failed_connect_names_the_fault_in_errbuf, setup_echo, teardown),
         cmocka_unit_test_setup_teardown(write_owned_sends_all_and_frees_once, setup_echo, teardown),
         cmocka_unit_test_setup_teardown(write_errors_leave_connection_unchanged, setup_echo, teardown),
         cmocka_unit_test_setup_teardown(drain_fires_after_backpressure, setup_echo, teardown),
