@@ -1191,7 +1191,8 @@ typedef struct nc_conn_options {
                                 2000) */
 } nc_conn_options;
 
-/* Options for nc_connect(). A zeroed struct gives the defaults.
+/* Options for nc_connect() and nc_connect_addr(). A zeroed struct gives
+ * the defaults.
  *
  * errbuf and errbuf_len are a place for a failing nc_connect() to say why
  * (see nc_connect); failures reported later, through on_close, are not
@@ -1257,6 +1258,36 @@ typedef struct nc_connect_options {
 int nc_connect(nc_loop *loop, const char *endpoint,
                const nc_connect_options *opts, const nc_conn_callbacks *cbs,
                void *ud, nc_conn **out);
+
+/* Start a non-blocking connect to an address you already hold.
+ *
+ * Like nc_connect(), without formatting an address and parsing it back:
+ * addr is an IPv4, IPv6 (with its scope id) or named Unix address, such
+ * as one from nc_listener_addr(), nc_endpoint_resolve() or
+ * nc_conn_peer_addr(). *addr is copied. Everything else, opts->bind and
+ * errbuf included, is as for nc_connect(): exactly one of on_open or
+ * on_close follows from the loop.
+ *
+ * Returns: 0 on success, or a negative errno; then nothing was started,
+ * no callback will run and *out is untouched.
+ * Errors:
+ *   -EINVAL         loop or addr is NULL, addr->len does not fit its
+ *                   family, an unnamed Unix address, or a malformed bind
+ *   -EAFNOSUPPORT   addr's family is not AF_INET, AF_INET6 or AF_UNIX, or
+ *                   bind has no address of that family
+ *   -EADDRNOTAVAIL  the bind address is not on this host
+ *   -EADDRINUSE     the bind address and port are in use
+ *   -EACCES         binding that port is not permitted
+ *   -ENOMEM         out of memory
+ *   -EMFILE         the process has no descriptor left
+ *   -ENFILE         the system has no descriptor left
+ *   any other errno that socket() or bind() reports
+ * Thread: the loop's thread.
+ * See also: nc_connect, nc_listener_addr, nc_endpoint_resolve
+ */
+int nc_connect_addr(nc_loop *loop, const nc_addr *addr,
+                    const nc_connect_options *opts,
+                    const nc_conn_callbacks *cbs, void *ud, nc_conn **out);
 
 /* Queue bytes for sending on a connection.
  *

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -135,7 +136,8 @@ static int make_profile(nc_loop *loop, const nc_connect_options *opts,
     return 0;
 }
 
-/* Start connecting to one concrete address, once nc_connect found it. */
+/* Start connecting to one concrete address: nc_connect and
+ * nc_connect_addr after they found it. */
 static int start_connect(nc_loop *loop, const nc_addr *to,
                          const nc_connect_options *opts,
                          const nc_conn_callbacks *cbs, void *ud,
@@ -185,8 +187,9 @@ static int start_connect(nc_loop *loop, const nc_addr *to,
     return 0;
 }
 
-/* The errbuf's first and last word around a connect: emptied, and a line
- * for a failure that said nothing of its own (out of memory). */
+/* The errbuf's first and last word around a connect: emptied (so it stays
+ * empty on success), and a line for a failure that said nothing of its
+ * own (out of memory). */
 static struct why why_begin(const nc_connect_options *opts)
 {
     struct why w = { opts ? opts->errbuf : NULL, opts ? opts->errbuf_len : 0 };
@@ -196,9 +199,7 @@ static struct why why_begin(const nc_connect_options *opts)
 
 static int why_end(const struct why *w, int rc, const char *target)
 {
-    if (rc == 0)
-        nc__errbuf_set(w->buf, w->len, "%s", "");
-    else if (w->buf && w->len && !w->buf[0])
+    if (rc < 0 && w->buf && w->len && !w->buf[0])
         nc__errbuf_set(w->buf, w->len, "cannot connect to %s: %s", target,
                        nc_strerror(rc));
     return rc;
@@ -219,4 +220,35 @@ int nc_connect(nc_loop *loop, const char *endpoint,
     if (rc == 0)
         rc = start_connect(loop, &to, opts, cbs, ud, out, &w);
     return why_end(&w, rc, endpoint);
+}
+
+int nc_connect_addr(nc_loop *loop, const nc_addr *addr,
+                    const nc_connect_options *opts,
+                    const nc_conn_callbacks *cbs, void *ud, nc_conn **out)
+{
+    struct why w = why_begin(opts);
+    char text[NC_ADDRSTRLEN];
+    nc_addr to;
+    int rc;
+    if (!loop || !addr) {
+        nc__errbuf_set(w.buf, w.len, "nc_connect_addr: a NULL loop or "
+                       "address");
+        return -EINVAL;
+    }
+    /* Copied through the checks nc_addr_from_sockaddr makes: a family it
+     * knows, a length that fits it. */
+    rc = nc_addr_from_sockaddr(&to, &addr->u.sa, addr->len);
+    if (rc == 0 && to.u.sa.sa_family == AF_UNIX &&
+        to.len <= offsetof(struct sockaddr_un, sun_path))
+        rc = -EINVAL;   /* unnamed: nothing to connect to */
+    if (rc < 0) {
+        nc__errbuf_set(w.buf, w.len, "not an address to connect to: "
+                       "family %d, length %u", (int)addr->u.sa.sa_family,
+                       (unsigned)addr->len);
+        return rc;
+    }
+    rc = start_connect(loop, &to, opts, cbs, ud, out, &w);
+    if (rc < 0 && nc_addr_format(&to, text, sizeof(text)) < 0)
+        snprintf(text, sizeof(text), "the address");
+    return why_end(&w, rc, text);
 }
