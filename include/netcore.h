@@ -141,21 +141,46 @@ const char *nc_version(void);
 /* ------------------------------------------------------------------------
  * Errors (lib/error.c, lib/explain.c)
  *
- * Every error is a negative errno value. These functions turn one into
- * text for a log: the system's description, the symbolic name, and a
- * plain-words explanation of the likely cause for a given operation.
+ * Every error is a negative errno value, or for a TLS failure a negative
+ * NC_ETLS_* value (above any errno). These functions turn one into text
+ * for a log: the description, the symbolic name, and a plain-words
+ * explanation of the likely cause for a given operation.
  *
  * Example: docs/examples/errors.c
  * ---------------------------------------------------------------------- */
 
-/* The system's text for an errno value.
+/* TLS failures, reported as negative values (-NC_ETLS_CERT_EXPIRED) like
+ * errno values, in a range no errno uses. nc_strerror(), nc_errname() and
+ * nc_explain() know them. */
+enum {
+    NC_ETLS_NOT_TLS = 4096,  /* the peer does not speak TLS (plain HTTP
+                                sent to a TLS port, or the reverse) */
+    NC_ETLS_VERSION,         /* no TLS version both sides accept */
+    NC_ETLS_CERT_EXPIRED,    /* the peer's certificate expired (or is not
+                                valid yet) */
+    NC_ETLS_CERT_UNTRUSTED,  /* the peer's certificate is not signed by a
+                                CA we trust (unknown CA, self-signed) */
+    NC_ETLS_CERT_NAME,       /* the peer's certificate is for another name
+                                or address */
+    NC_ETLS_NO_CERT,         /* a certificate was required and the peer
+                                sent none */
+    NC_ETLS_PEER_REJECTED,   /* the peer refused our certificate or our
+                                handshake (it sent an alert) */
+    NC_ETLS_TRUNCATED,       /* the peer closed without TLS's close_notify:
+                                the end may be an attack or a crash */
+    NC_ETLS_PROTOCOL,        /* malformed or unexpected TLS data */
+    NC_ETLS_RENEGOTIATION,   /* the peer asked to renegotiate: refused */
+    NC_ETLS_LAST = NC_ETLS_RENEGOTIATION
+};
+
+/* The system's text for an errno value (or an NC_ETLS_* value).
  *
  * Accepts err < 0 (as returned by this library) or > 0: -ECONNREFUSED and
  * ECONNREFUSED both give "Connection refused". The text is independent of
  * the locale (glibc's strerrordesc_np).
  *
  * Returns: a static string, never NULL: "Success" for 0, "Unknown error"
- * for values the C library does not know.
+ * for values neither the C library nor this one knows.
  * Thread: any thread.
  * See also: nc_errname, nc_explain
  */
@@ -164,6 +189,7 @@ const char *nc_strerror(int err);
 /* The symbolic name of an errno value, such as "ECONNREFUSED".
  *
  * Accepts either sign: -ECONNREFUSED and ECONNREFUSED give the same name.
+ * NC_ETLS_* values are named too ("NC_ETLS_CERT_EXPIRED").
  *
  * Returns: a static string, never NULL: "0" for 0 and "E?" for values the
  * C library does not know.
@@ -1079,6 +1105,10 @@ typedef struct nc_conn nc_conn;
  *   NC_CLOSE_SHUTDOWN        0
  *   NC_CLOSE_CONNECT_FAILED  -ECONNREFUSED, -ETIMEDOUT, -ENOENT, ...
  *   NC_CLOSE_DEADLINE        -ETIMEDOUT
+ *   NC_CLOSE_TLS             -NC_ETLS_... (which failure), -ETIMEDOUT
+ *
+ * With TLS, a peer that closes without TLS's close_notify ends with
+ * NC_CLOSE_PEER and err -NC_ETLS_TRUNCATED instead of 0.
  */
 typedef enum nc_close_reason {
     NC_CLOSE_PEER = 1,       /* the peer closed: end of stream */
@@ -1089,12 +1119,15 @@ typedef enum nc_close_reason {
                                 unconsumed input grew over max_input) */
     NC_CLOSE_SHUTDOWN,       /* its listener or loop was closed */
     NC_CLOSE_CONNECT_FAILED, /* an outgoing connect failed or timed out */
-    NC_CLOSE_DEADLINE        /* the deadline of nc_conn_set_deadline()
+    NC_CLOSE_DEADLINE,       /* the deadline of nc_conn_set_deadline()
                                 passed (err -ETIMEDOUT) */
+    NC_CLOSE_TLS             /* the TLS handshake failed, or TLS broke
+                                (err -NC_ETLS_..., or -ETIMEDOUT for the
+                                handshake timeout) */
 } nc_close_reason;
 
 /* The highest nc_close_reason value, for arrays indexed by reason. */
-#define NC_CLOSE_REASON_LAST NC_CLOSE_DEADLINE
+#define NC_CLOSE_REASON_LAST NC_CLOSE_TLS
 
 /* The name of a close reason.
  *
@@ -1191,6 +1224,10 @@ typedef struct nc_conn_options {
                                 2000) */
 } nc_conn_options;
 
+/* A TLS context (opaque): certificates, trust and settings shared by the
+ * connections and listeners that use it. See nc_tls_server_new(). */
+typedef struct nc_tls_ctx nc_tls_ctx;
+
 /* Options for nc_connect() and nc_connect_addr(). A zeroed struct gives
  * the defaults.
  *
@@ -1205,6 +1242,11 @@ typedef struct nc_connect_options {
                                 interface name ("eth0:0": its first address
                                 of the target's family); NULL = the kernel
                                 chooses */
+    nc_tls_ctx *tls;         /* a client context: speak TLS (NULL = no) */
+    const char *server_name; /* with tls: the name the server's certificate
+                                must carry, also sent as SNI; NULL = the
+                                address connected to (checked as an IP
+                                address, no SNI) */
     char *errbuf;            /* NULL, or where a failing call writes one
                                 line naming what is wrong; emptied when it
                                 returns 0 */
@@ -1239,7 +1281,8 @@ typedef struct nc_connect_options {
  * no callback will run and *out is untouched.
  * Errors:
  *   -EINVAL         loop or endpoint is NULL, a wildcard endpoint, a
- *                   malformed bind, or malformed endpoint text
+ *                   malformed bind, malformed endpoint text, or opts->tls
+ *                   is a server context
  *   -ERANGE         the port is out of range (from parsing the endpoint)
  *   -ENODEV         unknown interface or scope
  *   -ENAMETOOLONG   a Unix path or interface name too long
@@ -1272,7 +1315,8 @@ int nc_connect(nc_loop *loop, const char *endpoint,
  * no callback will run and *out is untouched.
  * Errors:
  *   -EINVAL         loop or addr is NULL, addr->len does not fit its
- *                   family, an unnamed Unix address, or a malformed bind
+ *                   family, an unnamed Unix address, a malformed bind, or
+ *                   opts->tls is a server context
  *   -EAFNOSUPPORT   addr's family is not AF_INET, AF_INET6 or AF_UNIX, or
  *                   bind has no address of that family
  *   -EADDRNOTAVAIL  the bind address is not on this host
@@ -1577,6 +1621,8 @@ typedef struct nc_listener_options {
                                  loop's longest-idle connection (on_close
                                  NC_CLOSE_IDLE, -EMFILE) to admit the new
                                  one, instead of shedding the new one */
+    nc_tls_ctx *tls;          /* a server context: every accepted
+                                 connection speaks TLS (NULL = no) */
     nc_conn_options conn;     /* for every accepted connection */
     char *errbuf;             /* NULL, or where a failing nc_listen()
                                  writes one line naming what is wrong (see
@@ -1641,8 +1687,8 @@ typedef struct nc_listener_stats {
  * Returns: 0 on success, or a negative errno; then nothing is left bound
  * and *out is untouched.
  * Errors:
- *   -EINVAL         loop, endpoint or out is NULL, or malformed endpoint
- *                   text
+ *   -EINVAL         loop, endpoint or out is NULL, malformed endpoint
+ *                   text, or opts->tls is a client context
  *   -ERANGE         the port is out of range (from parsing the endpoint)
  *   -ENODEV         unknown interface or scope
  *   -ENAMETOOLONG   a Unix path or interface name too long
@@ -1717,6 +1763,170 @@ void nc_listener_stop(nc_listener *l);
  * See also: nc_listener_stop, nc_listen
  */
 void nc_listener_close(nc_listener *l);
+
+/* ------------------------------------------------------------------------
+ * TLS (lib/tls_ctx.c, lib/tls.c), through OpenSSL 3
+ *
+ * TLS is a layer between the socket and your callbacks: set a context in
+ * nc_listener_options.tls or nc_connect_options.tls and everything else
+ * stays the same. on_data receives plain text and nc_conn_write() takes
+ * plain text; backpressure, timeouts, close reasons and counters work as
+ * without TLS (queued sizes and byte counters are of the encrypted
+ * stream).
+ *
+ * The handshake is part of opening: on_open runs once it has completed,
+ * and writes before that fail with -ENOTCONN. A failed handshake ends with
+ * on_close(NC_CLOSE_TLS, -NC_ETLS_...): nc_explain() says what went wrong
+ * (an expired certificate, an unknown CA, a name mismatch, no common
+ * version, plain HTTP sent to a TLS port, ...). For an accepted
+ * connection that on_close comes without an on_open, with the listener's
+ * user pointer. A graceful close (nc_conn_close, or the peer's end of
+ * stream) sends TLS's close_notify before FIN; a peer that closes without
+ * one is reported with err -NC_ETLS_TRUNCATED. Renegotiation is refused.
+ *
+ * Contexts hold no global state of the library and may be shared by the
+ * loops of several threads once configured; each connection and listener
+ * keeps its context alive. The record layer runs in OpenSSL, in user
+ * space, between the socket and your callbacks, the same way on every
+ * backend; the kernel's TLS offload (kTLS) is not used.
+ *
+ * Built without OpenSSL (no libssl-dev), the library has no TLS: every
+ * function here returns -ENOTSUP.
+ *
+ * Example: docs/examples/tls.c
+ * ---------------------------------------------------------------------- */
+
+/* Settings of a TLS context. A zeroed struct gives the defaults. */
+typedef struct nc_tls_options {
+    const char *cert_file;   /* PEM: our certificate, then its chain; a
+                                server needs one, a client only for client
+                                certificates */
+    const char *key_file;    /* PEM: the certificate's private key */
+    const char *ca_file;     /* PEM: the CAs to trust for the peer's
+                                certificate; NULL = the system's store
+                                (clients) */
+    bool verify_peer_off;    /* client: accept any server certificate
+                                (testing only; verification is on by
+                                default) */
+    bool require_peer_cert;  /* server: ask every client for a certificate
+                                and verify it against ca_file */
+    const char *alpn;        /* protocols by preference, comma-separated:
+                                "h2,http/1.1"; NULL = no ALPN */
+    uint32_t handshake_timeout_ms;  /* a handshake must complete in this
+                                       long (default 10000) */
+} nc_tls_options;
+
+/* Create a TLS context for servers (listeners).
+ *
+ * Loads the certificate chain and key (they must match), and ca_file for
+ * client certificates when require_peer_cert is set. TLS 1.2 and 1.3 are
+ * accepted; renegotiation is refused; session tickets let clients
+ * resume. On failure a one-line message naming the file and what is
+ * wrong with it is written into errbuf (errlen bytes) when errbuf is not
+ * NULL. *out is owned by the caller: free it with nc_tls_ctx_free().
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL    out or o is NULL, cert_file or key_file missing, the key
+ *              does not match the certificate, a malformed alpn list, or
+ *              require_peer_cert without ca_file
+ *   -ENOENT    a file does not exist
+ *   -EACCES    a file cannot be read
+ *   -EBADMSG   a file holds no valid PEM certificate or key
+ *   -ENOMEM    out of memory
+ *   -ENOTSUP   the library was built without OpenSSL
+ * Thread: any thread.
+ * See also: nc_tls_client_new, nc_tls_add_name, nc_tls_ctx_free
+ */
+int nc_tls_server_new(const nc_tls_options *o, nc_tls_ctx **out,
+                      char *errbuf, size_t errlen);
+
+/* Create a TLS context for clients (nc_connect).
+ *
+ * The server's certificate is verified by default, against ca_file or
+ * the system's store, and must carry the name in
+ * nc_connect_options.server_name (or the address connected to). Sessions
+ * are kept per server name in the context, so that a second connection
+ * to a server resumes (a shorter handshake). o may be NULL: all the
+ * defaults. errbuf and errlen as for nc_tls_server_new().
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL    out is NULL, a key without a certificate or the reverse, a
+ *              key that does not match, or a malformed alpn list
+ *   -ENOENT    a file does not exist
+ *   -EACCES    a file cannot be read
+ *   -EBADMSG   a file holds no valid PEM certificate or key
+ *   -ENOMEM    out of memory
+ *   -ENOTSUP   the library was built without OpenSSL
+ * Thread: any thread.
+ * See also: nc_tls_server_new, nc_connect, nc_tls_ctx_free
+ */
+int nc_tls_client_new(const nc_tls_options *o, nc_tls_ctx **out,
+                      char *errbuf, size_t errlen);
+
+/* Serve another certificate to clients that ask for name (SNI).
+ *
+ * A server context answers a client whose SNI matches name with this
+ * certificate and key, and every other client with the context's own.
+ * name is a DNS name, or "*.example.com" for one label below it. Call it
+ * before the context is in use. errbuf and errlen as for
+ * nc_tls_server_new().
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL    a NULL argument, an empty name, a client context, or a key
+ *              that does not match the certificate
+ *   -ENOENT    a file does not exist
+ *   -EACCES    a file cannot be read
+ *   -EBADMSG   a file holds no valid PEM certificate or key
+ *   -ENOMEM    out of memory
+ *   -ENOTSUP   the library was built without OpenSSL
+ * Thread: any thread, before the context is used by a loop.
+ * See also: nc_tls_server_new
+ */
+int nc_tls_add_name(nc_tls_ctx *ctx, const char *name, const char *cert_file,
+                    const char *key_file, char *errbuf, size_t errlen);
+
+/* Release the caller's reference to a TLS context.
+ *
+ * Listeners and connections that use the context keep it alive until
+ * they end; it is freed with the last of them. NULL is allowed.
+ *
+ * Thread: any thread.
+ * See also: nc_tls_server_new, nc_tls_client_new
+ */
+void nc_tls_ctx_free(nc_tls_ctx *ctx);
+
+/* What the TLS handshake of a connection agreed, and about whom. */
+typedef struct nc_tls_info {
+    const char *protocol;    /* "TLSv1.3", "TLSv1.2" (static); "" before
+                                the handshake completed */
+    const char *cipher;      /* "TLS_AES_256_GCM_SHA384" (static) or "" */
+    char alpn[32];           /* the protocol ALPN selected, or "" */
+    char server_name[256];   /* the SNI name (asked for, or sent), or "" */
+    bool resumed;            /* a resumed session: no full handshake */
+    bool peer_verified;      /* the peer's certificate was verified */
+    long verify_result;      /* OpenSSL's X509_V_* code (0 = ok) */
+    char peer_subject[256];  /* "CN=localhost", or "" without one */
+    char peer_issuer[256];
+    int64_t peer_not_after;  /* the certificate's expiry, seconds since the
+                                epoch; 0 without one */
+} nc_tls_info;
+
+/* What the TLS handshake of connection c agreed.
+ *
+ * Also valid inside on_close, to tell why a handshake failed (the peer's
+ * certificate, verify_result).
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL    c or out is NULL
+ *   -ENOTSUP   c does not speak TLS, or the library has no TLS
+ * Thread: the loop's thread.
+ * See also: nc_tls_server_new, nc_conn_tcp_info
+ */
+int nc_conn_tls_info(const nc_conn *c, nc_tls_info *out);
 
 #pragma GCC visibility pop
 

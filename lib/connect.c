@@ -6,12 +6,14 @@
  * Each outgoing connection has a profile of its own, freed with it.
  */
 #include "conn.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 void nc__conn_connected(nc_conn *c)
@@ -115,7 +117,7 @@ static int bind_local(int fd, int family, const char *spec,
 
 static int make_profile(nc_loop *loop, const nc_connect_options *opts,
                         const nc_conn_callbacks *cbs, int family,
-                        struct conn_profile **out)
+                        struct conn_profile **out, const struct why *w)
 {
     struct conn_profile *p = calloc(1, sizeof(*p));
     if (!p)
@@ -124,10 +126,26 @@ static int make_profile(nc_loop *loop, const nc_connect_options *opts,
     if (cbs)
         p->cbs = *cbs;
     int rc = nc__conn_options_resolve(&p->opt, opts ? &opts->conn : NULL);
+    if (rc < 0)
+        nc__errbuf_set(w->buf, w->len, "a connection timeout over 2^31-1 "
+                       "ms in the options");
+    if (rc == 0 && opts && opts->tls) {
+        if (nc__tls_ctx_is_server(opts->tls)) {
+            nc__errbuf_set(w->buf, w->len, "opts->tls is a server context: "
+                           "a client needs one from nc_tls_client_new()");
+            rc = -EINVAL;    /* a server context on a client */
+        } else {
+            p->tls = opts->tls;
+            nc__tls_ctx_ref(p->tls);
+            if (opts->server_name &&
+                !(p->server_name = strdup(opts->server_name)))
+                rc = -ENOMEM;
+        }
+    }
     if (rc == 0)
         rc = nc__conn_profile_lists(p);
     if (rc < 0) {
-        free(p);
+        nc__conn_profile_free(p);
         return rc;
     }
     p->tcp = family == AF_INET || family == AF_INET6;
@@ -145,15 +163,12 @@ static int start_connect(nc_loop *loop, const nc_addr *to,
 {
     int family = to->u.sa.sa_family;
     struct conn_profile *prof;
-    int rc = make_profile(loop, opts, cbs, family, &prof);
-    if (rc == -EINVAL)
-        nc__errbuf_set(w->buf, w->len, "a connection timeout over 2^31-1 "
-                       "ms in the options");
+    int rc = make_profile(loop, opts, cbs, family, &prof, w);
     if (rc < 0)
         return rc;
     int fd = nc__socket_nb(family, SOCK_STREAM);
     if (fd < 0) {
-        free(prof);
+        nc__conn_profile_free(prof);
         return say_failed(w, "cannot create a socket to connect to", to, fd);
     }
     /* Keepalive matters from the start: set now, TCP_NODELAY later. */
@@ -166,7 +181,7 @@ static int start_connect(nc_loop *loop, const nc_addr *to,
         rc = nc__conn_new(prof, fd, ud, &c);
     if (rc < 0) {
         close(fd);
-        free(prof);
+        nc__conn_profile_free(prof);
         return rc;
     }
     nc__tentry_add(loop, &c->idle, prof->connect_list);

@@ -177,6 +177,55 @@ static const char *explain_stream(int e)
     }
 }
 
+/* TLS failures: whatever the operation, reported with NC_CLOSE_TLS. */
+static const char *explain_tls(int e)
+{
+    switch (e) {
+    case NC_ETLS_NOT_TLS:
+        return "the peer does not speak TLS: most likely plain HTTP (or "
+               "another clear-text protocol) sent to a TLS port, or a TLS "
+               "client talking to a plain-text server; check the port and "
+               "the scheme (http vs https)";
+    case NC_ETLS_VERSION:
+        return "the two sides have no TLS version in common: this library "
+               "speaks TLS 1.2 and 1.3; the peer is too old, or configured "
+               "for other versions";
+    case NC_ETLS_CERT_EXPIRED:
+        return "the peer's certificate has expired (or is not valid yet): "
+               "renew the certificate, and check that both hosts' clocks "
+               "are right";
+    case NC_ETLS_CERT_UNTRUSTED:
+        return "the peer's certificate is not signed by a CA this side "
+               "trusts (an unknown or private CA, or a self-signed "
+               "certificate): give its CA as ca_file, or fix the chain the "
+               "server sends";
+    case NC_ETLS_CERT_NAME:
+        return "the peer's certificate is for another host name or address "
+               "than the one connected to: connect by a name the "
+               "certificate lists (server_name), or issue a certificate "
+               "for this name";
+    case NC_ETLS_NO_CERT:
+        return "a certificate was required and the peer sent none: the "
+               "server asks for client certificates; give the client one "
+               "(cert_file, key_file)";
+    case NC_ETLS_PEER_REJECTED:
+        return "the peer ended the handshake with an alert: it did not "
+               "accept our certificate (unknown CA, expired, wrong name) "
+               "or our parameters; its own log says which";
+    case NC_ETLS_TRUNCATED:
+        return "the peer closed the connection without TLS's close_notify: "
+               "it crashed, was killed, or something on the path cut the "
+               "connection; data may be missing at the end";
+    case NC_ETLS_PROTOCOL:
+        return "the peer sent malformed or unexpected TLS data";
+    case NC_ETLS_RENEGOTIATION:
+        return "the peer asked to renegotiate the TLS session, which this "
+               "library refuses (renegotiation is a known attack surface)";
+    default:
+        return NULL;
+    }
+}
+
 /* Errors that mean the same whatever the operation. */
 static const char *explain_any(int e)
 {
@@ -224,6 +273,8 @@ const char *nc_explain(nc_op op, int err)
         text = explain_stream(e);
         break;
     }
+    if (!text)
+        text = explain_tls(e);
     if (!text)
         text = explain_any(e);
     return text ? text : generic_text;

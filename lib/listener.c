@@ -5,6 +5,7 @@
  */
 #include "listener.h"
 #include "conn.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <netinet/tcp.h>
@@ -426,17 +427,28 @@ static int listen_on(nc_loop *loop, const char *endpoint,
     if (l->opt.accept_budget == 0)
         l->opt.accept_budget = 64;
     rc = nc__conn_options_resolve(&l->opt.conn, &l->opt.conn);
+    if (rc < 0)
+        nc__errbuf_set(errbuf, errlen, "a connection timeout over 2^31-1 "
+                       "ms in the listener's options");
     l->prof.loop = loop;
     l->prof.listener = l;
     l->prof.opt = l->opt.conn;
     if (cbs)
         l->prof.cbs = *cbs;
+    if (rc == 0 && l->opt.tls && !nc__tls_ctx_is_server(l->opt.tls)) {
+        nc__errbuf_set(errbuf, errlen, "opts->tls is a client context: a "
+                       "listener needs one from nc_tls_server_new()");
+        rc = -EINVAL;    /* a client context on a listener */
+    }
+    if (rc == 0 && l->opt.tls) {
+        l->prof.tls = l->opt.tls;
+        nc__tls_ctx_ref(l->prof.tls);
+    }
     if (rc == 0)
         rc = nc__conn_profile_lists(&l->prof);
-    else
-        nc__errbuf_set(errbuf, errlen, "a connection timeout over 2^31-1 "
-                       "ms in the listener's options");
     if (rc < 0) {
+        if (l->prof.tls)
+            nc__tls_ctx_unref(l->prof.tls);
         free(l);
         return rc;
     }
@@ -446,6 +458,8 @@ static int listen_on(nc_loop *loop, const char *endpoint,
     rc = bind_all(l, &ep);
     if (rc < 0) {
         close_sockets(l);
+        if (l->prof.tls)
+            nc__tls_ctx_unref(l->prof.tls);
         free(l);
         return rc;
     }
@@ -508,7 +522,10 @@ void nc_listener_stop(nc_listener *l)
 
 static void listener_free(struct defer_node *n)
 {
-    free(container_of(n, nc_listener, free_node));
+    nc_listener *l = container_of(n, nc_listener, free_node);
+    if (l->prof.tls)
+        nc__tls_ctx_unref(l->prof.tls);
+    free(l);
 }
 
 static void shutdown_if_mine(nc_conn *c, void *arg)
