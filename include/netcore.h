@@ -217,6 +217,13 @@ typedef enum nc_op {
  * not on this host, on NC_OP_CONNECT that the local ports are exhausted.
  * The texts for connect failures are quoted in docs/pitfalls.md.
  *
+ * For nc_listen() use NC_OP_BIND, for nc_connect() NC_OP_CONNECT: their
+ * endpoint errors (-EINVAL malformed text, -ERANGE a port over 65535,
+ * -ENODEV an unknown interface, -ENAMETOOLONG) are explained as such, and
+ * -ENOENT after NC_OP_CONNECT as a Unix socket path nobody listens on.
+ * The message naming the exact fault comes from the errbuf of the
+ * options (see nc_listen).
+ *
  *   fprintf(stderr, "connect: %s: %s\n", nc_strerror(err),
  *           nc_explain(NC_OP_CONNECT, err));
  *
@@ -1221,7 +1228,13 @@ typedef struct nc_conn_options {
  * connections and listeners that use it. See nc_tls_server_new(). */
 typedef struct nc_tls_ctx nc_tls_ctx;
 
-/* Options for nc_connect(). A zeroed struct gives the defaults. */
+/* Options for nc_connect() and nc_connect_addr(). A zeroed struct gives
+ * the defaults.
+ *
+ * errbuf and errbuf_len are a place for a failing nc_connect() to say why
+ * (see nc_connect); failures reported later, through on_close, are not
+ * written there.
+ */
 typedef struct nc_connect_options {
     nc_conn_options conn;
     const char *bind;        /* local endpoint to bind first, with a port
@@ -1234,6 +1247,10 @@ typedef struct nc_connect_options {
                                 must carry, also sent as SNI; NULL = the
                                 address connected to (checked as an IP
                                 address, no SNI) */
+    char *errbuf;            /* NULL, or where a failing call writes one
+                                line naming what is wrong; emptied when it
+                                returns 0 */
+    size_t errbuf_len;       /* its size in bytes (256 is plenty) */
 } nc_connect_options;
 
 /* Start a non-blocking connect to an endpoint.
@@ -1251,12 +1268,21 @@ typedef struct nc_connect_options {
  * -ENOENT for a missing Unix path, -EAGAIN for a full Unix backlog), or
  * NC_CLOSE_LOCAL or NC_CLOSE_SHUTDOWN if you close it or its loop first.
  * Write from on_open: before it, writes fail with -ENOTCONN.
+ * nc_explain(NC_OP_CONNECT, err) explains either kind of failure.
+ *
+ * When it fails and opts->errbuf is set, one line naming what is wrong is
+ * written there (at most errbuf_len bytes, NUL-terminated): for endpoint
+ * text, the message nc_endpoint_parse() gives ("unknown interface
+ * 'eth99'"); otherwise the step that failed ("cannot bind local address
+ * 192.0.2.9:0: Cannot assign requested address"). When it returns 0,
+ * errbuf is emptied.
  *
  * Returns: 0 on success, or a negative errno; then nothing was started,
  * no callback will run and *out is untouched.
  * Errors:
  *   -EINVAL         loop or endpoint is NULL, a wildcard endpoint, a
- *                   malformed bind, or malformed endpoint text
+ *                   malformed bind, malformed endpoint text, or opts->tls
+ *                   is a server context
  *   -ERANGE         the port is out of range (from parsing the endpoint)
  *   -ENODEV         unknown interface or scope
  *   -ENAMETOOLONG   a Unix path or interface name too long
@@ -1275,6 +1301,37 @@ typedef struct nc_connect_options {
 int nc_connect(nc_loop *loop, const char *endpoint,
                const nc_connect_options *opts, const nc_conn_callbacks *cbs,
                void *ud, nc_conn **out);
+
+/* Start a non-blocking connect to an address you already hold.
+ *
+ * Like nc_connect(), without formatting an address and parsing it back:
+ * addr is an IPv4, IPv6 (with its scope id) or named Unix address, such
+ * as one from nc_listener_addr(), nc_endpoint_resolve() or
+ * nc_conn_peer_addr(). *addr is copied. Everything else, opts->bind and
+ * errbuf included, is as for nc_connect(): exactly one of on_open or
+ * on_close follows from the loop.
+ *
+ * Returns: 0 on success, or a negative errno; then nothing was started,
+ * no callback will run and *out is untouched.
+ * Errors:
+ *   -EINVAL         loop or addr is NULL, addr->len does not fit its
+ *                   family, an unnamed Unix address, a malformed bind, or
+ *                   opts->tls is a server context
+ *   -EAFNOSUPPORT   addr's family is not AF_INET, AF_INET6 or AF_UNIX, or
+ *                   bind has no address of that family
+ *   -EADDRNOTAVAIL  the bind address is not on this host
+ *   -EADDRINUSE     the bind address and port are in use
+ *   -EACCES         binding that port is not permitted
+ *   -ENOMEM         out of memory
+ *   -EMFILE         the process has no descriptor left
+ *   -ENFILE         the system has no descriptor left
+ *   any other errno that socket() or bind() reports
+ * Thread: the loop's thread.
+ * See also: nc_connect, nc_listener_addr, nc_endpoint_resolve
+ */
+int nc_connect_addr(nc_loop *loop, const nc_addr *addr,
+                    const nc_connect_options *opts,
+                    const nc_conn_callbacks *cbs, void *ud, nc_conn **out);
 
 /* Queue bytes for sending on a connection.
  *
@@ -1536,7 +1593,8 @@ typedef struct nc_listener nc_listener;
 
 /* Listener settings. A zeroed struct gives the defaults.
  *
- * reuseport lets one listener per thread share a port (the kernel spreads
+ * errbuf and errbuf_len are not settings but a place for nc_listen() to
+ * say why it failed: see nc_listen. reuseport lets one listener per thread share a port (the kernel spreads
  * the connections). max_conns counts this listener's open connections;
  * accepting resumes as soon as one closes. accept_budget bounds the
  * accepts per socket per iteration so one busy listener cannot starve the
@@ -1566,6 +1624,10 @@ typedef struct nc_listener_options {
     nc_tls_ctx *tls;          /* a server context: every accepted
                                  connection speaks TLS (NULL = no) */
     nc_conn_options conn;     /* for every accepted connection */
+    char *errbuf;             /* NULL, or where a failing nc_listen()
+                                 writes one line naming what is wrong (see
+                                 nc_listen); emptied on success */
+    size_t errbuf_len;        /* its size in bytes (256 is plenty) */
 } nc_listener_options;
 
 /* Counters of a listener.
@@ -1607,17 +1669,33 @@ typedef struct nc_listener_stats {
  * caller owns *out until nc_listener_close(). The library does not warn
  * about a loopback-only bind by itself: see nc_iface_reach_warning().
  *
+ * When it fails and opts->errbuf is set, one line naming what is wrong is
+ * written there (at most errbuf_len bytes, NUL-terminated): for endpoint
+ * text, the message nc_endpoint_parse() gives ("unknown interface
+ * 'eth99'", "port 70000 is out of range (0-65535)", "bad IPv4 address
+ * '999.1.1.1'"); otherwise the step that failed with the address it
+ * failed on ("cannot bind 127.0.0.1:80: Permission denied"). On success
+ * errbuf is emptied. With nc_explain(NC_OP_BIND, err), the likely cause:
+ *
+ *   char why[256];
+ *   nc_listener_options o = { .errbuf = why, .errbuf_len = sizeof why };
+ *   int err = nc_listen(loop, "eth99:80", &o, &cbs, NULL, &l);
+ *   if (err < 0)
+ *       fprintf(stderr, "listen: %s\n%s\n", why,
+ *               nc_explain(NC_OP_BIND, err));
+ *
  * Returns: 0 on success, or a negative errno; then nothing is left bound
- * and *out is untouched. nc_explain(NC_OP_BIND, err) explains the errors.
+ * and *out is untouched.
  * Errors:
- *   -EINVAL         loop, endpoint or out is NULL, or malformed endpoint
- *                   text
+ *   -EINVAL         loop, endpoint or out is NULL, malformed endpoint
+ *                   text, or opts->tls is a client context
  *   -ERANGE         the port is out of range (from parsing the endpoint)
  *   -ENODEV         unknown interface or scope
  *   -ENAMETOOLONG   a Unix path or interface name too long
  *   -EADDRINUSE     the address and port are in use
  *   -EADDRNOTAVAIL  the address is not on this host
  *   -EACCES         binding that port (or path) is not permitted
+ *   -ENOENT         the directory of a Unix socket path does not exist
  *   -EAFNOSUPPORT   the address family is not supported here
  *   -ENOMEM         out of memory
  *   -EMFILE         the process has no descriptor left
