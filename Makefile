@@ -39,7 +39,7 @@ MANDIR ?= $(PREFIX)/share/man
 CFLAGS ?= -O2 -g
 WARNINGS = -Wall -Wextra -Wpedantic $(if $(filter 1,$(WERROR)),-Werror)
 NC_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARNINGS) -Iinclude -iquote lib \
-            $(SAN_FLAGS) $(CPPFLAGS)
+            $(SAN_FLAGS) $(TLS_CFLAGS) $(CPPFLAGS)
 LIB_CFLAGS = -fPIC -fvisibility=hidden
 DEPFLAGS = -MMD -MP
 COMPILE = $(CC) $(NC_CFLAGS) $(DEPFLAGS)
@@ -55,6 +55,22 @@ TSAN_FLAGS = -fsanitize=thread -fno-omit-frame-pointer
 VALGRIND = valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect \
            --error-exitcode=99 --trace-children=no
 
+# --- optional dependencies -----------------------------------------------
+# TLS comes from OpenSSL 3 (Debian's libssl-dev) when pkg-config finds it:
+# TLS=auto (the default) builds it in then, TLS=no never, TLS=yes or stop.
+# Without it lib/tls_none.c stands in and the TLS calls return -ENOTSUP.
+TLS ?= auto
+ifneq ($(TLS),no)
+HAVE_TLS := $(shell $(PKG_CONFIG) --exists 'openssl >= 3' 2>/dev/null && echo 1)
+endif
+ifeq ($(TLS)$(HAVE_TLS),yes)
+$(error TLS=yes, but pkg-config finds no OpenSSL 3: apt-get install libssl-dev)
+endif
+TLS_CFLAGS := $(if $(HAVE_TLS),$(shell $(PKG_CONFIG) --cflags openssl))
+TLS_LIBS := $(if $(HAVE_TLS),$(shell $(PKG_CONFIG) --libs openssl))
+REQUIRES_PRIVATE := $(if $(HAVE_TLS),openssl)
+LIB_EXCLUDED := $(if $(HAVE_TLS),lib/tls_none.c,lib/tls.c lib/tls_ctx.c)
+
 # Evaluated only when a recipe needs them, after `deps` has run.
 CMOCKA_CFLAGS = $(shell $(PKG_CONFIG) --cflags cmocka)
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka)
@@ -67,7 +83,7 @@ BENCH_LIBS = $(shell $(PKG_CONFIG) --libs libuv libevent) -lev
 # --- what gets built --------------------------------------------------
 OBJ = $(BUILD)/obj
 
-LIB_SRCS := $(sort $(wildcard lib/*.c))
+LIB_SRCS := $(sort $(filter-out $(LIB_EXCLUDED),$(wildcard lib/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(OBJ)/%.o)
 
 STATIC = $(BUILD)/lib/libnetcore.a
@@ -110,7 +126,8 @@ ALL_OBJS := $(LIB_OBJS) $(COMMON_OBJS) $(SUPPORT_OBJ) \
 TSAN_TESTS = $(patsubst tests/%.c,$(BUILD)/tsan/tests/%,\
              $(if $(TEST_SRCS),$(shell grep -lE 'pthread_create|nc_workers_start|"--threads"' $(TEST_SRCS))))
 
-TEST_PACKAGES = libcmocka-dev pkg-config iproute2 nftables valgrind groff-base man-db
+TEST_PACKAGES = libcmocka-dev pkg-config iproute2 nftables valgrind groff-base man-db \
+                libssl-dev openssl curl
 # ab (apache2-utils), strace and valgrind drive bench/churn.sh and
 # bench/callgrind.sh; nginx-light is optional (churn.sh skips its rows).
 BENCH_PACKAGES = libuv1-dev libev-dev libevent-dev wrk apache2-utils strace \
@@ -119,7 +136,8 @@ BENCH_PACKAGES = libuv1-dev libev-dev libevent-dev wrk apache2-utils strace \
 RUN_TESTS = NC_BUILD='$(BUILD)' NC_CC='$(CC)' NC_MAKE='$(NC_MAKE)' \
             bash tests/run-tests.sh
 
-.PHONY: all lib examples tests check deps sanitize tsan valgrind bench \
+.PHONY: all lib examples tests check check-run deps sanitize tsan valgrind \
+        valgrind-run bench \
         bench-deps demo install uninstall pc clean help mutate man api-md
 .DEFAULT_GOAL := all
 
@@ -174,7 +192,7 @@ $(SHARED): $(LIB_OBJS)
 	@mkdir -p $(@D)
 	@test -n '$(LIB_OBJS)' || { echo 'make: no sources in lib/*.c' >&2; exit 1; }
 	$(CC) -shared -Wl,-soname,$(SONAME) $(SO_LDFLAGS) $(NC_LDFLAGS) \
-	    -o $@ $(LIB_OBJS) -pthread
+	    -o $@ $(LIB_OBJS) $(TLS_LIBS) -pthread
 
 $(SHARED_SONAME): $(SHARED)
 	ln -sf $(SHARED_FILE) $@
@@ -185,7 +203,7 @@ $(SHARED_LINK): $(SHARED_SONAME)
 $(BUILD)/tests/%: $(OBJ)/tests/%.o $(SUPPORT_OBJ) $(COMMON_OBJS) $(STATIC) | deps
 	@mkdir -p $(@D)
 	$(CC) $(NC_LDFLAGS) $(TEST_LDFLAGS) -o $@ $< $(SUPPORT_OBJ) $(COMMON_OBJS) \
-	    $(STATIC) $(CMOCKA_LIBS) -pthread
+	    $(STATIC) $(TLS_LIBS) $(CMOCKA_LIBS) -pthread
 
 # test_oom makes the library's allocations fail on purpose.
 $(BUILD)/tests/test_oom: TEST_LDFLAGS = -Wl,--wrap=malloc,--wrap=realloc,--wrap=calloc
@@ -199,7 +217,7 @@ $(BUILD)/bin/%: $(OBJ)/examples/%.o $(COMMON_OBJS) $(SHARED_LINK)
 
 $(BUILD)/bench/%: $(OBJ)/bench/%.o $(STATIC) | bench-deps
 	@mkdir -p $(@D)
-	$(CC) $(NC_LDFLAGS) -o $@ $< $(STATIC) $(BENCH_LIBS) -pthread
+	$(CC) $(NC_LDFLAGS) -o $@ $< $(STATIC) $(TLS_LIBS) $(BENCH_LIBS) -pthread
 
 # Objects reached only through pattern rules would otherwise be deleted as
 # intermediates and rebuilt every time.
@@ -231,6 +249,9 @@ deps:
 	command -v ip >/dev/null 2>&1 || missing="$$missing ip"; \
 	command -v nft >/dev/null 2>&1 || missing="$$missing nft"; \
 	command -v valgrind >/dev/null 2>&1 || missing="$$missing valgrind"; \
+	$(PKG_CONFIG) --exists 'openssl >= 3' 2>/dev/null || missing="$$missing libssl-dev"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
+	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	command -v groff >/dev/null 2>&1 || missing="$$missing groff"; \
 	command -v man >/dev/null 2>&1 || missing="$$missing man"; \
 	if [ -n "$$missing" ]; then \
@@ -252,7 +273,12 @@ bench-deps:
 
 # --- running -----------------------------------------------------------
 # The binaries are named, so one left behind by a deleted source is not run.
-check: deps all tests
+# deps may install libssl-dev, which decides whether TLS is built in: the
+# build and the run happen in a make that starts after it.
+check: deps
+	@$(NC_MAKE) --no-print-directory check-run
+
+check-run: all tests
 	@$(RUN_TESTS) $(TEST_BINS)
 
 sanitize: deps
@@ -275,7 +301,10 @@ tsan: deps
 	TSAN_OPTIONS='halt_on_error=1 second_deadlock_stack=1' NC_TEST_WRAPPER="$$wrap" \
 	    NC_BUILD='$(BUILD)/tsan' bash tests/run-tests.sh --no-scripts $(TSAN_TESTS)
 
-valgrind: deps all tests
+valgrind: deps
+	@$(NC_MAKE) --no-print-directory valgrind-run
+
+valgrind-run: all tests
 	@NC_UNDER_VALGRIND=1 NC_TEST_WRAPPER='$(VALGRIND)' NC_TEST_TIMEOUT=600 \
 	    NC_BUILD='$(BUILD)' bash tests/run-tests.sh --no-scripts $(TEST_BINS)
 
@@ -344,6 +373,7 @@ endef
 pc: | $(BUILD)
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@REQUIRES_PRIVATE@|$(REQUIRES_PRIVATE)|g' \
 	    libnetcore.pc.in > $(PC)
 
 $(BUILD):

@@ -144,21 +144,46 @@ const char *nc_version(void);
 /* ------------------------------------------------------------------------
  * Errors (lib/error.c, lib/explain.c)
  *
- * Every error is a negative errno value. These functions turn one into
- * text for a log: the system's description, the symbolic name, and a
- * plain-words explanation of the likely cause for a given operation.
+ * Every error is a negative errno value, or for a TLS failure a negative
+ * NC_ETLS_* value (above any errno). These functions turn one into text
+ * for a log: the description, the symbolic name, and a plain-words
+ * explanation of the likely cause for a given operation.
  *
  * Example: docs/examples/errors.c
  * ---------------------------------------------------------------------- */
 
-/* The system's text for an errno value.
+/* TLS failures, reported as negative values (-NC_ETLS_CERT_EXPIRED) like
+ * errno values, in a range no errno uses. nc_strerror(), nc_errname() and
+ * nc_explain() know them. */
+enum {
+    NC_ETLS_NOT_TLS = 4096,  /* the peer does not speak TLS (plain HTTP
+                                sent to a TLS port, or the reverse) */
+    NC_ETLS_VERSION,         /* no TLS version both sides accept */
+    NC_ETLS_CERT_EXPIRED,    /* the peer's certificate expired (or is not
+                                valid yet) */
+    NC_ETLS_CERT_UNTRUSTED,  /* the peer's certificate is not signed by a
+                                CA we trust (unknown CA, self-signed) */
+    NC_ETLS_CERT_NAME,       /* the peer's certificate is for another name
+                                or address */
+    NC_ETLS_NO_CERT,         /* a certificate was required and the peer
+                                sent none */
+    NC_ETLS_PEER_REJECTED,   /* the peer refused our certificate or our
+                                handshake (it sent an alert) */
+    NC_ETLS_TRUNCATED,       /* the peer closed without TLS's close_notify:
+                                the end may be an attack or a crash */
+    NC_ETLS_PROTOCOL,        /* malformed or unexpected TLS data */
+    NC_ETLS_RENEGOTIATION,   /* the peer asked to renegotiate: refused */
+    NC_ETLS_LAST = NC_ETLS_RENEGOTIATION
+};
+
+/* The system's text for an errno value (or an NC_ETLS_* value).
  *
  * Accepts err < 0 (as returned by this library) or > 0: -ECONNREFUSED and
  * ECONNREFUSED both give "Connection refused". The text is independent of
  * the locale (glibc's strerrordesc_np).
  *
  * Returns: a static string, never NULL: "Success" for 0, "Unknown error"
- * for values the C library does not know.
+ * for values neither the C library nor this one knows.
  * Thread: any thread.
  * See also: nc_errname, nc_explain
  */
@@ -167,6 +192,7 @@ const char *nc_strerror(int err);
 /* The symbolic name of an errno value, such as "ECONNREFUSED".
  *
  * Accepts either sign: -ECONNREFUSED and ECONNREFUSED give the same name.
+ * NC_ETLS_* values are named too ("NC_ETLS_CERT_EXPIRED").
  *
  * Returns: a static string, never NULL: "0" for 0 and "E?" for values the
  * C library does not know.
@@ -193,6 +219,13 @@ typedef enum nc_op {
  * different operations: EADDRNOTAVAIL on NC_OP_BIND means the address is
  * not on this host, on NC_OP_CONNECT that the local ports are exhausted.
  * The texts for connect failures are quoted in docs/pitfalls.md.
+ *
+ * For nc_listen() use NC_OP_BIND, for nc_connect() NC_OP_CONNECT: their
+ * endpoint errors (-EINVAL malformed text, -ERANGE a port over 65535,
+ * -ENODEV an unknown interface, -ENAMETOOLONG) are explained as such, and
+ * -ENOENT after NC_OP_CONNECT as a Unix socket path nobody listens on.
+ * The message naming the exact fault comes from the errbuf of the
+ * options (see nc_listen).
  *
  *   fprintf(stderr, "connect: %s: %s\n", nc_strerror(err),
  *           nc_explain(NC_OP_CONNECT, err));
@@ -1080,6 +1113,10 @@ typedef struct nc_conn nc_conn;
  *                            shutdown's grace period (nc_loop_shutdown)
  *   NC_CLOSE_CONNECT_FAILED  -ECONNREFUSED, -ETIMEDOUT, -ENOENT, ...
  *   NC_CLOSE_DEADLINE        -ETIMEDOUT
+ *   NC_CLOSE_TLS             -NC_ETLS_... (which failure), -ETIMEDOUT
+ *
+ * With TLS, a peer that closes without TLS's close_notify ends with
+ * NC_CLOSE_PEER and err -NC_ETLS_TRUNCATED instead of 0.
  */
 typedef enum nc_close_reason {
     NC_CLOSE_PEER = 1,       /* the peer closed: end of stream */
@@ -1091,12 +1128,15 @@ typedef enum nc_close_reason {
     NC_CLOSE_SHUTDOWN,       /* its listener or loop was closed, or the
                                 loop shut down (nc_loop_shutdown) */
     NC_CLOSE_CONNECT_FAILED, /* an outgoing connect failed or timed out */
-    NC_CLOSE_DEADLINE        /* the deadline of nc_conn_set_deadline()
+    NC_CLOSE_DEADLINE,       /* the deadline of nc_conn_set_deadline()
                                 passed (err -ETIMEDOUT) */
+    NC_CLOSE_TLS             /* the TLS handshake failed, or TLS broke
+                                (err -NC_ETLS_..., or -ETIMEDOUT for the
+                                handshake timeout) */
 } nc_close_reason;
 
 /* The highest nc_close_reason value, for arrays indexed by reason. */
-#define NC_CLOSE_REASON_LAST NC_CLOSE_DEADLINE
+#define NC_CLOSE_REASON_LAST NC_CLOSE_TLS
 
 /* The name of a close reason.
  *
@@ -1193,7 +1233,17 @@ typedef struct nc_conn_options {
                                 2000) */
 } nc_conn_options;
 
-/* Options for nc_connect(). A zeroed struct gives the defaults. */
+/* A TLS context (opaque): certificates, trust and settings shared by the
+ * connections and listeners that use it. See nc_tls_server_new(). */
+typedef struct nc_tls_ctx nc_tls_ctx;
+
+/* Options for nc_connect() and nc_connect_addr(). A zeroed struct gives
+ * the defaults.
+ *
+ * errbuf and errbuf_len are a place for a failing nc_connect() to say why
+ * (see nc_connect); failures reported later, through on_close, are not
+ * written there.
+ */
 typedef struct nc_connect_options {
     nc_conn_options conn;
     const char *bind;        /* local endpoint to bind first, with a port
@@ -1201,6 +1251,15 @@ typedef struct nc_connect_options {
                                 interface name ("eth0:0": its first address
                                 of the target's family); NULL = the kernel
                                 chooses */
+    nc_tls_ctx *tls;         /* a client context: speak TLS (NULL = no) */
+    const char *server_name; /* with tls: the name the server's certificate
+                                must carry, also sent as SNI; NULL = the
+                                address connected to (checked as an IP
+                                address, no SNI) */
+    char *errbuf;            /* NULL, or where a failing call writes one
+                                line naming what is wrong; emptied when it
+                                returns 0 */
+    size_t errbuf_len;       /* its size in bytes (256 is plenty) */
 } nc_connect_options;
 
 /* Start a non-blocking connect to an endpoint.
@@ -1218,12 +1277,21 @@ typedef struct nc_connect_options {
  * -ENOENT for a missing Unix path, -EAGAIN for a full Unix backlog), or
  * NC_CLOSE_LOCAL or NC_CLOSE_SHUTDOWN if you close it or its loop first.
  * Write from on_open: before it, writes fail with -ENOTCONN.
+ * nc_explain(NC_OP_CONNECT, err) explains either kind of failure.
+ *
+ * When it fails and opts->errbuf is set, one line naming what is wrong is
+ * written there (at most errbuf_len bytes, NUL-terminated): for endpoint
+ * text, the message nc_endpoint_parse() gives ("unknown interface
+ * 'eth99'"); otherwise the step that failed ("cannot bind local address
+ * 192.0.2.9:0: Cannot assign requested address"). When it returns 0,
+ * errbuf is emptied.
  *
  * Returns: 0 on success, or a negative errno; then nothing was started,
  * no callback will run and *out is untouched.
  * Errors:
  *   -EINVAL         loop or endpoint is NULL, a wildcard endpoint, a
- *                   malformed bind, or malformed endpoint text
+ *                   malformed bind, malformed endpoint text, or opts->tls
+ *                   is a server context
  *   -ERANGE         the port is out of range (from parsing the endpoint)
  *   -ENODEV         unknown interface or scope
  *   -ENAMETOOLONG   a Unix path or interface name too long
@@ -1242,6 +1310,37 @@ typedef struct nc_connect_options {
 int nc_connect(nc_loop *loop, const char *endpoint,
                const nc_connect_options *opts, const nc_conn_callbacks *cbs,
                void *ud, nc_conn **out);
+
+/* Start a non-blocking connect to an address you already hold.
+ *
+ * Like nc_connect(), without formatting an address and parsing it back:
+ * addr is an IPv4, IPv6 (with its scope id) or named Unix address, such
+ * as one from nc_listener_addr(), nc_endpoint_resolve() or
+ * nc_conn_peer_addr(). *addr is copied. Everything else, opts->bind and
+ * errbuf included, is as for nc_connect(): exactly one of on_open or
+ * on_close follows from the loop.
+ *
+ * Returns: 0 on success, or a negative errno; then nothing was started,
+ * no callback will run and *out is untouched.
+ * Errors:
+ *   -EINVAL         loop or addr is NULL, addr->len does not fit its
+ *                   family, an unnamed Unix address, a malformed bind, or
+ *                   opts->tls is a server context
+ *   -EAFNOSUPPORT   addr's family is not AF_INET, AF_INET6 or AF_UNIX, or
+ *                   bind has no address of that family
+ *   -EADDRNOTAVAIL  the bind address is not on this host
+ *   -EADDRINUSE     the bind address and port are in use
+ *   -EACCES         binding that port is not permitted
+ *   -ENOMEM         out of memory
+ *   -EMFILE         the process has no descriptor left
+ *   -ENFILE         the system has no descriptor left
+ *   any other errno that socket() or bind() reports
+ * Thread: the loop's thread.
+ * See also: nc_connect, nc_listener_addr, nc_endpoint_resolve
+ */
+int nc_connect_addr(nc_loop *loop, const nc_addr *addr,
+                    const nc_connect_options *opts,
+                    const nc_conn_callbacks *cbs, void *ud, nc_conn **out);
 
 /* Queue bytes for sending on a connection.
  *
@@ -1503,7 +1602,8 @@ typedef struct nc_listener nc_listener;
 
 /* Listener settings. A zeroed struct gives the defaults.
  *
- * reuseport lets one listener per thread share a port (the kernel spreads
+ * errbuf and errbuf_len are not settings but a place for nc_listen() to
+ * say why it failed: see nc_listen. reuseport lets one listener per thread share a port (the kernel spreads
  * the connections). max_conns counts this listener's open connections;
  * accepting resumes as soon as one closes. accept_budget bounds the
  * accepts per socket per iteration so one busy listener cannot starve the
@@ -1530,7 +1630,13 @@ typedef struct nc_listener_options {
                                  loop's longest-idle connection (on_close
                                  NC_CLOSE_IDLE, -EMFILE) to admit the new
                                  one, instead of shedding the new one */
+    nc_tls_ctx *tls;          /* a server context: every accepted
+                                 connection speaks TLS (NULL = no) */
     nc_conn_options conn;     /* for every accepted connection */
+    char *errbuf;             /* NULL, or where a failing nc_listen()
+                                 writes one line naming what is wrong (see
+                                 nc_listen); emptied on success */
+    size_t errbuf_len;        /* its size in bytes (256 is plenty) */
 } nc_listener_options;
 
 /* Counters of a listener.
@@ -1572,17 +1678,33 @@ typedef struct nc_listener_stats {
  * caller owns *out until nc_listener_close(). The library does not warn
  * about a loopback-only bind by itself: see nc_iface_reach_warning().
  *
+ * When it fails and opts->errbuf is set, one line naming what is wrong is
+ * written there (at most errbuf_len bytes, NUL-terminated): for endpoint
+ * text, the message nc_endpoint_parse() gives ("unknown interface
+ * 'eth99'", "port 70000 is out of range (0-65535)", "bad IPv4 address
+ * '999.1.1.1'"); otherwise the step that failed with the address it
+ * failed on ("cannot bind 127.0.0.1:80: Permission denied"). On success
+ * errbuf is emptied. With nc_explain(NC_OP_BIND, err), the likely cause:
+ *
+ *   char why[256];
+ *   nc_listener_options o = { .errbuf = why, .errbuf_len = sizeof why };
+ *   int err = nc_listen(loop, "eth99:80", &o, &cbs, NULL, &l);
+ *   if (err < 0)
+ *       fprintf(stderr, "listen: %s\n%s\n", why,
+ *               nc_explain(NC_OP_BIND, err));
+ *
  * Returns: 0 on success, or a negative errno; then nothing is left bound
- * and *out is untouched. nc_explain(NC_OP_BIND, err) explains the errors.
+ * and *out is untouched.
  * Errors:
- *   -EINVAL         loop, endpoint or out is NULL, or malformed endpoint
- *                   text
+ *   -EINVAL         loop, endpoint or out is NULL, malformed endpoint
+ *                   text, or opts->tls is a client context
  *   -ERANGE         the port is out of range (from parsing the endpoint)
  *   -ENODEV         unknown interface or scope
  *   -ENAMETOOLONG   a Unix path or interface name too long
  *   -EADDRINUSE     the address and port are in use
  *   -EADDRNOTAVAIL  the address is not on this host
  *   -EACCES         binding that port (or path) is not permitted
+ *   -ENOENT         the directory of a Unix socket path does not exist
  *   -EAFNOSUPPORT   the address family is not supported here
  *   -ENOMEM         out of memory
  *   -EMFILE         the process has no descriptor left
@@ -1652,6 +1774,170 @@ void nc_listener_stop(nc_listener *l);
 void nc_listener_close(nc_listener *l);
 
 /* ------------------------------------------------------------------------
+ * TLS (lib/tls_ctx.c, lib/tls.c), through OpenSSL 3
+ *
+ * TLS is a layer between the socket and your callbacks: set a context in
+ * nc_listener_options.tls or nc_connect_options.tls and everything else
+ * stays the same. on_data receives plain text and nc_conn_write() takes
+ * plain text; backpressure, timeouts, close reasons and counters work as
+ * without TLS (queued sizes and byte counters are of the encrypted
+ * stream).
+ *
+ * The handshake is part of opening: on_open runs once it has completed,
+ * and writes before that fail with -ENOTCONN. A failed handshake ends with
+ * on_close(NC_CLOSE_TLS, -NC_ETLS_...): nc_explain() says what went wrong
+ * (an expired certificate, an unknown CA, a name mismatch, no common
+ * version, plain HTTP sent to a TLS port, ...). For an accepted
+ * connection that on_close comes without an on_open, with the listener's
+ * user pointer. A graceful close (nc_conn_close, or the peer's end of
+ * stream) sends TLS's close_notify before FIN; a peer that closes without
+ * one is reported with err -NC_ETLS_TRUNCATED. Renegotiation is refused.
+ *
+ * Contexts hold no global state of the library and may be shared by the
+ * loops of several threads once configured; each connection and listener
+ * keeps its context alive. The record layer runs in OpenSSL, in user
+ * space, between the socket and your callbacks, the same way on every
+ * backend; the kernel's TLS offload (kTLS) is not used.
+ *
+ * Built without OpenSSL (no libssl-dev), the library has no TLS: every
+ * function here returns -ENOTSUP.
+ *
+ * Example: docs/examples/tls.c
+ * ---------------------------------------------------------------------- */
+
+/* Settings of a TLS context. A zeroed struct gives the defaults. */
+typedef struct nc_tls_options {
+    const char *cert_file;   /* PEM: our certificate, then its chain; a
+                                server needs one, a client only for client
+                                certificates */
+    const char *key_file;    /* PEM: the certificate's private key */
+    const char *ca_file;     /* PEM: the CAs to trust for the peer's
+                                certificate; NULL = the system's store
+                                (clients) */
+    bool verify_peer_off;    /* client: accept any server certificate
+                                (testing only; verification is on by
+                                default) */
+    bool require_peer_cert;  /* server: ask every client for a certificate
+                                and verify it against ca_file */
+    const char *alpn;        /* protocols by preference, comma-separated:
+                                "h2,http/1.1"; NULL = no ALPN */
+    uint32_t handshake_timeout_ms;  /* a handshake must complete in this
+                                       long (default 10000) */
+} nc_tls_options;
+
+/* Create a TLS context for servers (listeners).
+ *
+ * Loads the certificate chain and key (they must match), and ca_file for
+ * client certificates when require_peer_cert is set. TLS 1.2 and 1.3 are
+ * accepted; renegotiation is refused; session tickets let clients
+ * resume. On failure a one-line message naming the file and what is
+ * wrong with it is written into errbuf (errlen bytes) when errbuf is not
+ * NULL. *out is owned by the caller: free it with nc_tls_ctx_free().
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL    out or o is NULL, cert_file or key_file missing, the key
+ *              does not match the certificate, a malformed alpn list, or
+ *              require_peer_cert without ca_file
+ *   -ENOENT    a file does not exist
+ *   -EACCES    a file cannot be read
+ *   -EBADMSG   a file holds no valid PEM certificate or key
+ *   -ENOMEM    out of memory
+ *   -ENOTSUP   the library was built without OpenSSL
+ * Thread: any thread.
+ * See also: nc_tls_client_new, nc_tls_add_name, nc_tls_ctx_free
+ */
+int nc_tls_server_new(const nc_tls_options *o, nc_tls_ctx **out,
+                      char *errbuf, size_t errlen);
+
+/* Create a TLS context for clients (nc_connect).
+ *
+ * The server's certificate is verified by default, against ca_file or
+ * the system's store, and must carry the name in
+ * nc_connect_options.server_name (or the address connected to). Sessions
+ * are kept per server name in the context, so that a second connection
+ * to a server resumes (a shorter handshake). o may be NULL: all the
+ * defaults. errbuf and errlen as for nc_tls_server_new().
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL    out is NULL, a key without a certificate or the reverse, a
+ *              key that does not match, or a malformed alpn list
+ *   -ENOENT    a file does not exist
+ *   -EACCES    a file cannot be read
+ *   -EBADMSG   a file holds no valid PEM certificate or key
+ *   -ENOMEM    out of memory
+ *   -ENOTSUP   the library was built without OpenSSL
+ * Thread: any thread.
+ * See also: nc_tls_server_new, nc_connect, nc_tls_ctx_free
+ */
+int nc_tls_client_new(const nc_tls_options *o, nc_tls_ctx **out,
+                      char *errbuf, size_t errlen);
+
+/* Serve another certificate to clients that ask for name (SNI).
+ *
+ * A server context answers a client whose SNI matches name with this
+ * certificate and key, and every other client with the context's own.
+ * name is a DNS name, or "*.example.com" for one label below it. Call it
+ * before the context is in use. errbuf and errlen as for
+ * nc_tls_server_new().
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL    a NULL argument, an empty name, a client context, or a key
+ *              that does not match the certificate
+ *   -ENOENT    a file does not exist
+ *   -EACCES    a file cannot be read
+ *   -EBADMSG   a file holds no valid PEM certificate or key
+ *   -ENOMEM    out of memory
+ *   -ENOTSUP   the library was built without OpenSSL
+ * Thread: any thread, before the context is used by a loop.
+ * See also: nc_tls_server_new
+ */
+int nc_tls_add_name(nc_tls_ctx *ctx, const char *name, const char *cert_file,
+                    const char *key_file, char *errbuf, size_t errlen);
+
+/* Release the caller's reference to a TLS context.
+ *
+ * Listeners and connections that use the context keep it alive until
+ * they end; it is freed with the last of them. NULL is allowed.
+ *
+ * Thread: any thread.
+ * See also: nc_tls_server_new, nc_tls_client_new
+ */
+void nc_tls_ctx_free(nc_tls_ctx *ctx);
+
+/* What the TLS handshake of a connection agreed, and about whom. */
+typedef struct nc_tls_info {
+    const char *protocol;    /* "TLSv1.3", "TLSv1.2" (static); "" before
+                                the handshake completed */
+    const char *cipher;      /* "TLS_AES_256_GCM_SHA384" (static) or "" */
+    char alpn[32];           /* the protocol ALPN selected, or "" */
+    char server_name[256];   /* the SNI name (asked for, or sent), or "" */
+    bool resumed;            /* a resumed session: no full handshake */
+    bool peer_verified;      /* the peer's certificate was verified */
+    long verify_result;      /* OpenSSL's X509_V_* code (0 = ok) */
+    char peer_subject[256];  /* "CN=localhost", or "" without one */
+    char peer_issuer[256];
+    int64_t peer_not_after;  /* the certificate's expiry, seconds since the
+                                epoch; 0 without one */
+} nc_tls_info;
+
+/* What the TLS handshake of connection c agreed.
+ *
+ * Also valid inside on_close, to tell why a handshake failed (the peer's
+ * certificate, verify_result).
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL    c or out is NULL
+ *   -ENOTSUP   c does not speak TLS, or the library has no TLS
+ * Thread: the loop's thread.
+ * See also: nc_tls_server_new, nc_conn_tcp_info
+ */
+int nc_conn_tls_info(const nc_conn *c, nc_tls_info *out);
+
+/* ------------------------------------------------------------------------
  * Counters and graceful stop (lib/stats.c, lib/shutdown.c)
  *
  * Every loop counts, without locks, what it does: iterations, events, the
@@ -1718,7 +2004,8 @@ int nc_loop_stats_get(const nc_loop *loop, nc_loop_stats *out);
  * At once, every listener of the loop is stopped (nc_listener_stop: its
  * sockets are closed, so the kernel refuses new connections rather than
  * the library accepting and dropping them), connections still connecting
- * are closed, and every open connection is closed gracefully, as by
+ * or in their TLS handshake are closed (on_open never ran for them), and
+ * every open connection is closed gracefully, as by
  * nc_conn_close(): one with nothing queued goes at once with FIN, one
  * with queued output first sends it all, then FIN. Their on_close reports
  * NC_CLOSE_SHUTDOWN with err 0. Connections already closing finish as

@@ -18,6 +18,7 @@
  */
 #include "conn.h"
 #include "listener.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <netinet/tcp.h>
@@ -40,6 +41,7 @@ const char *nc_close_reason_name(nc_close_reason reason)
     case NC_CLOSE_SHUTDOWN: return "shutting down";
     case NC_CLOSE_CONNECT_FAILED: return "connect failed";
     case NC_CLOSE_DEADLINE: return "deadline passed";
+    case NC_CLOSE_TLS: return "TLS failure";
     }
     return "unknown";
 }
@@ -89,16 +91,34 @@ static void connect_expired(struct tentry *e)
 
 /* Our FIN is out and the peer's did not come: close with the reason the
  * close began with. */
+static int close_err(const nc_conn *c)
+{
+    return c->cold ? c->cold->close_err : 0;
+}
+
 static void linger_expired(struct tentry *e)
 {
     nc_conn *c = conn_of_entry(e);
-    nc__conn_teardown(c, conn_reason(c), 0, false);
+    nc__conn_teardown(c, conn_reason(c), close_err(c), false);
+}
+
+static void handshake_expired(struct tentry *e)
+{
+    nc__conn_teardown(conn_of_entry(e), NC_CLOSE_TLS, -ETIMEDOUT, false);
 }
 
 static void deadline_expired(struct tentry *e)
 {
     struct conn_cold *k = container_of(e, struct conn_cold, deadline);
     nc__conn_teardown(k->conn, NC_CLOSE_DEADLINE, -ETIMEDOUT, false);
+}
+
+void nc__conn_profile_free(struct conn_profile *p)
+{
+    if (p->tls)
+        nc__tls_ctx_unref(p->tls);
+    free(p->server_name);
+    free(p);
 }
 
 int nc__conn_profile_lists(struct conn_profile *p)
@@ -110,9 +130,12 @@ int nc__conn_profile_lists(struct conn_profile *p)
                                                  : DRAIN_MS);
     int linger = nc__tlist_get(p->loop, linger_expired, o->linger_ms);
     int conn = nc__tlist_get(p->loop, connect_expired, o->connect_timeout_ms);
-    if (idle < 0 || drain < 0 || linger < 0 || conn < 0)
+    int hs = nc__tlist_get(p->loop, handshake_expired,
+                           p->tls ? nc__tls_ctx_handshake_ms(p->tls) : 0);
+    if (idle < 0 || drain < 0 || linger < 0 || conn < 0 || hs < 0)
         return idle < 0 ? idle : drain < 0 ? drain : linger < 0 ? linger
-                                                                : conn;
+             : conn < 0 ? conn : hs;
+    p->handshake_list = (uint16_t)hs;
     p->idle_list = (uint16_t)idle;
     p->drain_list = (uint16_t)drain;
     p->linger_list = (uint16_t)linger;
@@ -131,7 +154,7 @@ static void move_to_list(nc_conn *c, uint16_t id)
 /* Every connection of the loop is in exactly one list of one of these
  * kinds until it is closed. */
 static const tentry_expire_fn primary_kinds[] = {
-    idle_expired, connect_expired, linger_expired
+    idle_expired, connect_expired, linger_expired, handshake_expired
 };
 
 struct each_ctx {
@@ -182,7 +205,7 @@ void nc__conn_cold_release(nc_conn *c)
 {
     struct conn_cold *k = c->cold;
     if (!k || k->out.head || k->in || k->deadline.list || k->idle_override ||
-        (c->flags & CF_REDELIVER) || conn_state(c) == CS_CLOSED)
+        k->tls || (c->flags & CF_REDELIVER) || conn_state(c) == CS_CLOSED)
         return;
     nc__slab_free(&conn_loop(c)->cold_slab, k);
     c->cold = NULL;
@@ -197,6 +220,9 @@ static uint32_t conn_interest(const nc_conn *c)
     switch (conn_state(c)) {
     case CS_CONNECTING:
         return CF_WANT_WRITE;
+    case CS_HANDSHAKE:
+        want |= CF_WANT_READ;
+        break;
     case CS_OPEN:
         if (!(c->flags & (CF_PAUSED | CF_BACKPRESSURE | CF_EOF)))
             want |= CF_WANT_READ;
@@ -250,11 +276,13 @@ static void deliver_close(struct defer_node *n)
     nc_loop *loop = prof->loop;
     if (prof->cbs.on_close)
         prof->cbs.on_close(c, conn_reason(c), c->done.close_err, c->ud);
-    if (c->cold)
+    if (c->cold) {
+        nc__tls_free(c);
         nc__slab_free(&loop->cold_slab, c->cold);
+    }
     nc__slab_free(&loop->conn_slab, c);
     if (!prof->listener)
-        free((void *)prof);     /* an outgoing connection's own profile */
+        nc__conn_profile_free((struct conn_profile *)prof);
 }
 
 void nc__conn_teardown(nc_conn *c, nc_close_reason reason, int err,
@@ -317,7 +345,7 @@ static void finish_close(nc_conn *c)
     }
     /* Nothing unread: close() sends FIN, not RST. */
     if (c->flags & (CF_EOF | CF_DRAINED)) {
-        nc__conn_teardown(c, conn_reason(c), 0, false);
+        nc__conn_teardown(c, conn_reason(c), close_err(c), false);
         return;
     }
     /* The peer may still be sending: say we are done, and discard what
@@ -346,6 +374,11 @@ void nc__conn_begin_close(nc_conn *c, nc_close_reason reason)
     conn_set_reason(c, reason);
     conn_set_state(c, CS_CLOSING);
     nc__conn_input_clear(c);
+    /* TLS says it is done before TCP does. */
+    if (c->flags & CF_TLS)
+        nc__tls_close_notify(c);
+    if (conn_state(c) == CS_CLOSED)
+        return;
     if (conn_queued(c) == 0) {
         finish_close(c);
         return;
@@ -380,7 +413,9 @@ int nc__conn_new(const struct conn_profile *prof, int fd, void *ud,
     return 0;
 }
 
-void nc__conn_open(nc_conn *c, bool input_waiting)
+/* Open for the user: the state, the idle timeout, the kernel's interest,
+ * on_open. */
+static void open_for_user(nc_conn *c, bool arm)
 {
     uint16_t idle = c->prof->idle_list;
     if (c->cold && c->cold->idle_override) {
@@ -389,14 +424,32 @@ void nc__conn_open(nc_conn *c, bool input_waiting)
         nc__conn_cold_release(c);
     }
     conn_set_state(c, CS_OPEN);
-    c->flags |= CF_OPENED;
     move_to_list(c, idle);
-    nc_loop *loop = conn_loop(c);
-    counter_add(&loop->ctr.open, 1);
-    if (!input_waiting)
+    if (arm)
         nc__conn_rearm(c);
     if (conn_state(c) == CS_OPEN && c->prof->cbs.on_open)
         c->prof->cbs.on_open(c, c->ud);
+}
+
+void nc__conn_open(nc_conn *c, bool input_waiting)
+{
+    c->flags |= CF_OPENED;
+    counter_add(&conn_loop(c)->ctr.open, 1);
+    if (c->prof->tls) {
+        /* TLS first: on_open waits for the handshake. */
+        conn_set_state(c, CS_HANDSHAKE);
+        move_to_list(c, c->prof->handshake_list);
+        int rc = nc__tls_start(c, c->prof->tls, c->prof->server_name);
+        if (rc < 0) {
+            nc__conn_teardown(c, rc == -ENOMEM ? NC_CLOSE_ERROR
+                                               : NC_CLOSE_TLS, rc, false);
+            return;
+        }
+        if (!input_waiting)
+            nc__conn_rearm(c);
+    } else {
+        open_for_user(c, !input_waiting);
+    }
     if (input_waiting && conn_state(c) != CS_CLOSED) {
         /* Read at once; register with the kernel only if the connection
          * outlives what it brought (a request answered and closed costs
@@ -404,6 +457,14 @@ void nc__conn_open(nc_conn *c, bool input_waiting)
         nc__conn_read_now(c);
         nc__conn_rearm(c);
     }
+}
+
+void nc__conn_tls_opened(nc_conn *c)
+{
+    /* A handshake can complete with a send of its last flight failing (a
+     * TLS 1.3 session ticket to a peer already gone): closed, then. */
+    if (conn_state(c) == CS_HANDSHAKE)
+        open_for_user(c, true);
 }
 
 /* ---- the public API ------------------------------------------------------------ */
@@ -414,6 +475,7 @@ void nc_conn_close(nc_conn *c)
         return;
     switch (conn_state(c)) {
     case CS_CONNECTING:
+    case CS_HANDSHAKE:
         nc__conn_teardown(c, NC_CLOSE_LOCAL, 0, false);
         return;
     case CS_OPEN:
@@ -436,6 +498,8 @@ int nc_conn_shutdown(nc_conn *c)
         return -EINVAL;
     if (conn_state(c) != CS_OPEN)
         return -ENOTCONN;
+    if (c->flags & CF_TLS)
+        nc__tls_close_notify(c);     /* before FIN, after what is queued */
     c->flags |= CF_SHUT_WANTED;
     if (conn_queued(c) == 0 && !(c->flags & CF_SHUT_DONE)) {
         c->flags |= CF_SHUT_DONE;
@@ -467,7 +531,7 @@ int nc_conn_set_idle_timeout(nc_conn *c, uint32_t ms)
     if (!c || ms > TIMEOUT_MAX_MS)
         return -EINVAL;
     enum conn_state s = conn_state(c);
-    if (s != CS_OPEN && s != CS_CONNECTING)
+    if (s != CS_OPEN && s != CS_CONNECTING && s != CS_HANDSHAKE)
         return -ENOTCONN;
     int id = nc__tlist_get(conn_loop(c), idle_expired, ms);
     if (id < 0)
@@ -476,7 +540,7 @@ int nc_conn_set_idle_timeout(nc_conn *c, uint32_t ms)
         move_to_list(c, (uint16_t)id);
         return 0;
     }
-    /* Connecting: applies from on_open. */
+    /* Connecting or in the TLS handshake: applies from on_open. */
     struct conn_cold *k = nc__conn_cold(c);
     if (!k)
         return -ENOMEM;
@@ -489,7 +553,7 @@ int nc_conn_set_deadline(nc_conn *c, uint32_t ms)
     if (!c || ms > TIMEOUT_MAX_MS)
         return -EINVAL;
     enum conn_state s = conn_state(c);
-    if (s != CS_OPEN && s != CS_CONNECTING)
+    if (s != CS_OPEN && s != CS_CONNECTING && s != CS_HANDSHAKE)
         return -ENOTCONN;
     nc_loop *loop = conn_loop(c);
     if (ms == 0) {

@@ -8,8 +8,10 @@
  * buffers, a deadline and TLS state live in a "cold" part that exists only
  * while there is something in it. An idle connection owns no buffer.
  *
- * States: CONNECTING (nc_connect in progress) -> OPEN (input delivered,
- * writes accepted) -> CLOSING (graceful close: queued output is flushed,
+ * States: CONNECTING (nc_connect in progress) -> HANDSHAKE (TLS only: the
+ * socket is open, the handshake runs, on_open has not) -> OPEN (input
+ * delivered, writes accepted) -> CLOSING (graceful close: queued output is
+ * flushed,
  * input read and discarded) -> LINGER (output sent and FIN sent; input
  * discarded until the peer's FIN or the linger time) -> CLOSED (fd closed;
  * on_close and the free wait at the end of the iteration). Any state can
@@ -32,10 +34,15 @@ struct conn_profile {
     uint16_t drain_list;       /* bounds a graceful close */
     uint16_t linger_list;      /* bounds the wait for the peer's FIN */
     uint16_t connect_list;     /* opt.connect_timeout_ms (outgoing) */
+    uint16_t handshake_list;   /* TLS: bounds the handshake */
     bool tcp;                  /* AF_INET/AF_INET6: TCP options apply */
     bool set_nodelay;          /* set TCP_NODELAY on the connection itself
                                   (not inherited from a listening socket) */
+    nc_tls_ctx *tls;           /* a reference, or NULL: no TLS */
+    char *server_name;         /* outgoing TLS: the name to check */
 };
+
+struct tls_conn;               /* tls.c */
 
 /* The part of a connection that exists only while it holds something. */
 struct conn_cold {
@@ -47,10 +54,13 @@ struct conn_cold {
     struct defer_node redeliver;   /* hand buffered input back */
     uint16_t idle_override;    /* nc_conn_set_idle_timeout while
                                   connecting: the list to use once open */
+    int close_err;             /* the err a graceful close will report */
+    struct tls_conn *tls;      /* TLS state, or NULL */
 };
 
 enum conn_state {
     CS_CONNECTING = 0,
+    CS_HANDSHAKE,
     CS_OPEN,
     CS_CLOSING,
     CS_LINGER,
@@ -74,7 +84,8 @@ enum conn_state {
                                       peer's end: EV_READ | EV_RDHUP) */
 #define CF_WANT_WRITE (1u << 17)   /* the kernel watches for writability */
 #define CF_REGISTERED (1u << 18)   /* known to the kernel's epoll set */
-#define CF_OPENED (1u << 19)       /* on_open ran: counted as open */
+#define CF_OPENED (1u << 19)       /* the socket opened: counted as open */
+#define CF_TLS (1u << 20)          /* speaks TLS (cold->tls) */
 
 struct nc_conn {
     const struct conn_profile *prof;
@@ -140,8 +151,11 @@ static inline bool conn_delivering(const nc_conn *c)
 /* Fill *dst with src (NULL = all defaults) and the defaults applied.
  * Errors: -EINVAL (a timeout above 24.8 days). */
 int nc__conn_options_resolve(nc_conn_options *dst, const nc_conn_options *src);
-/* Resolve the profile's timeout lists. Errors: nc__tlist_get's. */
+/* Resolve the profile's timeout lists (after p->tls is set). Errors:
+ * nc__tlist_get's. */
 int nc__conn_profile_lists(struct conn_profile *p);
+/* Free an outgoing connection's own profile and what it holds. */
+void nc__conn_profile_free(struct conn_profile *p);
 /* A new connection on fd (registered in the fd table, not yet in the
  * kernel's interest), in no list; CS_CONNECTING. Errors: -ENOMEM, the fd
  * table's. The caller closes fd on failure. */
@@ -166,6 +180,8 @@ void nc__conn_flushed(nc_conn *c);
 void nc__conn_begin_close(nc_conn *c, nc_close_reason reason);
 /* The cold part, created when missing. NULL when memory is short. */
 struct conn_cold *nc__conn_cold(nc_conn *c);
+/* TLS: the handshake completed; open for the user (on_open). */
+void nc__conn_tls_opened(nc_conn *c);
 /* Free the cold part if nothing is left in it. */
 void nc__conn_cold_release(nc_conn *c);
 /* Close with NC_CLOSE_SHUTDOWN (listener or loop going away). */
@@ -183,8 +199,12 @@ void nc__conn_ready(nc_conn *c, unsigned events);
 void nc__conn_read_now(nc_conn *c);
 /* Hand n received bytes (plain text) to the user, buffering the rest. */
 void nc__conn_input(nc_conn *c, const char *data, size_t n);
-/* The peer ended its stream. */
-void nc__conn_input_end(nc_conn *c);
+/* The peer ended its stream; err (0 or a negative value) is what the
+ * close this begins will report. */
+void nc__conn_input_end(nc_conn *c, int err);
+/* Plain text from the TLS layer: delivered like received bytes, or kept
+ * unconsumed while the user is not reading. */
+void nc__conn_input_plain(nc_conn *c, const char *data, size_t n);
 /* Reading resumed: hand buffered input back from the loop. */
 void nc__conn_schedule_redeliver(nc_conn *c);
 /* Free the input buffer. */
@@ -195,6 +215,10 @@ void nc__conn_input_clear(nc_conn *c);
 int nc__conn_discard_input(nc_conn *c);
 
 /* ---- conn_write.c ---------------------------------------------------- */
+/* Send len bytes on the socket now, queueing what the kernel does not
+ * take (the TLS layer's ciphertext). 0, or a negative errno after the
+ * connection was closed for it. */
+int nc__conn_send_bytes(nc_conn *c, const void *data, size_t len);
 /* Writable: send queued output. */
 void nc__conn_flush(nc_conn *c);
 /* The queue changed: update backpressure and interest, maybe on_drain. */

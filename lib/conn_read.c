@@ -18,6 +18,7 @@
  * until then.
  */
 #include "conn.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <sys/socket.h>
@@ -156,9 +157,31 @@ void nc__conn_input(nc_conn *c, const char *data, size_t n)
     input(c, data, n);
 }
 
-void nc__conn_input_end(nc_conn *c)
+void nc__conn_input_plain(nc_conn *c, const char *data, size_t n)
+{
+    if (conn_delivering(c)) {
+        input(c, data, n);
+        return;
+    }
+    /* Not reading now: keep it, bounded like any unconsumed input. */
+    size_t have = conn_buffered(c);
+    if (in_reserve(c, have + n) < 0) {
+        nc__conn_teardown(c, NC_CLOSE_ERROR, -ENOMEM, false);
+        return;
+    }
+    memcpy(c->cold->in + have, data, n);
+    c->cold->in_len = have + n;
+    over_limit(c);
+}
+
+void nc__conn_input_end(nc_conn *c, int err)
 {
     c->flags |= CF_EOF | CF_DRAINED;
+    if (err) {
+        struct conn_cold *k = nc__conn_cold(c);
+        if (k)
+            k->close_err = err;
+    }
     switch (conn_state(c)) {
     case CS_OPEN:
         break;
@@ -167,7 +190,8 @@ void nc__conn_input_end(nc_conn *c)
         nc__conn_rearm(c);
         return;
     case CS_LINGER:
-        nc__conn_teardown(c, conn_reason(c), 0, false);
+        nc__conn_teardown(c, conn_reason(c), c->cold ? c->cold->close_err : 0,
+                          false);
         return;
     default:
         return;
@@ -271,7 +295,12 @@ static void conn_read(nc_conn *c, unsigned events)
             counter_add(&loop->ctr.bytes_in, (uint64_t)n);
             if (conn_state(c) == CS_OPEN) {
                 tentry_touch(loop, &c->idle);
-                input(c, buf, (size_t)n);
+                if (c->flags & CF_TLS)
+                    nc__tls_input(c, buf, (size_t)n);
+                else
+                    input(c, buf, (size_t)n);
+            } else if (conn_state(c) == CS_HANDSHAKE) {
+                nc__tls_input(c, buf, (size_t)n);
             }
             if (emptied || !keeps_reading(c))
                 return;
@@ -282,7 +311,11 @@ static void conn_read(nc_conn *c, unsigned events)
         }
         c->flags &= ~CF_DRAINED;
         if (n == 0) {
-            nc__conn_input_end(c);
+            if ((c->flags & CF_TLS) &&
+                (conn_state(c) == CS_OPEN || conn_state(c) == CS_HANDSHAKE))
+                nc__tls_input_end(c);
+            else
+                nc__conn_input_end(c, 0);
             return;
         }
         int e = errno;
@@ -319,9 +352,18 @@ static void conn_hangup(nc_conn *c)
         return;
     }
     c->flags |= CF_EOF;
-    enum conn_state s = conn_state(c);
-    nc__conn_teardown(c, s == CS_OPEN ? NC_CLOSE_PEER : conn_reason(c), 0,
-                      false);
+    switch (conn_state(c)) {
+    case CS_OPEN:
+        nc__conn_teardown(c, NC_CLOSE_PEER, 0, false);
+        return;
+    case CS_HANDSHAKE:
+        nc__conn_teardown(c, NC_CLOSE_TLS, -NC_ETLS_TRUNCATED, false);
+        return;
+    default:
+        nc__conn_teardown(c, conn_reason(c),
+                          c->cold ? c->cold->close_err : 0, false);
+        return;
+    }
 }
 
 void nc__conn_ready(nc_conn *c, unsigned events)

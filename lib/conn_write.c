@@ -10,6 +10,7 @@
  * stream then cannot be resumed, so the connection is closed.
  */
 #include "conn.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -188,6 +189,14 @@ static int write_iov(nc_conn *c, const struct iovec *iov, int cnt,
     return queue_rest(c, iov, cnt, sent);
 }
 
+int nc__conn_send_bytes(nc_conn *c, const void *data, size_t len)
+{
+    struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+    if (conn_state(c) == CS_CLOSED)
+        return -EPIPE;
+    return len ? write_iov(c, &iov, 1, len) : 0;
+}
+
 int nc_conn_writev(nc_conn *c, const struct iovec *iov, int cnt)
 {
     if (!c || cnt < 0 || (cnt > 0 && !iov))
@@ -198,6 +207,8 @@ int nc_conn_writev(nc_conn *c, const struct iovec *iov, int cnt)
     int rc = write_check(c);
     if (rc < 0 || total == 0)
         return rc;
+    if (c->flags & CF_TLS)
+        return nc__tls_write(c, iov, cnt, (size_t)total);
     return write_iov(c, iov, cnt, (size_t)total);
 }
 
@@ -214,6 +225,8 @@ static __attribute__((noinline)) int write_slow(nc_conn *c, const void *data,
     if (rc < 0 || len == 0)
         return rc;
     struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+    if (c->flags & CF_TLS)
+        return nc__tls_write(c, &iov, 1, len);
     if (sent == -1 && err == 0) {
         if (conn_queued(c) > 0)
             return queue_rest(c, &iov, 1, 0);
@@ -232,7 +245,7 @@ int nc_conn_write(nc_conn *c, const void *data, size_t len)
     /* The common case, kept short: an open connection with nothing
      * queued, and the kernel takes the whole buffer in one send. */
     if (c && data && len && len <= (size_t)SSIZE_MAX &&
-        (c->flags & (CF_STATE_MASK | CF_SHUT_WANTED)) == CS_OPEN &&
+        (c->flags & (CF_STATE_MASK | CF_SHUT_WANTED | CF_TLS)) == CS_OPEN &&
         conn_queued(c) == 0) {
         before_send(c);
         ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -254,6 +267,13 @@ int nc_conn_write_owned(nc_conn *c, void *data, size_t len,
     if (rc < 0)
         return rc;
     struct iovec iov = { .iov_base = data, .iov_len = len };
+    if (c->flags & CF_TLS) {
+        /* Encrypted now: the plain text is not needed afterwards. */
+        rc = len ? nc__tls_write(c, &iov, 1, len) : 0;
+        if (rc == 0 && free_fn)
+            free_fn(data, arg);
+        return rc;
+    }
     size_t sent = 0;
     if (len > 0 && conn_queued(c) == 0) {
         ssize_t n = send_now(c, &iov, 1);

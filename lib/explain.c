@@ -12,6 +12,31 @@ static const char generic_text[] =
     "no specific explanation for this error during this operation; "
     "see the system error text";
 
+/* Errors of endpoint text, the same for nc_listen and nc_connect. */
+static const char *explain_endpoint(int e)
+{
+    switch (e) {
+    case ENODEV:
+        return "unknown interface or scope: no network interface has that "
+               "name (host names are not looked up: give an IP address, an "
+               "interface name or localhost); list the interfaces with "
+               "netcore-doctor ifaces";
+    case ERANGE:
+        return "the port is out of range: a port is a decimal number from "
+               "0 to 65535 (0, when listening, lets the kernel choose)";
+    case ENAMETOOLONG:
+        return "a name is too long: a Unix socket path has at most 107 "
+               "bytes, an interface name at most 15";
+    default:
+        return NULL;
+    }
+}
+
+#define ENDPOINT_FORMS \
+    "an IPv4 address is four numbers from 0 to 255 (192.0.2.1:7000), an " \
+    "IPv6 address needs brackets before a port ([::1]:7000); the other " \
+    "forms are IFACE:PORT, *:PORT, localhost:PORT and unix:/path"
+
 static const char *explain_connect(int e)
 {
     switch (e) {
@@ -56,11 +81,16 @@ static const char *explain_connect(int e)
                "the socket's family (IPv4 vs IPv6), or IPv6 is disabled on "
                "this host";
     case EINVAL:
-        return "invalid argument: the address is malformed for this "
-               "socket (wrong length or family), or the socket cannot "
-               "connect in its current state";
+        return "invalid endpoint: the text is malformed, or it is *:PORT, "
+               "which stands for all addresses and cannot be connected to "
+               "(name one); " ENDPOINT_FORMS "; for a connect() of your "
+               "own, the address does not fit the socket";
+    case ENOENT:
+        return "no Unix socket at that path: the server is not running, or "
+               "it listens on another path (a libnetcore server removes its "
+               "socket file when it stops)";
     default:
-        return NULL;
+        return explain_endpoint(e);
     }
 }
 
@@ -112,10 +142,11 @@ static const char *explain_bind(int e)
     case ENOENT:
         return "the directory of the Unix socket path does not exist";
     case EINVAL:
-        return "invalid argument: the socket is already bound, or the "
-               "address is malformed for this socket";
+        return "invalid endpoint: the text is not an address, interface or "
+               "port the library can read; " ENDPOINT_FORMS "; for a bind() "
+               "of your own, the socket may already be bound";
     default:
-        return NULL;
+        return explain_endpoint(e);
     }
 }
 
@@ -141,6 +172,55 @@ static const char *explain_stream(int e)
     case ENOTCONN:
         return "the socket is not connected: the connection never "
                "completed, or it was shut down";
+    default:
+        return NULL;
+    }
+}
+
+/* TLS failures: whatever the operation, reported with NC_CLOSE_TLS. */
+static const char *explain_tls(int e)
+{
+    switch (e) {
+    case NC_ETLS_NOT_TLS:
+        return "the peer does not speak TLS: most likely plain HTTP (or "
+               "another clear-text protocol) sent to a TLS port, or a TLS "
+               "client talking to a plain-text server; check the port and "
+               "the scheme (http vs https)";
+    case NC_ETLS_VERSION:
+        return "the two sides have no TLS version in common: this library "
+               "speaks TLS 1.2 and 1.3; the peer is too old, or configured "
+               "for other versions";
+    case NC_ETLS_CERT_EXPIRED:
+        return "the peer's certificate has expired (or is not valid yet): "
+               "renew the certificate, and check that both hosts' clocks "
+               "are right";
+    case NC_ETLS_CERT_UNTRUSTED:
+        return "the peer's certificate is not signed by a CA this side "
+               "trusts (an unknown or private CA, or a self-signed "
+               "certificate): give its CA as ca_file, or fix the chain the "
+               "server sends";
+    case NC_ETLS_CERT_NAME:
+        return "the peer's certificate is for another host name or address "
+               "than the one connected to: connect by a name the "
+               "certificate lists (server_name), or issue a certificate "
+               "for this name";
+    case NC_ETLS_NO_CERT:
+        return "a certificate was required and the peer sent none: the "
+               "server asks for client certificates; give the client one "
+               "(cert_file, key_file)";
+    case NC_ETLS_PEER_REJECTED:
+        return "the peer ended the handshake with an alert: it did not "
+               "accept our certificate (unknown CA, expired, wrong name) "
+               "or our parameters; its own log says which";
+    case NC_ETLS_TRUNCATED:
+        return "the peer closed the connection without TLS's close_notify: "
+               "it crashed, was killed, or something on the path cut the "
+               "connection; data may be missing at the end";
+    case NC_ETLS_PROTOCOL:
+        return "the peer sent malformed or unexpected TLS data";
+    case NC_ETLS_RENEGOTIATION:
+        return "the peer asked to renegotiate the TLS session, which this "
+               "library refuses (renegotiation is a known attack surface)";
     default:
         return NULL;
     }
@@ -193,6 +273,8 @@ const char *nc_explain(nc_op op, int err)
         text = explain_stream(e);
         break;
     }
+    if (!text)
+        text = explain_tls(e);
     if (!text)
         text = explain_any(e);
     return text ? text : generic_text;

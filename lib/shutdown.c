@@ -39,6 +39,7 @@ static void close_one(nc_conn *c, void *arg)
     }
     switch (conn_state(c)) {
     case CS_CONNECTING:
+    case CS_HANDSHAKE:     /* on_open has not run: nothing to flush */
         nc__conn_teardown(c, NC_CLOSE_SHUTDOWN, 0, false);
         break;
     case CS_OPEN:

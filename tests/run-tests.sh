@@ -18,6 +18,7 @@ set -u
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 export NC_BUILD=${NC_BUILD:-build}
+export NC_SOURCE_DIR=$root     # where tests find tests/*.sh
 build=$NC_BUILD
 timeout_s=${NC_TEST_TIMEOUT:-120}
 read -r -a wrapper <<<"${NC_TEST_WRAPPER:-}"
