@@ -120,10 +120,11 @@ ALL_OBJS := $(LIB_OBJS) $(COMMON_OBJS) $(SUPPORT_OBJ) \
             $(TEST_SRCS:%.c=$(OBJ)/%.o) $(EXAMPLE_SRCS:%.c=$(OBJ)/%.o) \
             $(BENCH_SRCS:%.c=$(OBJ)/%.o)
 
-# Test binaries whose source starts threads, or drives an example program
-# with --threads (those run sanitized too): the ones `make tsan` runs.
+# Test binaries whose source starts threads (itself or through
+# nc_workers_start), or drives an example program with --threads (those
+# run sanitized too): the ones `make tsan` runs.
 TSAN_TESTS = $(patsubst tests/%.c,$(BUILD)/tsan/tests/%,\
-             $(if $(TEST_SRCS),$(shell grep -lE 'pthread_create|"--threads"' $(TEST_SRCS))))
+             $(if $(TEST_SRCS),$(shell grep -lE 'pthread_create|nc_workers_start|"--threads"' $(TEST_SRCS))))
 
 TEST_PACKAGES = libcmocka-dev pkg-config iproute2 nftables valgrind groff-base man-db \
                 libssl-dev openssl curl
@@ -312,15 +313,17 @@ valgrind-run: all tests
 mutate: deps
 	@CC='$(CC)' bash tests/mutate.sh $(MUTANTS)
 
-# churn.sh and callgrind.sh also drive examples/http-hello.
-bench: bench-deps $(BENCH_BINS) $(BUILD)/bin/http-hello
+# churn.sh and callgrind.sh also drive examples/http-hello; workers.sh
+# drives http-hello, echo-server and echo-client with 1 and 2 workers.
+bench: bench-deps $(BENCH_BINS) $(BUILD)/bin/http-hello $(BUILD)/bin/echo-server \
+       $(BUILD)/bin/echo-client
 	@if [ -z '$(BENCH_BINS)' ]; then echo 'make: bench/*.c: no benchmarks to build' >&2; exit 1; fi
 	@if [ -f bench/run.sh ]; then \
 	    NC_BUILD='$(BUILD)' NC_BENCH_BIN='$(BUILD)/bench' bash bench/run.sh; \
 	else \
 	    echo 'bench: built $(BENCH_BINS); bench/run.sh does not exist, nothing run'; \
 	fi
-	@for script in bench/churn.sh bench/callgrind.sh; do \
+	@for script in bench/churn.sh bench/callgrind.sh bench/workers.sh; do \
 	    NC_BUILD='$(BUILD)' NC_BENCH_BIN='$(BUILD)/bench' bash $$script || exit 1; \
 	done
 
@@ -409,7 +412,7 @@ help:
 	@echo '  valgrind       tests under valgrind (NC_UNDER_VALGRIND=1)'
 	@echo '  mutate         break lib/ on purpose (tests/mutants.txt); every mutant must be killed'
 	@echo '  bench          build bench/*.c against libuv, libev, libevent; run bench/run.sh,'
-	@echo '                 bench/churn.sh and bench/callgrind.sh'
+	@echo '                 bench/churn.sh, bench/callgrind.sh and bench/workers.sh'
 	@echo '  demo           build and run examples/demo.sh'
 	@echo '  man            the man pages and api.md from include/netcore.h, in $(DOC_OUT)'
 	@echo '  api-md         regenerate docs/api.md (committed) from include/netcore.h'

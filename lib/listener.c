@@ -41,6 +41,9 @@ struct nc_listener {
     bool nodelay_checked;      /* first TCP connection looked at */
     struct defer_node free_node;
     char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    listener_handoff_fn handoff;   /* the workers' acceptor: accepted
+                                      sockets go there, not to l */
+    void *handoff_arg;
 };
 
 static void set_accepting(nc_listener *l, bool on)
@@ -128,6 +131,10 @@ static void check_nodelay(nc_listener *l, int fd)
 /* Wrap an accepted socket and open it (on_open runs inside). */
 static int accepted(nc_listener *l, int fd)
 {
+    if (l->handoff) {
+        l->handoff(l->handoff_arg, fd);
+        return 0;
+    }
     if (l->prof.tcp && !l->nodelay_checked && !l->opt.conn.no_delay_off)
         check_nodelay(l, fd);
     nc_conn *c;
@@ -550,4 +557,81 @@ void nc_listener_close(nc_listener *l)
      * the closed connections' on_close (queued before this) still read
      * the profile. */
     nc__loop_defer(l->loop, &l->free_node, listener_free);
+}
+
+/* ---- shutdown and the workers' hand-off --------------------------------- */
+
+void nc__listeners_stop(nc_loop *loop)
+{
+    for (struct handle *h = loop->io_handles.next; h != &loop->io_handles;
+         h = h->next)
+        if (h->close == handle_close)
+            nc_listener_stop(container_of(h, nc_listener, handle));
+}
+
+void nc__listener_set_handoff(nc_listener *l, listener_handoff_fn fn,
+                              void *arg)
+{
+    l->handoff = fn;
+    l->handoff_arg = arg;
+}
+
+int nc__listener_new_adopter(nc_loop *loop, const nc_listener_options *opts,
+                             const nc_conn_callbacks *cbs, void *ud, bool tcp,
+                             nc_listener **out)
+{
+    nc_listener *l = calloc(1, sizeof(*l));
+    if (!l)
+        return -ENOMEM;
+    l->loop = loop;
+    if (opts)
+        l->opt = *opts;
+    int rc = nc__conn_options_resolve(&l->opt.conn, &l->opt.conn);
+    l->prof.loop = loop;
+    l->prof.listener = l;
+    l->prof.opt = l->opt.conn;
+    l->prof.tcp = tcp;
+    if (cbs)
+        l->prof.cbs = *cbs;
+    if (rc == 0 && l->opt.tls && !nc__tls_ctx_is_server(l->opt.tls))
+        rc = -EINVAL;    /* as nc_listen: a listener needs a server ctx */
+    if (rc == 0 && l->opt.tls) {
+        l->prof.tls = l->opt.tls;
+        nc__tls_ctx_ref(l->prof.tls);
+    }
+    if (rc == 0)
+        rc = nc__conn_profile_lists(&l->prof);
+    if (rc < 0) {
+        if (l->prof.tls)
+            nc__tls_ctx_unref(l->prof.tls);
+        free(l);
+        return rc;
+    }
+    l->opt.errbuf = NULL;
+    l->opt.errbuf_len = 0;
+    l->ud = ud;
+    l->reserve_fd = -1;
+    nc__timer_init(loop, &l->backoff, backoff_done, l, true);
+    l->handle.close = handle_close;
+    nc__loop_handle_add(loop, &l->handle, HANDLE_IO);
+    *out = l;
+    return 0;
+}
+
+void nc__listener_adopt(nc_listener *l, int fd)
+{
+    if (l->stopped || at_limit(l)) {
+        if (!l->stopped) {
+            l->stats.shed++;
+            counter_add(&l->loop->ctr.shed, 1);
+        }
+        nc__set_linger_reset(fd);
+        close(fd);
+        return;
+    }
+    if (accepted(l, fd) < 0) {
+        close(fd);
+        l->stats.accept_errors++;
+        counter_add(&l->loop->ctr.accept_errors, 1);
+    }
 }
