@@ -28,9 +28,10 @@
 # Each is done twice (HS1 and HS2 handshakes, MIB1 and MIB2 MiB) and the
 # result is (count2 - count1) / (N2 - N1): start-up, the client's 20
 # warm-up handshakes and shut-down cancel out. Both counts are
-# deterministic up to how events happen to batch. The per-call breakdown
-# of the system calls goes to stderr, the files to NC_BENCH_OUT (read
-# them with callgrind_annotate). About 5 minutes.
+# deterministic up to how events happen to batch. The breakdowns, of the
+# instructions by object (libcrypto, libssl, libc, the event library or
+# the program) and of the system calls by call, go to stderr, the files
+# to NC_BENCH_OUT (read them with callgrind_annotate). About 2 minutes.
 # Output: lines in bench/run.sh's format, e.g.
 #   callgrind tls_handshake libnetcore 2780000 Ir/hs
 #   callgrind tls_bulk_memcpy libevent 1450000 Ir/MiB
@@ -89,6 +90,18 @@ memcpy_ir() {
              END { print s + 0 }'
 }
 
+# by_object FILE: "object Ir" per shared object (or program) of the self
+# Ir in callgrind's FILE: where the instructions are, OpenSSL's
+# (libcrypto, libssl), libc's, or the event library's.
+by_object() {
+    callgrind_annotate --threshold=100 "$1" 2> /dev/null |
+        awk '/^ *[0-9,]+ .*\[.*\]$/ {
+                 v = $1; gsub(",", "", v); o = $NF; gsub(/[][]/, "", o)
+                 n = split(o, p, "/"); s[p[n]] += v
+             }
+             END { for (k in s) print k, s[k] }' | sort
+}
+
 # Not in $(...) subshells: the PIDs the helpers remember must stay in this
 # shell for the cleanup on exit. Results are left in $count (and $copies).
 
@@ -110,6 +123,7 @@ ir() {
     fi
     count=$(awk '/^(summary|totals):/ { print $2; exit }' "$f")
     copies=$(memcpy_ir "$f")
+    by_object "$f" > "$tmp/objects-$3"
     [ -n "$count" ] && [ -n "$copies" ]
 }
 
@@ -167,6 +181,9 @@ for s in "${servers[@]}"; do
                 echo "callgrind tls_$job $s $(per_unit "$ir1" "$count" "$d" %.0f) Ir/$unit"
                 echo "callgrind tls_${job}_memcpy $s $(per_unit "$cp1" "$copies" "$d" %.0f) Ir/$unit"
             } | tee -a "$results"
+            echo "callgrind tls_$job $s, Ir per $unit by object:" \
+                 "$(bench_breakdown "$tmp/objects-$n1" "$tmp/objects-$n2" "$d" |
+                    sed 's/\.[0-9][0-9]\(,\|$\)/\1/g')" >&2
         else
             echo "tls_callgrind.sh: $s: no instruction count for $job" >&2
             status=1
