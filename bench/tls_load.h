@@ -56,8 +56,8 @@
  *       prints "listening on 127.0.0.1:PORT" on stdout, serves until
  *       SIGTERM or SIGINT, at most 1800 s (alarm).
  *   bench_tls_<lib> --load PORT handshakes N [C] | --load PORT bulk MiB
- *       the client alone against a server started with --serve; prints
- *       what it did on stderr.
+ *       the client alone against a server started with --serve (C
+ *       defaults to 1 here); prints what it did on stderr.
  * The certificate, its key and the CA are server.pem, server.key and
  * ca.pem in $NC_BENCH_TLS_CERTS, by default the directory tls-certs next
  * to the program (the Makefile makes it with tests/tls-certs.sh).
