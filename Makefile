@@ -74,11 +74,12 @@ LIB_EXCLUDED := $(if $(HAVE_TLS),lib/tls_none.c,lib/tls.c lib/tls_ctx.c)
 # Evaluated only when a recipe needs them, after `deps` has run.
 CMOCKA_CFLAGS = $(shell $(PKG_CONFIG) --cflags cmocka)
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka)
-BENCH_CFLAGS = $(shell $(PKG_CONFIG) --cflags libuv libevent)
+BENCH_CFLAGS = $(shell $(PKG_CONFIG) --cflags libuv libevent libevent_openssl openssl)
 # libev's shared library also defines libevent's function names
 # (event_add, event_base_new, ...): -levent must come before -lev, or
 # bench_echo_libevent links against libev's versions and fails.
-BENCH_LIBS = $(shell $(PKG_CONFIG) --libs libuv libevent) -lev
+# bench_tls_* also need libevent_openssl and OpenSSL's own flags.
+BENCH_LIBS = $(shell $(PKG_CONFIG) --libs libuv libevent libevent_openssl openssl) -lev
 
 # --- what gets built --------------------------------------------------
 OBJ = $(BUILD)/obj
@@ -131,7 +132,7 @@ TEST_PACKAGES = libcmocka-dev pkg-config iproute2 nftables valgrind groff-base m
 # ab (apache2-utils), strace and valgrind drive bench/churn.sh and
 # bench/callgrind.sh; nginx-light is optional (churn.sh skips its rows).
 BENCH_PACKAGES = libuv1-dev libev-dev libevent-dev wrk apache2-utils strace \
-                 valgrind nginx-light
+                 valgrind nginx-light libssl-dev openssl
 
 RUN_TESTS = NC_BUILD='$(BUILD)' NC_CC='$(CC)' NC_MAKE='$(NC_MAKE)' \
             bash tests/run-tests.sh
@@ -262,6 +263,9 @@ bench-deps:
 	@missing=; \
 	$(PKG_CONFIG) --exists libuv 2>/dev/null || missing="$$missing libuv"; \
 	$(PKG_CONFIG) --exists libevent 2>/dev/null || missing="$$missing libevent"; \
+	$(PKG_CONFIG) --exists libevent_openssl 2>/dev/null || missing="$$missing libevent_openssl"; \
+	$(PKG_CONFIG) --exists 'openssl >= 3' 2>/dev/null || missing="$$missing libssl-dev"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	printf '#include <ev.h>\n' | $(CC) -E -x c - >/dev/null 2>&1 || missing="$$missing libev"; \
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
 	for tool in ab strace valgrind; do \
@@ -313,10 +317,15 @@ valgrind-run: all tests
 mutate: deps
 	@CC='$(CC)' bash tests/mutate.sh $(MUTANTS)
 
+# The certificate bench_tls_* serve (tls_load.h looks next to them).
+BENCH_TLS_CERTS = $(BUILD)/bench/tls-certs
+$(BENCH_TLS_CERTS)/server.pem: tests/tls-certs.sh | bench-deps
+	bash tests/tls-certs.sh $(@D)
+
 # churn.sh and callgrind.sh also drive examples/http-hello; workers.sh
 # drives http-hello, echo-server and echo-client with 1 and 2 workers.
 bench: bench-deps $(BENCH_BINS) $(BUILD)/bin/http-hello $(BUILD)/bin/echo-server \
-       $(BUILD)/bin/echo-client
+       $(BUILD)/bin/echo-client $(BENCH_TLS_CERTS)/server.pem
 	@if [ -z '$(BENCH_BINS)' ]; then echo 'make: bench/*.c: no benchmarks to build' >&2; exit 1; fi
 	@if [ -f bench/run.sh ]; then \
 	    NC_BUILD='$(BUILD)' NC_BENCH_BIN='$(BUILD)/bench' bash bench/run.sh; \
