@@ -92,11 +92,12 @@ DEP_LIBS = $(TLS_LIBS) $(URING_LIBS)
 # Evaluated only when a recipe needs them, after `deps` has run.
 CMOCKA_CFLAGS = $(shell $(PKG_CONFIG) --cflags cmocka)
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka)
-BENCH_CFLAGS = $(shell $(PKG_CONFIG) --cflags libuv libevent)
+BENCH_CFLAGS = $(shell $(PKG_CONFIG) --cflags libuv libevent libevent_openssl openssl)
 # libev's shared library also defines libevent's function names
 # (event_add, event_base_new, ...): -levent must come before -lev, or
 # bench_echo_libevent links against libev's versions and fails.
-BENCH_LIBS = $(shell $(PKG_CONFIG) --libs libuv libevent) -lev
+# bench_tls_* also need libevent_openssl and OpenSSL's own flags.
+BENCH_LIBS = $(shell $(PKG_CONFIG) --libs libuv libevent libevent_openssl openssl) -lev
 
 # --- what gets built --------------------------------------------------
 OBJ = $(BUILD)/obj
@@ -138,17 +139,18 @@ ALL_OBJS := $(LIB_OBJS) $(COMMON_OBJS) $(SUPPORT_OBJ) \
             $(TEST_SRCS:%.c=$(OBJ)/%.o) $(EXAMPLE_SRCS:%.c=$(OBJ)/%.o) \
             $(BENCH_SRCS:%.c=$(OBJ)/%.o)
 
-# Test binaries whose source starts threads, or drives an example program
-# with --threads (those run sanitized too): the ones `make tsan` runs.
+# Test binaries whose source starts threads (itself or through
+# nc_workers_start), or drives an example program with --threads (those
+# run sanitized too): the ones `make tsan` runs.
 TSAN_TESTS = $(patsubst tests/%.c,$(BUILD)/tsan/tests/%,\
-             $(if $(TEST_SRCS),$(shell grep -lE 'pthread_create|"--threads"' $(TEST_SRCS))))
+             $(if $(TEST_SRCS),$(shell grep -lE 'pthread_create|nc_workers_start|"--threads"' $(TEST_SRCS))))
 
 TEST_PACKAGES = libcmocka-dev pkg-config iproute2 nftables valgrind groff-base man-db \
                 libssl-dev openssl curl liburing-dev
 # ab (apache2-utils), strace and valgrind drive bench/churn.sh and
 # bench/callgrind.sh; nginx-light is optional (churn.sh skips its rows).
 BENCH_PACKAGES = libuv1-dev libev-dev libevent-dev wrk apache2-utils strace \
-                 valgrind nginx-light
+                 valgrind nginx-light libssl-dev openssl
 
 RUN_TESTS = NC_BUILD='$(BUILD)' NC_CC='$(CC)' NC_MAKE='$(NC_MAKE)' \
             bash tests/run-tests.sh
@@ -280,6 +282,9 @@ bench-deps:
 	@missing=; \
 	$(PKG_CONFIG) --exists libuv 2>/dev/null || missing="$$missing libuv"; \
 	$(PKG_CONFIG) --exists libevent 2>/dev/null || missing="$$missing libevent"; \
+	$(PKG_CONFIG) --exists libevent_openssl 2>/dev/null || missing="$$missing libevent_openssl"; \
+	$(PKG_CONFIG) --exists 'openssl >= 3' 2>/dev/null || missing="$$missing libssl-dev"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	printf '#include <ev.h>\n' | $(CC) -E -x c - >/dev/null 2>&1 || missing="$$missing libev"; \
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
 	for tool in ab strace valgrind; do \
@@ -331,15 +336,22 @@ valgrind-run: all tests
 mutate: deps
 	@CC='$(CC)' bash tests/mutate.sh $(MUTANTS)
 
-# churn.sh and callgrind.sh also drive examples/http-hello.
-bench: bench-deps $(BENCH_BINS) $(BUILD)/bin/http-hello
+# The certificate bench_tls_* serve (tls_load.h looks next to them).
+BENCH_TLS_CERTS = $(BUILD)/bench/tls-certs
+$(BENCH_TLS_CERTS)/server.pem: tests/tls-certs.sh | bench-deps
+	bash tests/tls-certs.sh $(@D)
+
+# churn.sh and callgrind.sh also drive examples/http-hello; workers.sh
+# drives http-hello, echo-server and echo-client with 1 and 2 workers.
+bench: bench-deps $(BENCH_BINS) $(BUILD)/bin/http-hello $(BUILD)/bin/echo-server \
+       $(BUILD)/bin/echo-client $(BENCH_TLS_CERTS)/server.pem
 	@if [ -z '$(BENCH_BINS)' ]; then echo 'make: bench/*.c: no benchmarks to build' >&2; exit 1; fi
 	@if [ -f bench/run.sh ]; then \
 	    NC_BUILD='$(BUILD)' NC_BENCH_BIN='$(BUILD)/bench' bash bench/run.sh; \
 	else \
 	    echo 'bench: built $(BENCH_BINS); bench/run.sh does not exist, nothing run'; \
 	fi
-	@for script in bench/churn.sh bench/callgrind.sh; do \
+	@for script in bench/churn.sh bench/callgrind.sh bench/workers.sh; do \
 	    NC_BUILD='$(BUILD)' NC_BENCH_BIN='$(BUILD)/bench' bash $$script || exit 1; \
 	done
 
@@ -428,7 +440,7 @@ help:
 	@echo '  valgrind       tests under valgrind (NC_UNDER_VALGRIND=1)'
 	@echo '  mutate         break lib/ on purpose (tests/mutants.txt); every mutant must be killed'
 	@echo '  bench          build bench/*.c against libuv, libev, libevent; run bench/run.sh,'
-	@echo '                 bench/churn.sh and bench/callgrind.sh'
+	@echo '                 bench/churn.sh, bench/callgrind.sh and bench/workers.sh'
 	@echo '  demo           build and run examples/demo.sh'
 	@echo '  man            the man pages and api.md from include/netcore.h, in $(DOC_OUT)'
 	@echo '  api-md         regenerate docs/api.md (committed) from include/netcore.h'

@@ -2,8 +2,9 @@
  * http-hello - an HTTP/1.1 keep-alive server answering every GET with
  * "Hello, World!". The program wrk benchmarks load.
  *
- *   http-hello [--listen SPEC ...] [--threads N] [--idle-timeout SECONDS]
- *              [--header-timeout SECONDS] [--defer-accept]
+ *   http-hello [--listen SPEC ...] [--threads N] [--pin] [--grace SECONDS]
+ *              [--idle-timeout SECONDS] [--header-timeout SECONDS]
+ *              [--defer-accept]
  *
  * on_data hands us everything received and not yet consumed; we frame as
  * many whole requests as it holds (pipelining), answer them in order with
@@ -34,9 +35,9 @@ static const char hello[] = "Hello, World!";
 /* How long a request head may take to arrive (--header-timeout). */
 static uint32_t header_timeout_ms = 10000;
 
-/* One per thread, found through the loop (nc_loop_data). */
+/* One per worker thread, found through the loop (nc_loop_data); the
+ * library counts connections and bytes itself. */
 struct http_stats {
-    uint64_t connections;
     uint64_t answers;       /* every response sent, whatever its status */
     uint64_t status[6];     /* 200, 400, 405, 431, 501, other */
 };
@@ -112,7 +113,6 @@ static struct http_stats *stats_of(nc_conn *c)
 static void on_open(nc_conn *c, void *ud)
 {
     (void)ud;
-    stats_of(c)->connections++;
     nc_conn_set_data(c, NULL);   /* no state until a request is partial */
 }
 
@@ -225,20 +225,22 @@ static void on_close(nc_conn *c, nc_close_reason reason, int err, void *ud)
     free(ud);
 }
 
-static void print_summary(const struct http_stats *per_thread, size_t n)
+static void summary(void *const *blocks, unsigned n,
+                    const nc_loop_stats *total)
 {
     static const char *const names[] = {"200", "400", "405", "431", "501",
                                         "other"};
     struct http_stats sum;
     char by_status[256];
-    size_t i, s, used = 0;
+    size_t s, used = 0;
+    unsigned i;
 
     memset(&sum, 0, sizeof sum);
     for (i = 0; i < n; i++) {
-        sum.connections += per_thread[i].connections;
-        sum.answers += per_thread[i].answers;
+        const struct http_stats *w = blocks[i];
+        sum.answers += w->answers;
         for (s = 0; s < 6; s++)
-            sum.status[s] += per_thread[i].status[s];
+            sum.status[s] += w->status[s];
     }
     by_status[0] = '\0';
     for (s = 0; s < 6; s++) {
@@ -249,7 +251,7 @@ static void print_summary(const struct http_stats *per_thread, size_t n)
                                  names[s], sum.status[s]);
     }
     serve_print_summary("%s: served %" PRIu64 " connections, %" PRIu64
-                        " answers by status:%s\n", PROG, sum.connections,
+                        " answers by status:%s\n", PROG, total->accepted,
                         sum.answers, used ? by_status : " none");
 }
 
@@ -269,15 +271,22 @@ static const char *parse_option(int val, const char *arg)
 
 static void usage(void)
 {
-    printf("usage: %s [--listen SPEC ...] [--threads N] "
-           "[--idle-timeout SECONDS]\n"
-           "       [--header-timeout SECONDS] [--defer-accept] [--version]\n"
+    printf("usage: %s [--listen SPEC ...] [--threads N] [--pin] "
+           "[--grace SECONDS]\n"
+           "       [--idle-timeout SECONDS] [--header-timeout SECONDS] "
+           "[--defer-accept]\n"
+           "       [--version]\n"
            "HTTP/1.1 keep-alive server: every GET gets 200 and "
            "\"Hello, World!\".\n"
            "  --listen SPEC            endpoint to listen on, repeatable "
            "(default *:8080)\n"
-           "  --threads N              N threads, each with its own loop "
-           "(default 1)\n"
+           "  --threads N              N worker threads, each with its own "
+           "loop (default 1,\n"
+           "                           0 = one per CPU)\n"
+           "  --pin                    run worker i on CPU i\n"
+           "  --grace SECONDS          on SIGINT/SIGTERM, let replies flush "
+           "this long\n"
+           "                           (default 5)\n"
            "  --idle-timeout SECONDS   close connections idle this long "
            "(default 60, 0 = never)\n"
            "  --header-timeout SECONDS a request head must arrive within "
@@ -299,18 +308,10 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     static const serve_extra extra = {own, parse_option};
-    struct http_stats *stats;
     serve_config cfg;
-    int err;
 
     serve_parse_args(&cfg, argc, argv, PROG, "*:8080", false, &extra,
                      usage);
-    /* One block of counters per thread, summed up at the end. */
-    stats = calloc(cfg.threads, sizeof *stats);
-    if (stats == NULL) {
-        fprintf(stderr, "%s: out of memory\n", PROG);
-        return 1;
-    }
     /* The client speaks first in HTTP: with --defer-accept the kernel
      * hands over a connection only when its request has arrived, and the
      * library reads it at once (TCP_DEFER_ACCEPT, nginx's "deferred"). A
@@ -318,12 +319,8 @@ int main(int argc, char **argv)
     if (defer_accept)
         cfg.options.defer_accept_s = 10;
     cfg.callbacks = &cbs;
-    cfg.worker_data = stats;
-    cfg.worker_data_size = sizeof *stats;
-
-    err = serve_run(&cfg);   /* until SIGINT or SIGTERM */
-    if (err == 0)
-        print_summary(stats, cfg.threads);
-    free(stats);
-    return err == 0 ? 0 : 1;
+    cfg.worker_data_size = sizeof(struct http_stats);
+    cfg.summary = summary;
+    /* Until SIGINT or SIGTERM; then a line per worker and the summary. */
+    return serve_run(&cfg) == 0 ? 0 : 1;
 }

@@ -24,6 +24,7 @@
  *     nc_listener    nc_listen()          nc_listener_close()  the caller
  *     nc_conn        accept, nc_connect() on_close returning   the library
  *     nc_iface_list  nc_iface_list_get()  nc_iface_list_free() the caller
+ *     nc_workers     nc_workers_start()   nc_workers_free()    the caller
  *
  *   nc_loop_free() ends everything still alive on that loop, so after it
  *   returns every pointer to that loop's objects is invalid. Plain-data
@@ -34,8 +35,9 @@
  * - A loop belongs to the thread that runs it. Every function taking a
  *   loop or an object of that loop (watcher, timer, signal handler,
  *   listener, connection) must be called from that thread, except the ones
- *   marked "any thread" (nc_loop_post, nc_loop_stop), which any thread may
- *   call while the loop exists. Functions that take no loop and no object
+ *   marked "any thread" (nc_loop_post, nc_loop_stop, nc_loop_stats_get),
+ *   which any thread may call while the loop exists. The nc_workers_*
+ *   functions are for any thread, some of them not a worker's own. Functions that take no loop and no object
  *   of a loop, and work only on their arguments (errors, addresses,
  *   interfaces, I/O outcomes, TCP state, the *_name functions), are safe
  *   from any thread. The "Thread:" line of each function says which
@@ -47,7 +49,8 @@
  *   (nc_listener_options o = {0};), and a NULL options pointer means the
  *   same.
  * - There is no global state: create as many loops as threads you want,
- *   and use nc_listener_options.reuseport to share a port between them.
+ *   and use nc_listener_options.reuseport to share a port between them;
+ *   nc_workers_start() and nc_workers_listen() do exactly that for you.
  * - The library never prints: messages (endpoint parse errors, the
  *   loopback warning, explanations) are handed to you as text.
  * - The library never raises SIGPIPE (it sends with MSG_NOSIGNAL), so a
@@ -216,6 +219,13 @@ typedef enum nc_op {
  * different operations: EADDRNOTAVAIL on NC_OP_BIND means the address is
  * not on this host, on NC_OP_CONNECT that the local ports are exhausted.
  * The texts for connect failures are quoted in docs/pitfalls.md.
+ *
+ * For nc_listen() use NC_OP_BIND, for nc_connect() NC_OP_CONNECT: their
+ * endpoint errors (-EINVAL malformed text, -ERANGE a port over 65535,
+ * -ENODEV an unknown interface, -ENAMETOOLONG) are explained as such, and
+ * -ENOENT after NC_OP_CONNECT as a Unix socket path nobody listens on.
+ * The message naming the exact fault comes from the errbuf of the
+ * options (see nc_listen).
  *
  *   fprintf(stderr, "connect: %s: %s\n", nc_strerror(err),
  *           nc_explain(NC_OP_CONNECT, err));
@@ -807,14 +817,17 @@ typedef enum nc_run_mode {
  *   connection's idle or connect timer), signal handlers, and pending
  *   deferred calls (nc_loop_defer). Calls posted with nc_loop_post() do
  *   not keep it running.
+ * - In any mode, a graceful stop (nc_loop_shutdown) ends the run once its
+ *   last connection has closed.
  * - NC_RUN_FOREVER: until nc_loop_stop(), even with nothing active (a
  *   worker that only receives posted calls).
  * - NC_RUN_ONCE: one iteration, waiting for an event or the next timer if
  *   anything is active (if nothing is, it does not wait).
  * - NC_RUN_NOWAIT: one iteration without waiting.
  *
- * Returns: 0 when it stopped (nc_loop_stop), ran out of active things
- * (NC_RUN_DEFAULT) or finished its iteration; or a negative errno.
+ * Returns: 0 when it stopped (nc_loop_stop, or a completed
+ * nc_loop_shutdown), ran out of active things (NC_RUN_DEFAULT) or
+ * finished its iteration; or a negative errno.
  * Errors:
  *   -EINVAL  loop is NULL, or mode is unknown
  *   -EBUSY   the loop is already running (called from one of its
@@ -1084,7 +1097,8 @@ void nc_timer_free(nc_timer *t);
  * signum in the calling thread so the signalfd receives it. Block it in
  * every other thread too (create loops and handlers before starting
  * threads, whose masks are inherited), or another thread may take the
- * signal.
+ * signal. nc_workers_start() creates its threads with SIGINT, SIGTERM,
+ * SIGHUP and SIGQUIT blocked.
  *
  * Example: docs/examples/signals.c
  * ---------------------------------------------------------------------- */
@@ -1164,7 +1178,8 @@ typedef struct nc_conn nc_conn;
  *   NC_CLOSE_LOCAL           0
  *   NC_CLOSE_ERROR           -EMSGSIZE (input over max_input), -ENOMEM,
  *                            any other error
- *   NC_CLOSE_SHUTDOWN        0
+ *   NC_CLOSE_SHUTDOWN        0; -ETIMEDOUT when reset at the end of a
+ *                            shutdown's grace period (nc_loop_shutdown)
  *   NC_CLOSE_CONNECT_FAILED  -ECONNREFUSED, -ETIMEDOUT, -ENOENT, ...
  *   NC_CLOSE_DEADLINE        -ETIMEDOUT
  *   NC_CLOSE_TLS             -NC_ETLS_... (which failure), -ETIMEDOUT
@@ -1179,7 +1194,8 @@ typedef enum nc_close_reason {
     NC_CLOSE_LOCAL,          /* nc_conn_close() or nc_conn_abort() */
     NC_CLOSE_ERROR,          /* an I/O error; err says which (-EMSGSIZE:
                                 unconsumed input grew over max_input) */
-    NC_CLOSE_SHUTDOWN,       /* its listener or loop was closed */
+    NC_CLOSE_SHUTDOWN,       /* its listener or loop was closed, or the
+                                loop shut down (nc_loop_shutdown) */
     NC_CLOSE_CONNECT_FAILED, /* an outgoing connect failed or timed out */
     NC_CLOSE_DEADLINE,       /* the deadline of nc_conn_set_deadline()
                                 passed (err -ETIMEDOUT) */
@@ -1290,7 +1306,13 @@ typedef struct nc_conn_options {
  * connections and listeners that use it. See nc_tls_server_new(). */
 typedef struct nc_tls_ctx nc_tls_ctx;
 
-/* Options for nc_connect(). A zeroed struct gives the defaults. */
+/* Options for nc_connect() and nc_connect_addr(). A zeroed struct gives
+ * the defaults.
+ *
+ * errbuf and errbuf_len are a place for a failing nc_connect() to say why
+ * (see nc_connect); failures reported later, through on_close, are not
+ * written there.
+ */
 typedef struct nc_connect_options {
     nc_conn_options conn;
     const char *bind;        /* local endpoint to bind first, with a port
@@ -1303,6 +1325,10 @@ typedef struct nc_connect_options {
                                 must carry, also sent as SNI; NULL = the
                                 address connected to (checked as an IP
                                 address, no SNI) */
+    char *errbuf;            /* NULL, or where a failing call writes one
+                                line naming what is wrong; emptied when it
+                                returns 0 */
+    size_t errbuf_len;       /* its size in bytes (256 is plenty) */
 } nc_connect_options;
 
 /* Start a non-blocking connect to an endpoint.
@@ -1320,12 +1346,21 @@ typedef struct nc_connect_options {
  * -ENOENT for a missing Unix path, -EAGAIN for a full Unix backlog), or
  * NC_CLOSE_LOCAL or NC_CLOSE_SHUTDOWN if you close it or its loop first.
  * Write from on_open: before it, writes fail with -ENOTCONN.
+ * nc_explain(NC_OP_CONNECT, err) explains either kind of failure.
+ *
+ * When it fails and opts->errbuf is set, one line naming what is wrong is
+ * written there (at most errbuf_len bytes, NUL-terminated): for endpoint
+ * text, the message nc_endpoint_parse() gives ("unknown interface
+ * 'eth99'"); otherwise the step that failed ("cannot bind local address
+ * 192.0.2.9:0: Cannot assign requested address"). When it returns 0,
+ * errbuf is emptied.
  *
  * Returns: 0 on success, or a negative errno; then nothing was started,
  * no callback will run and *out is untouched.
  * Errors:
  *   -EINVAL         loop or endpoint is NULL, a wildcard endpoint, a
- *                   malformed bind, or malformed endpoint text
+ *                   malformed bind, malformed endpoint text, or opts->tls
+ *                   is a server context
  *   -ERANGE         the port is out of range (from parsing the endpoint)
  *   -ENODEV         unknown interface or scope
  *   -ENAMETOOLONG   a Unix path or interface name too long
@@ -1344,6 +1379,37 @@ typedef struct nc_connect_options {
 int nc_connect(nc_loop *loop, const char *endpoint,
                const nc_connect_options *opts, const nc_conn_callbacks *cbs,
                void *ud, nc_conn **out);
+
+/* Start a non-blocking connect to an address you already hold.
+ *
+ * Like nc_connect(), without formatting an address and parsing it back:
+ * addr is an IPv4, IPv6 (with its scope id) or named Unix address, such
+ * as one from nc_listener_addr(), nc_endpoint_resolve() or
+ * nc_conn_peer_addr(). *addr is copied. Everything else, opts->bind and
+ * errbuf included, is as for nc_connect(): exactly one of on_open or
+ * on_close follows from the loop.
+ *
+ * Returns: 0 on success, or a negative errno; then nothing was started,
+ * no callback will run and *out is untouched.
+ * Errors:
+ *   -EINVAL         loop or addr is NULL, addr->len does not fit its
+ *                   family, an unnamed Unix address, a malformed bind, or
+ *                   opts->tls is a server context
+ *   -EAFNOSUPPORT   addr's family is not AF_INET, AF_INET6 or AF_UNIX, or
+ *                   bind has no address of that family
+ *   -EADDRNOTAVAIL  the bind address is not on this host
+ *   -EADDRINUSE     the bind address and port are in use
+ *   -EACCES         binding that port is not permitted
+ *   -ENOMEM         out of memory
+ *   -EMFILE         the process has no descriptor left
+ *   -ENFILE         the system has no descriptor left
+ *   any other errno that socket() or bind() reports
+ * Thread: the loop's thread.
+ * See also: nc_connect, nc_listener_addr, nc_endpoint_resolve
+ */
+int nc_connect_addr(nc_loop *loop, const nc_addr *addr,
+                    const nc_connect_options *opts,
+                    const nc_conn_callbacks *cbs, void *ud, nc_conn **out);
 
 /* Queue bytes for sending on a connection.
  *
@@ -1605,7 +1671,8 @@ typedef struct nc_listener nc_listener;
 
 /* Listener settings. A zeroed struct gives the defaults.
  *
- * reuseport lets one listener per thread share a port (the kernel spreads
+ * errbuf and errbuf_len are not settings but a place for nc_listen() to
+ * say why it failed: see nc_listen. reuseport lets one listener per thread share a port (the kernel spreads
  * the connections). max_conns counts this listener's open connections;
  * accepting resumes as soon as one closes. accept_budget bounds the
  * accepts per socket per iteration so one busy listener cannot starve the
@@ -1635,6 +1702,10 @@ typedef struct nc_listener_options {
     nc_tls_ctx *tls;          /* a server context: every accepted
                                  connection speaks TLS (NULL = no) */
     nc_conn_options conn;     /* for every accepted connection */
+    char *errbuf;             /* NULL, or where a failing nc_listen()
+                                 writes one line naming what is wrong (see
+                                 nc_listen); emptied on success */
+    size_t errbuf_len;        /* its size in bytes (256 is plenty) */
 } nc_listener_options;
 
 /* Counters of a listener.
@@ -1676,17 +1747,33 @@ typedef struct nc_listener_stats {
  * caller owns *out until nc_listener_close(). The library does not warn
  * about a loopback-only bind by itself: see nc_iface_reach_warning().
  *
+ * When it fails and opts->errbuf is set, one line naming what is wrong is
+ * written there (at most errbuf_len bytes, NUL-terminated): for endpoint
+ * text, the message nc_endpoint_parse() gives ("unknown interface
+ * 'eth99'", "port 70000 is out of range (0-65535)", "bad IPv4 address
+ * '999.1.1.1'"); otherwise the step that failed with the address it
+ * failed on ("cannot bind 127.0.0.1:80: Permission denied"). On success
+ * errbuf is emptied. With nc_explain(NC_OP_BIND, err), the likely cause:
+ *
+ *   char why[256];
+ *   nc_listener_options o = { .errbuf = why, .errbuf_len = sizeof why };
+ *   int err = nc_listen(loop, "eth99:80", &o, &cbs, NULL, &l);
+ *   if (err < 0)
+ *       fprintf(stderr, "listen: %s\n%s\n", why,
+ *               nc_explain(NC_OP_BIND, err));
+ *
  * Returns: 0 on success, or a negative errno; then nothing is left bound
- * and *out is untouched. nc_explain(NC_OP_BIND, err) explains the errors.
+ * and *out is untouched.
  * Errors:
- *   -EINVAL         loop, endpoint or out is NULL, or malformed endpoint
- *                   text
+ *   -EINVAL         loop, endpoint or out is NULL, malformed endpoint
+ *                   text, or opts->tls is a client context
  *   -ERANGE         the port is out of range (from parsing the endpoint)
  *   -ENODEV         unknown interface or scope
  *   -ENAMETOOLONG   a Unix path or interface name too long
  *   -EADDRINUSE     the address and port are in use
  *   -EADDRNOTAVAIL  the address is not on this host
  *   -EACCES         binding that port (or path) is not permitted
+ *   -ENOENT         the directory of a Unix socket path does not exist
  *   -EAFNOSUPPORT   the address family is not supported here
  *   -ENOMEM         out of memory
  *   -EMFILE         the process has no descriptor left
@@ -1918,6 +2005,395 @@ typedef struct nc_tls_info {
  * See also: nc_tls_server_new, nc_conn_tcp_info
  */
 int nc_conn_tls_info(const nc_conn *c, nc_tls_info *out);
+
+/* ------------------------------------------------------------------------
+ * Counters and graceful stop (lib/stats.c, lib/shutdown.c)
+ *
+ * Every loop counts, without locks, what it does: iterations, events, the
+ * time it spent blocked in the kernel and running callbacks (how busy it
+ * is), and its connections: opened, open now, closed by reason, bytes in
+ * and out, accept errors and descriptor shortages. Any thread may read
+ * them while the loop runs. nc_loop_shutdown() ends a loop's service
+ * gracefully: no new connections, idle ones closed, replies in flight
+ * flushed, the rest reset at a deadline.
+ *
+ * Example: docs/examples/shutdown.c
+ * ---------------------------------------------------------------------- */
+
+/* A loop's counters, from nc_loop_stats_get().
+ *
+ * The connection counters add up: accepted + connected == open + the sum
+ * of closed[]. Outgoing connects that failed before opening are counted
+ * in connect_failed only. blocked_ns and busy_ns count completed waits
+ * and completed stretches of work, so a loop blocked right now shows the
+ * current wait only once it ends; busy_ns / (busy_ns + blocked_ns) over
+ * an interval is how busy the loop was (libuv's uv_metrics_idle_time is
+ * blocked_ns).
+ */
+typedef struct nc_loop_stats {
+    uint64_t iterations;      /* loop iterations (epoll_wait calls) */
+    uint64_t events;          /* events dispatched */
+    uint64_t blocked_ns;      /* time blocked in epoll_wait */
+    uint64_t busy_ns;         /* time outside it: callbacks, timers, I/O */
+    uint64_t accepted;        /* connections accepted and opened */
+    uint64_t connected;       /* outgoing connections opened */
+    uint64_t open;            /* opened and not yet closed */
+    uint64_t closed[NC_CLOSE_REASON_LAST + 1];  /* opened connections
+                                 closed, by nc_close_reason; [0] unused */
+    uint64_t connect_failed;  /* outgoing connects that never opened */
+    uint64_t bytes_in;        /* bytes received on connections */
+    uint64_t bytes_out;       /* bytes the kernel took for sending */
+    uint64_t accept_errors;   /* transient accept failures survived */
+    uint64_t fd_exhausted;    /* accept() failed for lack of descriptors */
+    uint64_t shed;            /* connections reset at once because the
+                                 process was out of descriptors, or over
+                                 a worker's max_conns (nc_workers_listen) */
+    uint64_t evicted;         /* idle connections closed to admit new
+                                 ones (evict_idle) */
+} nc_loop_stats;
+
+/* Read a loop's counters into *out.
+ *
+ * The counters are written by the loop's thread alone, without locks
+ * (relaxed atomic stores); this reads them without stopping the loop.
+ * From another thread the values are a few nanoseconds apart, not one
+ * instant, but the connection counters always add up: a read that falls
+ * between the two counters of one opening or closing is repeated.
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL  loop or out is NULL
+ * Thread: any thread, while the loop exists.
+ * See also: nc_workers_stats, nc_listener_stats_get
+ */
+int nc_loop_stats_get(const nc_loop *loop, nc_loop_stats *out);
+
+/* Stop a loop's service gracefully, bounded by a deadline.
+ *
+ * At once, every listener of the loop is stopped (nc_listener_stop: its
+ * sockets are closed, so the kernel refuses new connections rather than
+ * the library accepting and dropping them), connections still connecting
+ * or in their TLS handshake are closed (on_open never ran for them), and
+ * every open connection is closed gracefully, as by
+ * nc_conn_close(): one with nothing queued goes at once with FIN, one
+ * with queued output first sends it all, then FIN. Their on_close reports
+ * NC_CLOSE_SHUTDOWN with err 0. Connections already closing finish as
+ * they were. A connection that opens later during the shutdown (an
+ * nc_connect() made meanwhile, or one handed over by the workers'
+ * acceptor) is closed the same way.
+ *
+ * When grace_ms have passed, whatever is left is reset (RST; queued
+ * output is dropped) and reported as NC_CLOSE_SHUTDOWN with -ETIMEDOUT.
+ * grace_ms 0 resets at the next iteration everything that could not
+ * close at once.
+ *
+ * Once no connection is left and every on_close has run, nc_loop_run()
+ * returns, in any run mode, even with timers, watchers or signal
+ * handlers still active (they stay yours); called while the loop does not
+ * run, the next nc_loop_run() does that. Every on_close runs exactly
+ * once, in the loop's thread. A call during a shutdown in progress can
+ * only bring its deadline closer (a second Ctrl-C: grace_ms 0); a call
+ * after a shutdown completed starts a new one.
+ *
+ * Returns: 0 on success, or a negative errno; then nothing changed.
+ * Errors:
+ *   -EINVAL  loop is NULL, or grace_ms is above 2^31-1 (24.8 days)
+ *   -ENOMEM  out of memory
+ * Thread: the loop's thread. To stop on a signal, call it from an
+ * nc_signal_start() callback; for a loop of nc_workers, use
+ * nc_workers_stop().
+ * See also: nc_workers_stop, nc_listener_stop, nc_conn_close
+ */
+int nc_loop_shutdown(nc_loop *loop, uint32_t grace_ms);
+
+/* ------------------------------------------------------------------------
+ * Workers (lib/workers.c, lib/workers_listen.c)
+ *
+ * The standard shape of a multi-core server on Linux: N threads, each
+ * running its own loop, each with its own listening socket on the same
+ * address (SO_REUSEPORT), so that the kernel spreads the connections and
+ * no lock is shared on the hot path. Every connection lives its whole
+ * life, from on_open to on_close, on the worker that accepted it.
+ *
+ * Where SO_REUSEPORT cannot serve (unix: endpoints, or a kernel that
+ * refuses it), worker 0 accepts alone and hands each accepted socket to
+ * the workers in turn (round-robin) through nc_loop_post(); the
+ * connection is then opened on its worker, with the same callbacks, and
+ * nothing in them can tell the difference.
+ *
+ * A typical main():
+ *
+ *   nc_workers_options o = {.threads = 0, .on_start = start};
+ *   nc_workers *w;
+ *   if (nc_workers_start(&o, &w) == 0 &&
+ *       nc_workers_listen(w, "*:8080", NULL, &cbs, NULL) > 0)
+ *       nc_workers_run(w, 5000);      // until SIGINT or SIGTERM
+ *   nc_workers_free(w);
+ *
+ * Example: docs/examples/workers.c
+ * ---------------------------------------------------------------------- */
+
+/* A group of worker threads, each with its own loop (opaque). */
+typedef struct nc_workers nc_workers;
+
+/* How nc_workers_listen() spreads connections over the workers. */
+typedef enum nc_workers_accept {
+    NC_WORKERS_ACCEPT_AUTO = 0,    /* SO_REUSEPORT, or the acceptor where
+                                      that cannot serve */
+    NC_WORKERS_ACCEPT_REUSEPORT,   /* one socket per worker; the kernel
+                                      hashes each connection to one */
+    NC_WORKERS_ACCEPT_HANDOFF      /* worker 0 accepts, and hands the
+                                      sockets out round-robin */
+} nc_workers_accept;
+
+/* Settings of nc_workers_start(). A zeroed struct gives the defaults.
+ *
+ * on_start runs first in each worker's thread, with its loop: create the
+ * worker's own state there (nc_loop_set_data), start timers, open client
+ * connections. A negative return fails nc_workers_start(). on_stop runs
+ * in the worker's thread when it ends, after every connection of its
+ * loop has closed (every on_close has run) and before the loop is freed.
+ * Both are called with ud.
+ */
+typedef struct nc_workers_options {
+    unsigned threads;          /* workers (0 = one per online CPU; at
+                                  most 1024) */
+    bool pin;                  /* worker i runs on the i-th CPU the
+                                  process may use (sched_getaffinity),
+                                  wrapping around */
+    nc_workers_accept accept;  /* default NC_WORKERS_ACCEPT_AUTO */
+    int (*on_start)(nc_loop *loop, unsigned index, void *ud);
+    void (*on_stop)(nc_loop *loop, unsigned index, void *ud);
+    void *ud;
+} nc_workers_options;
+
+/* Start worker threads, each running its own loop.
+ *
+ * Creates the loops, then the threads, and returns when every worker's
+ * on_start has returned: the loops then run (NC_RUN_FOREVER) until
+ * nc_workers_stop(). The threads are created with SIGINT, SIGTERM, SIGHUP
+ * and SIGQUIT blocked, so that a handler for them on another loop
+ * (nc_workers_run(), nc_signal_start()) receives them; the caller's own
+ * mask is unchanged. With pin, each thread is bound to one CPU before
+ * on_start runs. The caller owns *out and frees it with
+ * nc_workers_free().
+ *
+ * Returns: 0 on success, or a negative errno; then every worker that had
+ * started has been stopped (its on_stop ran if its on_start had
+ * succeeded), nothing is left running and *out is untouched.
+ * Errors:
+ *   -EINVAL  out is NULL, or threads is above 1024
+ *   -ENOMEM  out of memory
+ *   -EAGAIN  a thread could not be created (a system limit)
+ *   -EMFILE  the process has no descriptor left for a loop
+ *   other    the negative value an on_start returned, or the errno of
+ *            pthread_setaffinity_np() with pin
+ * Thread: any thread but a worker's.
+ * See also: nc_workers_listen, nc_workers_stop, nc_workers_free
+ */
+int nc_workers_start(const nc_workers_options *opts, nc_workers **out);
+
+/* Listen on an endpoint in every worker.
+ *
+ * With SO_REUSEPORT (NC_WORKERS_ACCEPT_REUSEPORT, or AUTO for IP
+ * endpoints) each worker binds its own listener on the endpoint, as
+ * nc_listen() with opts, cbs and ud would, plus reuseport; with port 0
+ * every worker gets the port the kernel gave the first. The kernel
+ * spreads the connections by a hash of their addresses and ports, which
+ * can leave a worker idle when there are few clients (see
+ * docs/performance.md). With NC_WORKERS_ACCEPT_HANDOFF, or AUTO for
+ * unix: endpoints or where the kernel refuses SO_REUSEPORT, worker 0
+ * binds the one listener and hands the accepted sockets to the workers in
+ * turn; its own connections are opened like the others. Then max_conns
+ * counts each worker's connections: one handed to a worker at its limit
+ * is reset and counted as shed. Either way callbacks run on the worker
+ * that owns the connection: the same ud for all, per-worker state through
+ * nc_loop_data(nc_conn_loop(c)). The addresses bound are added to
+ * nc_workers_addrs(). Listeners stay until the workers stop.
+ *
+ * Returns: NC_WORKERS_ACCEPT_REUSEPORT or NC_WORKERS_ACCEPT_HANDOFF (both
+ * positive), the way connections are spread; or a negative errno, and
+ * then nothing is left bound in any worker.
+ * Errors:
+ *   -EINVAL      w or endpoint is NULL, or the endpoint text is malformed
+ *   -ESHUTDOWN   nc_workers_stop() was called
+ *   -EDEADLK     called from a worker's thread
+ *   -ENOPROTOOPT NC_WORKERS_ACCEPT_REUSEPORT where the kernel refuses it
+ *                (or for a unix: endpoint, which cannot share a path)
+ *   any error of nc_listen(): -EADDRINUSE, -EACCES, -ENODEV, ...
+ * Thread: any thread but a worker's; it waits for the workers to bind.
+ * See also: nc_workers_addrs, nc_listen, nc_listener_options
+ */
+int nc_workers_listen(nc_workers *w, const char *endpoint,
+                      const nc_listener_options *opts,
+                      const nc_conn_callbacks *cbs, void *ud);
+
+/* The addresses the workers listen on.
+ *
+ * Every address nc_workers_listen() bound, in the order of the calls and
+ * of each listener's sockets, with the real port (as nc_listener_addr()
+ * gives them): each worker has the same ones. For "listening on" lines
+ * and nc_iface_reach_warning(). Writes at most max addresses into out and
+ * the total into *count (call with max 0 to count).
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL  w or count is NULL, or out is NULL with max > 0
+ * Thread: any thread.
+ * See also: nc_workers_listen, nc_addr_format
+ */
+int nc_workers_addrs(const nc_workers *w, nc_addr *out, size_t max,
+                     size_t *count);
+
+/* The number of workers.
+ *
+ * Returns: the number of workers; 0 for NULL.
+ * Thread: any thread.
+ * See also: nc_workers_loop
+ */
+unsigned nc_workers_count(const nc_workers *w);
+
+/* The loop of worker index.
+ *
+ * For use in that worker's own thread (on_start, on_stop, callbacks,
+ * posted calls), like any loop. Another thread must not use it once the
+ * worker may have ended: it reaches a worker with nc_workers_post() and
+ * reads its counters with nc_workers_stats(), which are safe at any time.
+ * Calling nc_loop_shutdown() on it ends that worker alone, once the
+ * shutdown completes; nc_loop_stop() on it is ignored (the worker runs
+ * on).
+ *
+ * Returns: the loop; NULL for a NULL w or an index out of range.
+ * Thread: any thread.
+ * See also: nc_workers_post, nc_workers_count
+ */
+nc_loop *nc_workers_loop(const nc_workers *w, unsigned index);
+
+/* A function run in a worker's thread by nc_workers_post(). */
+typedef void (*nc_worker_fn)(nc_loop *loop, unsigned index, void *arg);
+
+/* Run fn(loop, index, arg) in worker index's thread, soon.
+ *
+ * Through the worker's nc_loop_post(): calls from one thread run in the
+ * order posted, each accepted call exactly once, even when the worker is
+ * stopping (it runs before the worker's loop is freed).
+ *
+ * Returns: 0 on success, or a negative errno; then fn will not run.
+ * Errors:
+ *   -EINVAL     w or fn is NULL, or index is out of range
+ *   -ENOMEM     out of memory
+ *   -ESHUTDOWN  the worker has ended
+ * Thread: any thread, while w exists (also a worker's).
+ * See also: nc_workers_post_all, nc_loop_post
+ */
+int nc_workers_post(nc_workers *w, unsigned index, nc_worker_fn fn,
+                    void *arg);
+
+/* Run fn in every worker's thread, soon.
+ *
+ * As nc_workers_post() for each worker in turn. Workers that have ended
+ * (or a post that finds no memory) are skipped: the count returned is
+ * how many times fn will run, which is what to wait for before freeing
+ * arg.
+ *
+ * Returns: the number of workers that will run fn (0 when all have
+ * ended), or a negative errno.
+ * Errors:
+ *   -EINVAL  w or fn is NULL
+ * Thread: any thread, while w exists (also a worker's).
+ * See also: nc_workers_post
+ */
+int nc_workers_post_all(nc_workers *w, nc_worker_fn fn, void *arg);
+
+/* Stop the workers gracefully; returns at once.
+ *
+ * Each worker runs nc_loop_shutdown(grace_ms) on its loop: its listeners
+ * are closed at once (the kernel refuses new connections), idle
+ * connections close, those with queued output flush it first, and what
+ * is left after grace_ms is reset. A worker then runs on_stop and ends.
+ * Calling it again can only bring the deadline closer (grace_ms 0:
+ * reset what is left now). Use nc_workers_wait() to join the threads.
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL  w is NULL, or grace_ms is above 2^31-1
+ * Thread: any thread, while w exists: also from a worker's callbacks,
+ * and from an nc_signal_start() callback of any loop (it takes a mutex:
+ * never from an asynchronous signal handler).
+ * See also: nc_workers_wait, nc_workers_run, nc_loop_shutdown
+ */
+int nc_workers_stop(nc_workers *w, uint32_t grace_ms);
+
+/* Wait until every worker has ended, and join the threads.
+ *
+ * Blocks until the workers are stopped (nc_workers_stop(), or
+ * nc_workers_run() in another thread). Calling it again returns the same
+ * result at once.
+ *
+ * Returns: 0 when every worker ended normally, or the first negative
+ * errno with which a worker's nc_loop_run() failed.
+ * Errors:
+ *   -EINVAL   w is NULL
+ *   -EDEADLK  called from a worker's thread
+ *   other     a worker's loop failed with it (its connections were then
+ *             closed by nc_loop_free())
+ * Thread: any thread but a worker's.
+ * See also: nc_workers_stop, nc_workers_free
+ */
+int nc_workers_wait(nc_workers *w);
+
+/* Serve until SIGINT or SIGTERM: the rest of a server's main().
+ *
+ * Handles SIGINT and SIGTERM on a loop of its own in the calling thread
+ * (nc_signal_start(): the signals are blocked in the calling thread
+ * meanwhile, and are already blocked in the workers). The first of them
+ * calls nc_workers_stop(w, grace_ms), a second one nc_workers_stop(w, 0).
+ * Returns when every worker has ended, however they were stopped. Block
+ * SIGINT and SIGTERM before printing anything that makes someone send
+ * them (a "listening on" line): until this runs, they would take their
+ * default action.
+ *
+ * Returns: what nc_workers_wait() returns, or a negative errno.
+ * Errors:
+ *   -EINVAL   w is NULL, or grace_ms is above 2^31-1
+ *   -EDEADLK  called from a worker's thread
+ *   -ENOMEM   out of memory
+ *   -EMFILE   no descriptor left for the loop or its signalfd
+ *   any other errno of nc_loop_new() or nc_signal_start(); after any of
+ *   these the workers are stopped with grace_ms and waited for
+ * Thread: any thread but a worker's; usually main().
+ * See also: nc_workers_stop, nc_workers_wait, nc_signal_start
+ */
+int nc_workers_run(nc_workers *w, uint32_t grace_ms);
+
+/* Read every worker's counters, and their sum.
+ *
+ * Writes the counters of workers 0 to n-1 into per_worker (fewer if there
+ * are fewer workers) and the sum over all workers into *total; either
+ * may be NULL. The workers are not stopped: each worker's counters are
+ * read as nc_loop_stats_get() reads them. A worker that has ended keeps
+ * the counters it had when its loop was freed, so a summary can be
+ * printed after nc_workers_wait().
+ *
+ * Returns: the number of workers, or a negative errno.
+ * Errors:
+ *   -EINVAL  w is NULL, or per_worker is NULL with n > 0
+ * Thread: any thread, while w exists.
+ * See also: nc_loop_stats_get, nc_workers_count
+ */
+int nc_workers_stats(const nc_workers *w, nc_loop_stats *per_worker,
+                     size_t n, nc_loop_stats *total);
+
+/* Stop the workers if they run, wait for them, and free w.
+ *
+ * Workers still running are stopped with no grace (as
+ * nc_workers_stop(w, 0)) and joined first. NULL is allowed. Every
+ * pointer to the workers' loops and their objects is invalid afterwards.
+ *
+ * Thread: any thread but a worker's (from a worker it does nothing).
+ * See also: nc_workers_start, nc_workers_wait
+ */
+void nc_workers_free(nc_workers *w);
 
 #pragma GCC visibility pop
 

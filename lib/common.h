@@ -50,4 +50,10 @@ int nc__set_keepalive(int fd, const nc_conn_options *o);
  * (io.c) */
 void nc__set_linger_reset(int fd);
 
+/* Write one line into a caller's error buffer (the errbuf of the option
+ * structs): printf-style, truncated to len bytes and always
+ * NUL-terminated. Does nothing when buf is NULL or len is 0. (error.c) */
+void nc__errbuf_set(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif /* NC_COMMON_H */

@@ -10,6 +10,8 @@
 
 #include <errno.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,47 +30,94 @@ void nc__conn_connected(nc_conn *c)
     nc__conn_open(c, false);
 }
 
-/* Pick the address to connect to: the first that ep stands for. */
-static int connect_target(const char *endpoint, nc_addr *to)
+/* Where a failing call says why: the caller's errbuf, if any. */
+struct why {
+    char *buf;
+    size_t len;
+};
+
+static int say_failed(const struct why *w, const char *step,
+                      const nc_addr *a, int err)
+{
+    char where[NC_ADDRSTRLEN];
+    if (nc_addr_format(a, where, sizeof(where)) < 0)
+        where[0] = '\0';
+    nc__errbuf_set(w->buf, w->len, "%s %s: %s", step, where,
+                   nc_strerror(err));
+    return err;
+}
+
+/* Parse and resolve an endpoint. On failure the errbuf gets the parser's
+ * message, after "WHAT 'TEXT': " when what is not NULL. */
+static int resolve_endpoint(const char *text, nc_endpoint *ep, nc_addr *out,
+                            size_t max, size_t *n, const struct why *w,
+                            const char *what)
+{
+    char msg[256];
+    int rc = nc_endpoint_parse(ep, text, msg, sizeof(msg));
+    if (rc == 0) {
+        rc = nc_endpoint_resolve(ep, out, max, n);
+        if (rc == 0 && *n == 0)
+            rc = -EADDRNOTAVAIL;
+        if (rc == -ENODEV)
+            snprintf(msg, sizeof(msg), "interface '%s' is gone", ep->iface);
+        else if (rc == -EADDRNOTAVAIL)
+            snprintf(msg, sizeof(msg), "interface '%s' has no address",
+                     ep->iface);
+        else if (rc < 0)
+            snprintf(msg, sizeof(msg), "%s", nc_strerror(rc));
+    }
+    if (rc < 0 && what)
+        nc__errbuf_set(w->buf, w->len, "%s '%s': %s", what, text, msg);
+    else if (rc < 0)
+        nc__errbuf_set(w->buf, w->len, "%s", msg);
+    return rc;
+}
+
+/* Pick the address to connect to: the first that the endpoint stands for. */
+static int connect_target(const char *endpoint, nc_addr *to,
+                          const struct why *w)
 {
     nc_endpoint ep;
-    int rc = nc_endpoint_parse(&ep, endpoint, NULL, 0);
-    if (rc < 0)
-        return rc;
-    if (ep.kind == NC_EP_ANY)
-        return -EINVAL;
     size_t n = 0;
-    rc = nc_endpoint_resolve(&ep, to, 1, &n);
-    if (rc < 0)
-        return rc;
-    return n > 0 ? 0 : -EADDRNOTAVAIL;
+    int rc = resolve_endpoint(endpoint, &ep, to, 1, &n, w, NULL);
+    if (rc == 0 && ep.kind == NC_EP_ANY) {
+        nc__errbuf_set(w->buf, w->len, "'%s' stands for all addresses, "
+                       "which cannot be connected to: name one, such as "
+                       "127.0.0.1:%u", endpoint, (unsigned)ep.port);
+        return -EINVAL;
+    }
+    return rc;
 }
 
 /* Bind fd to the local endpoint spec, choosing an address of family. */
-static int bind_local(int fd, int family, const char *spec)
+static int bind_local(int fd, int family, const char *spec,
+                      const struct why *w)
 {
     nc_endpoint ep;
     nc_addr addrs[16];
     size_t n = 0;
-    int rc = nc_endpoint_parse(&ep, spec, NULL, 0);
-    if (rc < 0)
-        return rc;
-    rc = nc_endpoint_resolve(&ep, addrs, 16, &n);
+    int rc = resolve_endpoint(spec, &ep, addrs, 16, &n, w,
+                              "local endpoint (bind)");
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < n && i < 16; i++) {
         if (addrs[i].u.sa.sa_family != family)
             continue;
         if (bind(fd, &addrs[i].u.sa, addrs[i].len) < 0)
-            return -errno;
+            return say_failed(w, "cannot bind local address", &addrs[i],
+                              -errno);
         return 0;
     }
+    nc__errbuf_set(w->buf, w->len, "local endpoint (bind) '%s' has no %s "
+                   "address", spec, family == AF_INET ? "IPv4"
+                   : family == AF_INET6 ? "IPv6" : "Unix");
     return -EAFNOSUPPORT;
 }
 
 static int make_profile(nc_loop *loop, const nc_connect_options *opts,
                         const nc_conn_callbacks *cbs, int family,
-                        struct conn_profile **out)
+                        struct conn_profile **out, const struct why *w)
 {
     struct conn_profile *p = calloc(1, sizeof(*p));
     if (!p)
@@ -77,8 +126,13 @@ static int make_profile(nc_loop *loop, const nc_connect_options *opts,
     if (cbs)
         p->cbs = *cbs;
     int rc = nc__conn_options_resolve(&p->opt, opts ? &opts->conn : NULL);
+    if (rc < 0)
+        nc__errbuf_set(w->buf, w->len, "a connection timeout over 2^31-1 "
+                       "ms in the options");
     if (rc == 0 && opts && opts->tls) {
         if (nc__tls_ctx_is_server(opts->tls)) {
+            nc__errbuf_set(w->buf, w->len, "opts->tls is a server context: "
+                           "a client needs one from nc_tls_client_new()");
             rc = -EINVAL;    /* a server context on a client */
         } else {
             p->tls = opts->tls;
@@ -100,31 +154,28 @@ static int make_profile(nc_loop *loop, const nc_connect_options *opts,
     return 0;
 }
 
-int nc_connect(nc_loop *loop, const char *endpoint,
-               const nc_connect_options *opts, const nc_conn_callbacks *cbs,
-               void *ud, nc_conn **out)
+/* Start connecting to one concrete address: nc_connect and
+ * nc_connect_addr after they found it. */
+static int start_connect(nc_loop *loop, const nc_addr *to,
+                         const nc_connect_options *opts,
+                         const nc_conn_callbacks *cbs, void *ud,
+                         nc_conn **out, const struct why *w)
 {
-    nc_addr to;
-    if (!loop || !endpoint)
-        return -EINVAL;
-    int rc = connect_target(endpoint, &to);
-    if (rc < 0)
-        return rc;
-    int family = to.u.sa.sa_family;
+    int family = to->u.sa.sa_family;
     struct conn_profile *prof;
-    rc = make_profile(loop, opts, cbs, family, &prof);
+    int rc = make_profile(loop, opts, cbs, family, &prof, w);
     if (rc < 0)
         return rc;
     int fd = nc__socket_nb(family, SOCK_STREAM);
     if (fd < 0) {
         nc__conn_profile_free(prof);
-        return fd;
+        return say_failed(w, "cannot create a socket to connect to", to, fd);
     }
     /* Keepalive matters from the start: set now, TCP_NODELAY later. */
-    if (prof->tcp)
-        rc = nc__set_keepalive(fd, &prof->opt);
+    if (prof->tcp && (rc = nc__set_keepalive(fd, &prof->opt)) < 0)
+        say_failed(w, "cannot set keepalive on the socket to", to, rc);
     if (rc == 0 && opts && opts->bind)
-        rc = bind_local(fd, family, opts->bind);
+        rc = bind_local(fd, family, opts->bind, w);
     nc_conn *c = NULL;
     if (rc == 0)
         rc = nc__conn_new(prof, fd, ud, &c);
@@ -135,7 +186,7 @@ int nc_connect(nc_loop *loop, const char *endpoint,
     }
     nc__tentry_add(loop, &c->idle, prof->connect_list);
     /* Non-blocking: it returns at once, EINTR cannot happen. */
-    int crc = connect(fd, &to.u.sa, to.len);
+    int crc = connect(fd, &to->u.sa, to->len);
     int cerr = crc < 0 ? errno : 0;
     nc_io_outcome o = nc_io_classify(NC_OP_CONNECT, crc, cerr);
     if (o == NC_IO_PROGRESS || (o == NC_IO_AGAIN && cerr != EAGAIN)) {
@@ -149,4 +200,70 @@ int nc_connect(nc_loop *loop, const char *endpoint,
     if (out)
         *out = c;
     return 0;
+}
+
+/* The errbuf's first and last word around a connect: emptied (so it stays
+ * empty on success), and a line for a failure that said nothing of its
+ * own (out of memory). */
+static struct why why_begin(const nc_connect_options *opts)
+{
+    struct why w = { opts ? opts->errbuf : NULL, opts ? opts->errbuf_len : 0 };
+    nc__errbuf_set(w.buf, w.len, "%s", "");
+    return w;
+}
+
+static int why_end(const struct why *w, int rc, const char *target)
+{
+    if (rc < 0 && w->buf && w->len && !w->buf[0])
+        nc__errbuf_set(w->buf, w->len, "cannot connect to %s: %s", target,
+                       nc_strerror(rc));
+    return rc;
+}
+
+int nc_connect(nc_loop *loop, const char *endpoint,
+               const nc_connect_options *opts, const nc_conn_callbacks *cbs,
+               void *ud, nc_conn **out)
+{
+    struct why w = why_begin(opts);
+    nc_addr to;
+    int rc;
+    if (!loop || !endpoint) {
+        nc__errbuf_set(w.buf, w.len, "nc_connect: a NULL loop or endpoint");
+        return -EINVAL;
+    }
+    rc = connect_target(endpoint, &to, &w);
+    if (rc == 0)
+        rc = start_connect(loop, &to, opts, cbs, ud, out, &w);
+    return why_end(&w, rc, endpoint);
+}
+
+int nc_connect_addr(nc_loop *loop, const nc_addr *addr,
+                    const nc_connect_options *opts,
+                    const nc_conn_callbacks *cbs, void *ud, nc_conn **out)
+{
+    struct why w = why_begin(opts);
+    char text[NC_ADDRSTRLEN];
+    nc_addr to;
+    int rc;
+    if (!loop || !addr) {
+        nc__errbuf_set(w.buf, w.len, "nc_connect_addr: a NULL loop or "
+                       "address");
+        return -EINVAL;
+    }
+    /* Copied through the checks nc_addr_from_sockaddr makes: a family it
+     * knows, a length that fits it. */
+    rc = nc_addr_from_sockaddr(&to, &addr->u.sa, addr->len);
+    if (rc == 0 && to.u.sa.sa_family == AF_UNIX &&
+        to.len <= offsetof(struct sockaddr_un, sun_path))
+        rc = -EINVAL;   /* unnamed: nothing to connect to */
+    if (rc < 0) {
+        nc__errbuf_set(w.buf, w.len, "not an address to connect to: "
+                       "family %d, length %u", (int)addr->u.sa.sa_family,
+                       (unsigned)addr->len);
+        return rc;
+    }
+    rc = start_connect(loop, &to, opts, cbs, ud, out, &w);
+    if (rc < 0 && nc_addr_format(&to, text, sizeof(text)) < 0)
+        snprintf(text, sizeof(text), "the address");
+    return why_end(&w, rc, text);
 }

@@ -9,6 +9,8 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #define STR_(x) #x
@@ -83,4 +85,16 @@ const char *nc_errname(int err)
         return tls_codes[tls_index(e)].name;
     name = e > 0 ? strerrorname_np(e) : NULL;
     return name ? name : "E?";
+}
+
+void nc__errbuf_set(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (buf == NULL || len == 0)
+        return;
+    va_start(ap, fmt);
+    if (vsnprintf(buf, len, fmt, ap) < 0)
+        buf[0] = '\0';
+    va_end(ap);
 }

@@ -12,6 +12,31 @@ static const char generic_text[] =
     "no specific explanation for this error during this operation; "
     "see the system error text";
 
+/* Errors of endpoint text, the same for nc_listen and nc_connect. */
+static const char *explain_endpoint(int e)
+{
+    switch (e) {
+    case ENODEV:
+        return "unknown interface or scope: no network interface has that "
+               "name (host names are not looked up: give an IP address, an "
+               "interface name or localhost); list the interfaces with "
+               "netcore-doctor ifaces";
+    case ERANGE:
+        return "the port is out of range: a port is a decimal number from "
+               "0 to 65535 (0, when listening, lets the kernel choose)";
+    case ENAMETOOLONG:
+        return "a name is too long: a Unix socket path has at most 107 "
+               "bytes, an interface name at most 15";
+    default:
+        return NULL;
+    }
+}
+
+#define ENDPOINT_FORMS \
+    "an IPv4 address is four numbers from 0 to 255 (192.0.2.1:7000), an " \
+    "IPv6 address needs brackets before a port ([::1]:7000); the other " \
+    "forms are IFACE:PORT, *:PORT, localhost:PORT and unix:/path"
+
 static const char *explain_connect(int e)
 {
     switch (e) {
@@ -56,11 +81,16 @@ static const char *explain_connect(int e)
                "the socket's family (IPv4 vs IPv6), or IPv6 is disabled on "
                "this host";
     case EINVAL:
-        return "invalid argument: the address is malformed for this "
-               "socket (wrong length or family), or the socket cannot "
-               "connect in its current state";
+        return "invalid endpoint: the text is malformed, or it is *:PORT, "
+               "which stands for all addresses and cannot be connected to "
+               "(name one); " ENDPOINT_FORMS "; for a connect() of your "
+               "own, the address does not fit the socket";
+    case ENOENT:
+        return "no Unix socket at that path: the server is not running, or "
+               "it listens on another path (a libnetcore server removes its "
+               "socket file when it stops)";
     default:
-        return NULL;
+        return explain_endpoint(e);
     }
 }
 
@@ -112,10 +142,11 @@ static const char *explain_bind(int e)
     case ENOENT:
         return "the directory of the Unix socket path does not exist";
     case EINVAL:
-        return "invalid argument: the socket is already bound, or the "
-               "address is malformed for this socket";
+        return "invalid endpoint: the text is not an address, interface or "
+               "port the library can read; " ENDPOINT_FORMS "; for a bind() "
+               "of your own, the socket may already be bound";
     default:
-        return NULL;
+        return explain_endpoint(e);
     }
 }
 

@@ -51,6 +51,9 @@ struct nc_listener {
     struct defer_node aside_node;
     struct defer_node free_node;
     char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    listener_handoff_fn handoff;   /* the workers' acceptor: accepted
+                                      sockets go there, not to l */
+    void *handoff_arg;
 };
 
 static void admit_aside(struct defer_node *n);
@@ -149,6 +152,10 @@ static void check_nodelay(nc_listener *l, int fd)
 /* Wrap an accepted socket and open it (on_open runs inside). */
 static int accepted(nc_listener *l, int fd)
 {
+    if (l->handoff) {
+        l->handoff(l->handoff_arg, fd);
+        return 0;
+    }
     if (l->prof.tcp && !l->nodelay_checked && !l->opt.conn.no_delay_off)
         check_nodelay(l, fd);
     nc_conn *c;
@@ -327,13 +334,25 @@ static bool is_unix_path(const nc_addr *a)
     return a->u.sa.sa_family == AF_UNIX && a->u.un.sun_path[0];
 }
 
+/* Say in the caller's errbuf which step failed on which address. */
+static int failed(const nc_listener_options *o, const char *step,
+                  const nc_addr *a, int err)
+{
+    char where[NC_ADDRSTRLEN];
+    if (nc_addr_format(a, where, sizeof(where)) < 0)
+        where[0] = '\0';
+    nc__errbuf_set(o->errbuf, o->errbuf_len, "%s %s: %s", step, where,
+                   nc_strerror(err));
+    return err;
+}
+
 static int open_socket(const nc_listener_options *o, const nc_addr *a,
                        bool v6only, int *out)
 {
     int family = a->u.sa.sa_family;
     int fd = nc__socket_nb(family, SOCK_STREAM);
     if (fd < 0)
-        return fd;
+        return failed(o, "cannot create a socket for", a, fd);
     int rc = 0;
     if (family != AF_UNIX && !o->reuseaddr_off)
         rc = nc__set_int_option(fd, SOL_SOCKET, SO_REUSEADDR, 1);
@@ -348,7 +367,7 @@ static int open_socket(const nc_listener_options *o, const nc_addr *a,
                                 (int)o->defer_accept_s);
     if (rc < 0) {
         close(fd);
-        return rc;
+        return failed(o, "cannot set the socket options of", a, rc);
     }
     if (bind(fd, &a->u.sa, a->len) < 0) {
         rc = -errno;
@@ -357,7 +376,8 @@ static int open_socket(const nc_listener_options *o, const nc_addr *a,
             rc = bind(fd, &a->u.sa, a->len) < 0 ? -errno : 0;
         if (rc < 0) {
             close(fd);
-            return rc;   /* the path, if any, is not ours to remove */
+            /* the path, if any, is not ours to remove */
+            return failed(o, "cannot bind", a, rc);
         }
     }
     if (listen(fd, o->backlog) < 0) {
@@ -365,7 +385,7 @@ static int open_socket(const nc_listener_options *o, const nc_addr *a,
         close(fd);
         if (is_unix_path(a))
             unlink(a->u.un.sun_path);   /* we created it */
-        return rc;
+        return failed(o, "cannot listen on", a, rc);
     }
     *out = fd;
     return 0;
@@ -397,7 +417,8 @@ static int add_socket(nc_listener *l, const nc_addr *a, bool v6only)
     if (rc < 0) {
         nc__watch_stop(&s->w);
         close(s->fd);
-        return rc;     /* nc_listen's failure path unlinks the path */
+        /* nc_listen's failure path unlinks the path */
+        return failed(&l->opt, "cannot watch the socket of", a, rc);
     }
     l->nsocks++;
     return 0;
@@ -420,6 +441,10 @@ static int bind_all(nc_listener *l, const nc_endpoint *ep)
     nc_addr addrs[MAX_SOCKS];
     size_t n = 0;
     int rc = nc_endpoint_resolve(ep, addrs, MAX_SOCKS, &n);
+    if (rc == -ENODEV || rc == -EADDRNOTAVAIL)
+        nc__errbuf_set(l->opt.errbuf, l->opt.errbuf_len, rc == -ENODEV
+                       ? "interface '%s' is gone" : "interface '%s' has no "
+                       "address", ep->iface);
     if (rc < 0)
         return rc;
     if (n > MAX_SOCKS)
@@ -472,14 +497,21 @@ static void handle_close(struct handle *h)
     nc_listener_close(container_of(h, nc_listener, handle));
 }
 
-int nc_listen(nc_loop *loop, const char *endpoint,
-              const nc_listener_options *opts, const nc_conn_callbacks *cbs,
-              void *ud, nc_listener **out)
+/* nc_listen without the errbuf's final word. */
+static int listen_on(nc_loop *loop, const char *endpoint,
+                     const nc_listener_options *opts,
+                     const nc_conn_callbacks *cbs, void *ud,
+                     nc_listener **out)
 {
     nc_endpoint ep;
-    if (!loop || !endpoint || !out)
+    char *errbuf = opts ? opts->errbuf : NULL;
+    size_t errlen = opts ? opts->errbuf_len : 0;
+    if (!loop || !endpoint || !out) {
+        nc__errbuf_set(errbuf, errlen, "nc_listen: a NULL loop, endpoint "
+                       "or out");
         return -EINVAL;
-    int rc = nc_endpoint_parse(&ep, endpoint, NULL, 0);
+    }
+    int rc = nc_endpoint_parse(&ep, endpoint, errbuf, errlen);
     if (rc < 0)
         return rc;
     nc_listener *l = calloc(1, sizeof(*l));
@@ -493,13 +525,19 @@ int nc_listen(nc_loop *loop, const char *endpoint,
     if (l->opt.accept_budget == 0)
         l->opt.accept_budget = 64;
     rc = nc__conn_options_resolve(&l->opt.conn, &l->opt.conn);
+    if (rc < 0)
+        nc__errbuf_set(errbuf, errlen, "a connection timeout over 2^31-1 "
+                       "ms in the listener's options");
     l->prof.loop = loop;
     l->prof.listener = l;
     l->prof.opt = l->opt.conn;
     if (cbs)
         l->prof.cbs = *cbs;
-    if (rc == 0 && l->opt.tls && !nc__tls_ctx_is_server(l->opt.tls))
+    if (rc == 0 && l->opt.tls && !nc__tls_ctx_is_server(l->opt.tls)) {
+        nc__errbuf_set(errbuf, errlen, "opts->tls is a client context: a "
+                       "listener needs one from nc_tls_server_new()");
         rc = -EINVAL;    /* a client context on a listener */
+    }
     if (rc == 0 && l->opt.tls) {
         l->prof.tls = l->opt.tls;
         nc__tls_ctx_ref(l->prof.tls);
@@ -524,6 +562,9 @@ int nc_listen(nc_loop *loop, const char *endpoint,
         free(l);
         return rc;
     }
+    /* The caller's buffer is written only during this call. */
+    l->opt.errbuf = NULL;
+    l->opt.errbuf_len = 0;
     int family = l->socks[0].addr.u.sa.sa_family;
     l->prof.tcp = family == AF_INET || family == AF_INET6;
     l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -531,6 +572,24 @@ int nc_listen(nc_loop *loop, const char *endpoint,
     nc__loop_handle_add(loop, &l->handle, HANDLE_IO);
     *out = l;
     return 0;
+}
+
+int nc_listen(nc_loop *loop, const char *endpoint,
+              const nc_listener_options *opts, const nc_conn_callbacks *cbs,
+              void *ud, nc_listener **out)
+{
+    char *errbuf = opts ? opts->errbuf : NULL;
+    size_t errlen = opts ? opts->errbuf_len : 0;
+    nc__errbuf_set(errbuf, errlen, "%s", "");
+    int rc = listen_on(loop, endpoint, opts, cbs, ud, out);
+    if (rc == 0)   /* an interface address skipped on the way said why */
+        nc__errbuf_set(errbuf, errlen, "%s", "");
+    else if (errbuf && errlen && !errbuf[0])
+        /* A step without words of its own (out of memory). */
+        nc__errbuf_set(errbuf, errlen, "cannot listen on %s: %s",
+                       endpoint ? endpoint : "(null)",
+                       nc_strerror(rc));
+    return rc;
 }
 
 size_t nc_listener_count(const nc_listener *l)
@@ -591,4 +650,81 @@ void nc_listener_close(nc_listener *l)
      * the closed connections' on_close (queued before this) still read
      * the profile. */
     nc__loop_defer(l->loop, &l->free_node, listener_free);
+}
+
+/* ---- shutdown and the workers' hand-off --------------------------------- */
+
+void nc__listeners_stop(nc_loop *loop)
+{
+    for (struct handle *h = loop->io_handles.next; h != &loop->io_handles;
+         h = h->next)
+        if (h->close == handle_close)
+            nc_listener_stop(container_of(h, nc_listener, handle));
+}
+
+void nc__listener_set_handoff(nc_listener *l, listener_handoff_fn fn,
+                              void *arg)
+{
+    l->handoff = fn;
+    l->handoff_arg = arg;
+}
+
+int nc__listener_new_adopter(nc_loop *loop, const nc_listener_options *opts,
+                             const nc_conn_callbacks *cbs, void *ud, bool tcp,
+                             nc_listener **out)
+{
+    nc_listener *l = calloc(1, sizeof(*l));
+    if (!l)
+        return -ENOMEM;
+    l->loop = loop;
+    if (opts)
+        l->opt = *opts;
+    int rc = nc__conn_options_resolve(&l->opt.conn, &l->opt.conn);
+    l->prof.loop = loop;
+    l->prof.listener = l;
+    l->prof.opt = l->opt.conn;
+    l->prof.tcp = tcp;
+    if (cbs)
+        l->prof.cbs = *cbs;
+    if (rc == 0 && l->opt.tls && !nc__tls_ctx_is_server(l->opt.tls))
+        rc = -EINVAL;    /* as nc_listen: a listener needs a server ctx */
+    if (rc == 0 && l->opt.tls) {
+        l->prof.tls = l->opt.tls;
+        nc__tls_ctx_ref(l->prof.tls);
+    }
+    if (rc == 0)
+        rc = nc__conn_profile_lists(&l->prof);
+    if (rc < 0) {
+        if (l->prof.tls)
+            nc__tls_ctx_unref(l->prof.tls);
+        free(l);
+        return rc;
+    }
+    l->opt.errbuf = NULL;
+    l->opt.errbuf_len = 0;
+    l->ud = ud;
+    l->reserve_fd = -1;
+    nc__timer_init(loop, &l->backoff, backoff_done, l, true);
+    l->handle.close = handle_close;
+    nc__loop_handle_add(loop, &l->handle, HANDLE_IO);
+    *out = l;
+    return 0;
+}
+
+void nc__listener_adopt(nc_listener *l, int fd)
+{
+    if (l->stopped || at_limit(l)) {
+        if (!l->stopped) {
+            l->stats.shed++;
+            counter_add(&l->loop->ctr.shed, 1);
+        }
+        nc__set_linger_reset(fd);
+        close(fd);
+        return;
+    }
+    if (accepted(l, fd) < 0) {
+        close(fd);
+        l->stats.accept_errors++;
+        counter_add(&l->loop->ctr.accept_errors, 1);
+    }
 }

@@ -10,4 +10,24 @@
  * teardown): l may resume accepting. */
 void nc__listener_conn_gone(nc_listener *l);
 
+/* Stop every listener of the loop (nc_listener_stop): a shutdown. */
+void nc__listeners_stop(nc_loop *loop);
+
+/* ---- the workers' accept hand-off (workers_listen.c) ----------------- */
+/* Given every socket l accepts, instead of a connection of l: fn owns fd
+ * from then on (it must close it if it cannot hand it on). */
+typedef void (*listener_handoff_fn)(void *arg, int fd);
+void nc__listener_set_handoff(nc_listener *l, listener_handoff_fn fn,
+                              void *arg);
+/* A listener without sockets, whose connections are sockets accepted
+ * elsewhere and given to nc__listener_adopt(), in loop's thread. tcp:
+ * whether they are TCP sockets. Errors: nc_listen's -EINVAL, -ENOMEM. */
+int nc__listener_new_adopter(nc_loop *loop, const nc_listener_options *opts,
+                             const nc_conn_callbacks *cbs, void *ud, bool tcp,
+                             nc_listener **out);
+/* Open fd as a connection of l (on_open runs inside). A stopped l resets
+ * and closes it unseen, as the kernel resets a closed listener's backlog;
+ * at max_conns it is reset and counted as shed. fd is always consumed. */
+void nc__listener_adopt(nc_listener *l, int fd);
+
 #endif /* NC_LISTENER_H */

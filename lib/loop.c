@@ -351,6 +351,8 @@ static int iterate(nc_loop *loop, nc_run_mode mode)
     counter_add(&loop->ctr.events, (uint64_t)n);
     nc__timers_run(loop);
     run_deferred(loop);
+    if (loop->shutdown)
+        nc__loop_shutdown_poll(loop);
     return 0;
 }
 

@@ -90,6 +90,7 @@ struct post_node {
 
 struct signal_state;       /* signal.c */
 struct tlist;              /* timeout.c */
+struct loop_shutdown;      /* shutdown.c */
 
 struct loop_time {
     uint64_t epoch_ns;     /* CLOCK_MONOTONIC when the loop was created */
@@ -152,6 +153,8 @@ struct nc_loop {
 
     struct loop_counters ctr;
     void *data;                /* nc_loop_set_data */
+
+    struct loop_shutdown *shutdown;  /* nc_loop_shutdown; NULL until then */
 };
 
 /* Refresh the cached time (now_ns and the ms values). */
@@ -162,5 +165,12 @@ void nc__loop_woke(nc_loop *loop);
 
 /* Close the signal machinery at loop free (signal.c). */
 void nc__signals_free(nc_loop *loop);
+
+/* A shutdown is in progress (loop->shutdown set): called at the end of
+ * every iteration, after the deferred calls; closes connections opened
+ * meanwhile and stops the loop once none is left (shutdown.c). */
+void nc__loop_shutdown_poll(nc_loop *loop);
+/* Whether the last nc_loop_shutdown() has completed (shutdown.c). */
+bool nc__loop_shutdown_done(const nc_loop *loop);
 
 #endif /* NC_LOOP_H */

@@ -9,7 +9,9 @@
 #include "support.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
@@ -355,6 +357,230 @@ static void connect_to_unix_path_without_server_fails_through_on_close(void **st
     assert_true(run_until(f->loop, count_reached, &g, 2000));
     assert_int_equal(cl.reason, NC_CLOSE_CONNECT_FAILED);
     assert_int_equal(cl.err, -ENOENT);
+    assert_non_null(strstr(nc_explain(NC_OP_CONNECT, cl.err),
+                           "no Unix socket at that path: the server is not "
+                           "running, or it listens on another path"));
+}
+
+/* ---- what a failing connect says ------------------------------------- */
+
+struct connect_said {
+    const char *spec;
+    const char *bind;        /* opts.bind, or NULL */
+    int err;
+    const char *message;     /* the errbuf, exactly */
+    const char *explained;   /* how nc_explain(NC_OP_CONNECT, err) starts */
+};
+
+static void check_connect_says(nc_loop *loop, const struct connect_said *c,
+                               struct client *cl)
+{
+    char why[256];
+    nc_connect_options o = { .bind = c->bind, .errbuf = why,
+                             .errbuf_len = sizeof(why) };
+    nc_conn *conn = (nc_conn *)&o;
+
+    strcpy(why, "junk");
+    int rc = nc_connect(loop, c->spec, &o, &cl_cbs, cl, &conn);
+    if (rc != c->err)
+        fail_msg("%s: %s, not %s", c->spec, nc_errname(rc),
+                 nc_errname(c->err));
+    assert_ptr_equal(conn, (nc_conn *)&o);
+    if (strcmp(why, c->message) != 0)
+        fail_msg("%s: errbuf \"%s\", not \"%s\"", c->spec, why, c->message);
+    const char *text = nc_explain(NC_OP_CONNECT, rc);
+    if (strncmp(text, c->explained, strlen(c->explained)) != 0)
+        fail_msg("%s: nc_explain says \"%s\"", c->spec, text);
+}
+
+static void failed_connect_names_the_fault_in_errbuf(void **state)
+{
+    struct fixture *f = *state;
+    struct client cl = { 0 };
+    const struct connect_said cases[] = {
+        {":70000", NULL, -ERANGE, "port 70000 is out of range (0-65535)",
+         "the port is out of range"},
+        {"999.1.1.1:80", NULL, -EINVAL, "bad IPv4 address '999.1.1.1'",
+         "invalid endpoint: the text is malformed"},
+        {"*:7000", NULL, -EINVAL, "'*:7000' stands for all addresses, which "
+         "cannot be connected to: name one, such as 127.0.0.1:7000",
+         "invalid endpoint"},
+        {"127.0.0.1:7", "192.0.2.123:0", -EADDRNOTAVAIL,
+         "cannot bind local address 192.0.2.123:0: Cannot assign requested "
+         "address", "no local address is available"},
+        {"127.0.0.1:7", "nosuchif0:0", -ENODEV, "local endpoint (bind) "
+         "'nosuchif0:0': unknown interface 'nosuchif0'",
+         "unknown interface or scope"},
+        {"127.0.0.1:7", "[::1]:0", -EAFNOSUPPORT, "local endpoint (bind) "
+         "'[::1]:0' has no IPv4 address", "address family not supported"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        check_connect_says(f->loop, &cases[i], &cl);
+    if (if_nametoindex("eth99") == 0) {
+        const struct connect_said eth99 = {
+            "eth99:80", NULL, -ENODEV, "unknown interface 'eth99'",
+            "unknown interface or scope"};
+        check_connect_says(f->loop, &eth99, &cl);
+    }
+    /* None of them started anything. */
+    nc_loop_run(f->loop, NC_RUN_NOWAIT);
+    assert_int_equal(cl.opened + cl.closed, 0);
+
+    /* A connect that starts empties the buffer; failures reported later
+     * (the missing Unix socket) are on_close's, not the buffer's. */
+    char why[64];
+    nc_connect_options o = { .errbuf = why, .errbuf_len = sizeof(why) };
+    strcpy(why, "junk");
+    assert_int_equal(nc_connect(f->loop, "unix:/nonexistent/nc.sock", &o,
+                                &cl_cbs, &cl, NULL), 0);
+    assert_string_equal(why, "");
+    struct count_goal g = { &cl.closed, 1 };
+    assert_true(run_until(f->loop, count_reached, &g, 2000));
+    assert_int_equal(cl.err, -ENOENT);
+    /* A short buffer holds the start of the line; size 0 is not written. */
+    o.errbuf_len = 8;
+    assert_int_equal(nc_connect(f->loop, ":70000", &o, &cl_cbs, &cl, NULL),
+                     -ERANGE);
+    assert_string_equal(why, "port 70");
+    o.errbuf_len = 0;
+    strcpy(why, "junk");
+    assert_int_equal(nc_connect(f->loop, ":70000", &o, &cl_cbs, &cl, NULL),
+                     -ERANGE);
+    assert_string_equal(why, "junk");
+}
+
+/* ---- nc_connect_addr ------------------------------------------------- */
+
+/* Connect with nc_connect_addr to the address a server on spec reports,
+ * and get "ping" back; then, once the server is gone, connect again. */
+static void connect_addr_round_trip(const char *spec, int err_when_gone)
+{
+    nc_loop *loop;
+    struct server s;
+    nc_addr a;
+    assert_int_equal(nc_loop_new(&loop), 0);
+    assert_int_equal(server_start(&s, loop, spec, NULL, SERVER_ECHO), 0);
+    assert_int_equal(nc_listener_addr(s.l, 0, &a), 0);
+
+    struct client cl = { .expect = 4 };
+    nc_conn *c = NULL;
+    assert_int_equal(nc_connect_addr(loop, &a, NULL, &cl_cbs, &cl, &c), 0);
+    assert_non_null(c);
+    assert_int_equal(cl.opened + cl.closed, 0);   /* nothing runs inside */
+    struct count_goal g = { &cl.closed, 1 };
+    assert_true(run_until(loop, count_reached, &g, 2000));
+    assert_int_equal(cl.opened, 1);
+    assert_memory_equal(cl.got, "ping", 4);
+    assert_int_equal(cl.reason, NC_CLOSE_LOCAL);
+    struct count_goal sg = { &s.closed, 1 };
+    assert_true(run_until(loop, count_reached, &sg, 2000));
+    assert_int_equal(s.opened, 1);
+    assert_int_equal(s.last_reason, NC_CLOSE_PEER);
+
+    nc_listener_close(s.l);
+    struct client gone = { 0 };
+    assert_int_equal(nc_connect_addr(loop, &a, NULL, &cl_cbs, &gone, NULL), 0);
+    struct count_goal gg = { &gone.closed, 1 };
+    assert_true(run_until(loop, count_reached, &gg, 2000));
+    assert_int_equal(gone.opened, 0);
+    assert_int_equal(gone.reason, NC_CLOSE_CONNECT_FAILED);
+    assert_int_equal(gone.err, err_when_gone);
+    nc_loop_free(loop);
+    assert_true(server_all_closed_once(&s));
+    server_free(&s);
+}
+
+static void connect_addr_ipv4(void **state)
+{
+    (void)state;
+    connect_addr_round_trip("127.0.0.1:0", -ECONNREFUSED);
+}
+
+static void connect_addr_ipv6(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 a = { .sin6_family = AF_INET6,
+                              .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    if (fd >= 0)
+        close(fd);
+    if (!ok) {
+        printf("no IPv6 loopback here\n");
+        skip();
+    }
+    connect_addr_round_trip("[::1]:0", -ECONNREFUSED);
+}
+
+static void connect_addr_unix(void **state)
+{
+    (void)state;
+    char spec[80];
+    snprintf(spec, sizeof(spec), "unix:/tmp/nc-test-connaddr-%d.sock",
+             (int)getpid());
+    /* The listener's close removed the path: nobody is there. */
+    connect_addr_round_trip(spec, -ENOENT);
+}
+
+static int count_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+static void connect_addr_bad_address_changes_nothing(void **state)
+{
+    struct fixture *f = *state;
+    struct client cl = { 0 };
+    nc_conn *c = (nc_conn *)&cl;
+    char why[128];
+    nc_connect_options o = { .errbuf = why, .errbuf_len = sizeof(why) };
+    nc_addr a;
+    int fds = count_fds();
+
+    assert_int_equal(nc_connect_addr(f->loop, NULL, &o, &cl_cbs, &cl, &c),
+                     -EINVAL);
+    assert_string_equal(why, "nc_connect_addr: a NULL loop or address");
+    assert_int_equal(nc_connect_addr(NULL, &f->srv.addr, &o, &cl_cbs, &cl,
+                                     &c), -EINVAL);
+    memset(&a, 0, sizeof(a));   /* no family, no length */
+    assert_int_equal(nc_connect_addr(f->loop, &a, &o, &cl_cbs, &cl, &c),
+                     -EINVAL);
+    assert_string_equal(why, "not an address to connect to: family 0, "
+                             "length 0");
+    a.u.sa.sa_family = AF_APPLETALK;
+    a.len = sizeof(struct sockaddr);
+    assert_int_equal(nc_connect_addr(f->loop, &a, &o, &cl_cbs, &cl, &c),
+                     -EAFNOSUPPORT);
+    a = f->srv.addr;            /* too short for its family */
+    a.len = 4;
+    assert_int_equal(nc_connect_addr(f->loop, &a, &o, &cl_cbs, &cl, &c),
+                     -EINVAL);
+    a.len = sizeof(a.u) + 1;    /* longer than any address */
+    assert_int_equal(nc_connect_addr(f->loop, &a, &o, &cl_cbs, &cl, &c),
+                     -EINVAL);
+    memset(&a, 0, sizeof(a));   /* an unnamed Unix address */
+    a.u.un.sun_family = AF_UNIX;
+    a.len = sizeof(sa_family_t);
+    assert_int_equal(nc_connect_addr(f->loop, &a, &o, &cl_cbs, &cl, &c),
+                     -EINVAL);
+    /* A good address with a bad bind fails the same way as nc_connect. */
+    o.bind = "[::1]:0";
+    assert_int_equal(nc_connect_addr(f->loop, &f->srv.addr, &o, &cl_cbs, &cl,
+                                     &c), -EAFNOSUPPORT);
+    assert_string_equal(why, "local endpoint (bind) '[::1]:0' has no IPv4 "
+                             "address");
+
+    assert_ptr_equal(c, (nc_conn *)&cl);
+    assert_int_equal(count_fds(), fds);
+    nc_loop_run(f->loop, NC_RUN_NOWAIT);
+    assert_int_equal(cl.opened + cl.closed, 0);
+    assert_int_equal(f->srv.opened, 0);
 }
 
 /* A listener whose accept queue is full drops new SYNs: connects hang. */
@@ -715,6 +941,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(connect_bad_endpoint_fails_synchronously, setup_echo, teardown),
         cmocka_unit_test_setup_teardown(connect_to_unix_path_without_server_fails_through_on_close, setup_echo, teardown),
         cmocka_unit_test_setup_teardown(connect_timeout_reports_etimedout, setup_echo, teardown),
+        cmocka_unit_test_setup_teardown(failed_connect_names_the_fault_in_errbuf, setup_echo, teardown),
+        cmocka_unit_test(connect_addr_ipv4),
+        cmocka_unit_test(connect_addr_ipv6),
+        cmocka_unit_test(connect_addr_unix),
+        cmocka_unit_test_setup_teardown(connect_addr_bad_address_changes_nothing, setup_echo, teardown),
         cmocka_unit_test_setup_teardown(write_owned_sends_all_and_frees_once, setup_echo, teardown),
         cmocka_unit_test_setup_teardown(write_errors_leave_connection_unchanged, setup_echo, teardown),
         cmocka_unit_test_setup_teardown(drain_fires_after_backpressure, setup_echo, teardown),

@@ -439,8 +439,9 @@ static void threads_share_the_port_and_add_up(void **state)
     struct proc *p = proc_start("echo-server", "--listen", "127.0.0.1:0",
                                 "--threads", "3", NULL);
     unsigned port = listen_port(p);
-    char target[32];
+    char target[32], line[64];
     struct proc *client;
+    int i;
 
     (void)state;
     snprintf(target, sizeof target, "127.0.0.1:%u", port);
@@ -451,9 +452,94 @@ static void threads_share_the_port_and_add_up(void **state)
                                              "over 6 connections"));
     assert_non_null(strstr(client->buf[OUT], "p99"));
     assert_int_equal(proc_stop(p, SIGINT), 0);
+    /* One line per worker, then the total and the program's summary. */
+    for (i = 0; i < 3; i++) {
+        snprintf(line, sizeof line, "\nworker %d: accepted ", i);
+        assert_non_null(strstr(p->buf[OUT], line));
+    }
+    assert_null(strstr(p->buf[OUT], "worker 3:"));
+    assert_non_null(strstr(p->buf[OUT], "\ntotal: accepted 6, open 0, closed: "
+                                        "peer closed 6; 30000 bytes in, "
+                                        "30000 bytes out; 0 accept errors, "
+                                        "0 shed; busy "));
     assert_non_null(strstr(p->buf[OUT], "served 6 connections, 30000 bytes "
                                         "in, 30000 bytes out; closed: peer "
                                         "closed 6\n"));
+}
+
+/* --threads 0 is a worker per CPU; --pin is accepted; a unix: endpoint
+ * is served by every worker through the acceptor. */
+static void one_worker_per_cpu_and_unix_endpoints(void **state)
+{
+    char spec[64], line[64];
+    struct proc *p, *client;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN), i;
+
+    (void)state;
+    snprintf(spec, sizeof spec, "unix:/tmp/nc-examples-%d.sock", (int)getpid());
+    p = proc_start("echo-server", "--listen", spec, "--threads", "0", "--pin",
+                   NULL);
+    assert_non_null(proc_wait_line(p, OUT, "listening on unix:"));
+    client = proc_start("echo-client", spec, "--count", "10",
+                        "--connections", "4", NULL);
+    assert_int_equal(proc_finish(client), 0);
+    assert_int_equal(proc_stop(p, SIGTERM), 0);
+    for (i = 0; i < cpus; i++) {
+        snprintf(line, sizeof line, "worker %ld: accepted ", i);
+        assert_non_null(strstr(p->buf[OUT], line));
+    }
+    snprintf(line, sizeof line, "worker %ld:", cpus);
+    assert_null(strstr(p->buf[OUT], line));
+    assert_non_null(strstr(p->buf[OUT], "total: accepted 4, open 0"));
+}
+
+/* SIGTERM while a reply is queued: it is flushed, then end of stream,
+ * and the server exits 0. */
+static void sigterm_lets_a_pending_echo_flush(void **state)
+{
+    struct proc *p = proc_start("echo-server", "--listen", "127.0.0.1:0",
+                                NULL);
+    unsigned port = listen_port(p);
+    static char out[8 << 20], in[8 << 20];
+    size_t sent = 0, got = 0, k;
+    int small = 4096, fd;
+    bool eof;
+
+    (void)state;
+    for (k = 0; k < sizeof out; k++)
+        out[k] = (char)('a' + k % 26);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    {
+        struct sockaddr_in sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons((uint16_t)port);
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    }
+    /* Send until everything is full: the server's queue is past its
+     * high-water mark (64 KiB) and it stopped reading. */
+    for (;;) {
+        struct pollfd pfd = {fd, POLLOUT, 0};
+        ssize_t n;
+        if (sent == sizeof out || poll(&pfd, 1, 300) != 1)
+            break;
+        n = send(fd, out + sent, sizeof out - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0)
+            sent += (size_t)n;
+    }
+    assert_true(sent > (64u << 10));
+    assert_int_equal(kill(p->pid, SIGTERM), 0);
+    got = read_until_eof(fd, in, sizeof in, &eof);
+    assert_true(eof);
+    assert_true(got >= (64u << 10));
+    assert_true(got <= sent);
+    assert_memory_equal(in, out, got);
+    close(fd);
+    assert_int_equal(proc_finish(p), 0);
+    assert_non_null(strstr(p->buf[OUT], "shutting down 1"));
 }
 
 static void idle_connection_is_closed_after_the_timeout(void **state)
@@ -496,7 +582,8 @@ static void refused_connect_is_explained_with_status_1(void **state)
 static void bad_arguments_exit_2_with_one_line(void **state)
 {
     static const char *const cases[][4] = {
-        {"echo-server", "--threads", "0", NULL},
+        {"echo-server", "--threads", "1025", NULL},
+        {"echo-server", "--grace", "soon", NULL},
         {"echo-server", "--bogus", NULL, NULL},
         {"echo-server", "--listen", "[::1:7000", NULL},
         {"echo-server", "--idle-timeout", "soon", NULL},
@@ -916,6 +1003,8 @@ int main(void)
         CASE(wildcard_and_primary_binds_warn_only_without_interfaces),
         CASE(echoes_bytes_and_sums_up_on_sigterm),
         CASE(threads_share_the_port_and_add_up),
+        CASE(one_worker_per_cpu_and_unix_endpoints),
+        CASE(sigterm_lets_a_pending_echo_flush),
         CASE(idle_connection_is_closed_after_the_timeout),
         CASE(refused_connect_is_explained_with_status_1),
         CASE(bad_arguments_exit_2_with_one_line),

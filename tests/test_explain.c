@@ -31,7 +31,13 @@ static const struct expect cases[] = {
     {NC_OP_CONNECT, EACCES, {"firewall", "server host", "ICMPv6"}},
     {NC_OP_CONNECT, EPERM, {"firewall", "bpf", NULL}},
     {NC_OP_CONNECT, EAFNOSUPPORT, {"IPv4", "IPv6", NULL}},
-    {NC_OP_CONNECT, EINVAL, {"invalid", NULL, NULL}},
+    {NC_OP_CONNECT, EINVAL, {"invalid endpoint", "*:PORT", "brackets"}},
+    {NC_OP_CONNECT, ENOENT, {"no Unix socket", "not running",
+                             "another path"}},
+    {NC_OP_CONNECT, ENODEV, {"unknown interface", "not looked up",
+                             "netcore-doctor ifaces"}},
+    {NC_OP_CONNECT, ERANGE, {"port", "0 to 65535", NULL}},
+    {NC_OP_CONNECT, ENAMETOOLONG, {"107", "15", NULL}},
     {NC_OP_ACCEPT, EMFILE, {"file descriptors", "limit", "sheds"}},
     {NC_OP_ACCEPT, ENFILE, {"file descriptors", "limit", "sheds"}},
     {NC_OP_ACCEPT, ECONNABORTED, {"before it was accepted", "harmless", NULL}},
@@ -43,7 +49,11 @@ static const struct expect cases[] = {
                                  "netcore-doctor ifaces", NULL}},
     {NC_OP_BIND, EACCES, {"1024", "CAP_NET_BIND_SERVICE", "root"}},
     {NC_OP_BIND, ENOENT, {"Unix socket", "directory", NULL}},
-    {NC_OP_BIND, EINVAL, {"already bound", NULL, NULL}},
+    {NC_OP_BIND, EINVAL, {"invalid endpoint", "four numbers", "brackets"}},
+    {NC_OP_BIND, ENODEV, {"unknown interface", "not looked up",
+                          "netcore-doctor ifaces"}},
+    {NC_OP_BIND, ERANGE, {"port", "0 to 65535", "kernel choose"}},
+    {NC_OP_BIND, ENAMETOOLONG, {"Unix socket path", "107", "15"}},
     {NC_OP_READ, ECONNRESET, {"peer reset", NULL, NULL}},
     {NC_OP_WRITE, ECONNRESET, {"peer reset", NULL, NULL}},
     {NC_OP_READ, EPIPE, {"broken pipe", NULL, NULL}},
@@ -104,6 +114,38 @@ static void connect_refused_points_at_loopback_only_servers(void **state)
     assert_non_null(strstr(t, "loopback"));
     assert_non_null(strstr(nc_explain(NC_OP_CONNECT, -EHOSTUNREACH),
                            "firewall"));
+}
+
+/* What nc_listen and nc_connect return for mistyped endpoints, explained
+ * as endpoint errors: never the generic sentence, and EINVAL never as a
+ * socket already bound (nc_listen's sockets are always new). */
+static void endpoint_errors_are_explained_as_such(void **state)
+{
+    static const char *const specs[] = {"eth99:80", ":70000",
+                                        "999.1.1.1:80", "[::1",
+                                        "localhost:x", "127.1:80"};
+    static const nc_op ops[] = {NC_OP_BIND, NC_OP_CONNECT};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
+        nc_endpoint ep;
+        int err = nc_endpoint_parse(&ep, specs[i], NULL, 0);
+        assert_true(err < 0);
+        for (size_t o = 0; o < 2; o++) {
+            const char *text = nc_explain(ops[o], err);
+            if (text == generic() || strstr(text, "already bound") == text ||
+                (err == -EINVAL && strncmp(text, "invalid endpoint", 16)) ||
+                (err == -ERANGE && !strstr(text, "65535")) ||
+                (err == -ENODEV && !strstr(text, "interface")))
+                fail_msg("%s (%s), op %d: \"%s\"", specs[i], nc_errname(err),
+                         (int)ops[o], text);
+        }
+    }
+    /* A Unix socket nobody listens on, for connect; a missing directory
+     * for bind. */
+    assert_non_null(strstr(nc_explain(NC_OP_CONNECT, -ENOENT),
+                           "no Unix socket at that path"));
+    assert_non_null(strstr(nc_explain(NC_OP_BIND, -ENOENT), "directory"));
 }
 
 static void same_errno_explained_per_operation(void **state)
@@ -183,6 +225,7 @@ int main(void)
         cmocka_unit_test(each_case_names_its_cause),
         cmocka_unit_test(negative_and_positive_err_give_the_same_text),
         cmocka_unit_test(connect_refused_points_at_loopback_only_servers),
+        cmocka_unit_test(endpoint_errors_are_explained_as_such),
         cmocka_unit_test(same_errno_explained_per_operation),
         cmocka_unit_test(unknown_errors_get_the_generic_text),
         cmocka_unit_test(strerror_names_both_signs),

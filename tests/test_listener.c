@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
@@ -65,6 +66,94 @@ static void bad_endpoint_changes_nothing(void **state)
     /* Nothing was left registered: the loop has nothing to run. */
     assert_int_equal(nc_loop_run(loop, NC_RUN_DEFAULT), 0);
     nc_loop_free(loop);
+}
+
+/* A failing nc_listen says what is wrong in the caller's buffer, and
+ * nc_explain(NC_OP_BIND) gives the likely cause, for endpoint text as for
+ * a failed bind(). */
+struct listen_said {
+    const char *spec;
+    int err;
+    const char *message;     /* the errbuf, exactly */
+    const char *explained;   /* how nc_explain(NC_OP_BIND, err) starts */
+};
+
+static void check_listen_says(nc_loop *loop, const struct listen_said *c)
+{
+    char why[256];
+    nc_listener_options o = { .errbuf = why, .errbuf_len = sizeof(why) };
+    nc_listener *l = (nc_listener *)&o;
+    const nc_conn_callbacks cbs = { 0 };
+
+    strcpy(why, "junk");
+    int rc = nc_listen(loop, c->spec, &o, &cbs, NULL, &l);
+    if (rc != c->err)
+        fail_msg("%s: %s, not %s", c->spec, nc_errname(rc),
+                 nc_errname(c->err));
+    assert_ptr_equal(l, (nc_listener *)&o);
+    if (strcmp(why, c->message) != 0)
+        fail_msg("%s: errbuf \"%s\", not \"%s\"", c->spec, why, c->message);
+    const char *text = nc_explain(NC_OP_BIND, rc);
+    if (strncmp(text, c->explained, strlen(c->explained)) != 0)
+        fail_msg("%s: nc_explain says \"%s\"", c->spec, text);
+}
+
+static void failed_listen_names_the_fault_in_errbuf(void **state)
+{
+    (void)state;
+    nc_loop *loop;
+    assert_int_equal(nc_loop_new(&loop), 0);
+    const struct listen_said cases[] = {
+        {":70000", -ERANGE, "port 70000 is out of range (0-65535)",
+         "the port is out of range"},
+        {"999.1.1.1:80", -EINVAL, "bad IPv4 address '999.1.1.1'",
+         "invalid endpoint: the text is not an address"},
+        {"[::1", -EINVAL, "missing ']' after IPv6 address",
+         "invalid endpoint"},
+        {"unix:/nonexistent-nc-dir/x.sock", -ENOENT,
+         "cannot bind unix:/nonexistent-nc-dir/x.sock: No such file or "
+         "directory", "the directory of the Unix socket path does not exist"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        check_listen_says(loop, &cases[i]);
+    if (if_nametoindex("eth99") == 0) {
+        const struct listen_said eth99 = {
+            "eth99:80", -ENODEV, "unknown interface 'eth99'",
+            "unknown interface or scope"};
+        check_listen_says(loop, &eth99);
+    }
+
+    /* A failed bind() names the address it failed on. */
+    struct server s;
+    assert_int_equal(server_start(&s, loop, "127.0.0.1:0", NULL, SERVER_ECHO), 0);
+    char spec[64], message[128];
+    snprintf(spec, sizeof(spec), "127.0.0.1:%u", nc_addr_port(&s.addr));
+    snprintf(message, sizeof(message), "cannot bind %s: Address already in use",
+             spec);
+    const struct listen_said in_use = { spec, -EADDRINUSE, message,
+                                        "address already in use" };
+    check_listen_says(loop, &in_use);
+
+    /* Success empties it; a short buffer gets the start of the line; no
+     * buffer, or one of size 0, is never written. */
+    char why[8];
+    nc_listener_options o = { .errbuf = why, .errbuf_len = sizeof(why) };
+    nc_listener *l;
+    const nc_conn_callbacks cbs = { 0 };
+    strcpy(why, "junk");
+    assert_int_equal(nc_listen(loop, "127.0.0.1:0", &o, &cbs, NULL, &l), 0);
+    assert_string_equal(why, "");
+    nc_listener_close(l);
+    assert_int_equal(nc_listen(loop, ":70000", &o, &cbs, NULL, &l), -ERANGE);
+    assert_string_equal(why, "port 70");
+    o.errbuf_len = 0;
+    strcpy(why, "junk");
+    assert_int_equal(nc_listen(loop, ":70000", &o, &cbs, NULL, &l), -ERANGE);
+    assert_string_equal(why, "junk");
+    o.errbuf = NULL;
+    o.errbuf_len = sizeof(why);
+    assert_int_equal(nc_listen(loop, ":70000", &o, &cbs, NULL, &l), -ERANGE);
+    finish(loop, &s);
 }
 
 static void port_zero_reports_real_port_and_address_in_use(void **state)
@@ -596,6 +685,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(bad_endpoint_changes_nothing),
+        cmocka_unit_test(failed_listen_names_the_fault_in_errbuf),
         cmocka_unit_test(port_zero_reports_real_port_and_address_in_use),
         cmocka_unit_test(localhost_binds_both_families_on_one_port),
         cmocka_unit_test(wildcard_is_dual_stack),

@@ -729,14 +729,20 @@ static void bad_files_are_named(void **state)
     nc_tls_ctx *sctx = server_ctx("server.pem", "server.key", NULL);
     nc_loop *loop;
     assert_int_equal(nc_loop_new(&loop), 0);
-    nc_connect_options co = { .tls = sctx };
+    nc_connect_options co = { .tls = sctx, .errbuf = why,
+                              .errbuf_len = sizeof(why) };
     assert_int_equal(nc_connect(loop, "127.0.0.1:9", &co, &side_cbs, NULL,
                                 NULL), -EINVAL);
+    assert_string_equal(why, "opts->tls is a server context: a client needs "
+                             "one from nc_tls_client_new()");
     nc_tls_ctx *cctx = client_ctx(NULL);
-    nc_listener_options lo = { .tls = cctx };
+    nc_listener_options lo = { .tls = cctx, .errbuf = why,
+                               .errbuf_len = sizeof(why) };
     nc_listener *l = NULL;
     assert_int_equal(nc_listen(loop, "127.0.0.1:0", &lo, &side_cbs, NULL, &l),
                      -EINVAL);
+    assert_string_equal(why, "opts->tls is a client context: a listener "
+                             "needs one from nc_tls_server_new()");
     nc_loop_free(loop);
     nc_tls_ctx_free(sctx);
     nc_tls_ctx_free(cctx);

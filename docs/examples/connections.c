@@ -74,7 +74,9 @@ int main(void)
 {
     nc_loop *loop;
     nc_addr a;
-    char where[NC_ADDRSTRLEN];
+    char why[256] = "";
+    nc_connect_options opt = { .conn.connect_timeout_ms = 5000,
+                               .errbuf = why, .errbuf_len = sizeof why };
     nc_conn_callbacks srv = { .on_data = echo };
     nc_conn_callbacks cli = { .on_open = on_open,
                               .on_data = on_data,
@@ -83,11 +85,13 @@ int main(void)
 
     if (err == 0)
         err = nc_listen(loop, "127.0.0.1:0", NULL, &srv, NULL, &server);
-    if (err == 0 && (err = nc_listener_addr(server, 0, &a)) == 0 &&
-        (err = nc_addr_format(&a, where, sizeof where)) > 0)
-        err = nc_connect(loop, where, NULL, &cli, NULL, NULL);
+    if (err == 0)
+        err = nc_listener_addr(server, 0, &a);
+    if (err == 0)   /* the address as it is: nothing to format or parse */
+        err = nc_connect_addr(loop, &a, &opt, &cli, NULL, NULL);
     if (err < 0) {
-        fprintf(stderr, "%s\n", nc_strerror(err));
+        fprintf(stderr, "%s\n%s\n", why[0] ? why : nc_strerror(err),
+                nc_explain(NC_OP_CONNECT, err));
         return 1;
     }
     nc_loop_run(loop, NC_RUN_DEFAULT);

@@ -52,19 +52,22 @@ int main(void)
 {
     nc_loop *loop;
     nc_addr a;
-    char where[NC_ADDRSTRLEN];
+    char where[NC_ADDRSTRLEN], why[256];
     nc_listener_options opt = { .max_conns = 100,
-                                .conn.idle_timeout_ms = 5000 };
+                                .conn.idle_timeout_ms = 5000,
+                                .errbuf = why, .errbuf_len = sizeof why };
     nc_conn_callbacks srv = { .on_data = echo };
     nc_conn_callbacks cli = { .on_open = on_open,
                               .on_data = on_reply,
                               .on_close = on_close };
-    int err = nc_loop_new(&loop);
+    int err;
 
-    if (err == 0)   /* port 0: the kernel picks one */
-        err = nc_listen(loop, "127.0.0.1:0", &opt, &srv, NULL, &server);
-    if (err < 0) {
-        fprintf(stderr, "listen: %s\n%s\n", nc_strerror(err),
+    if (nc_loop_new(&loop) < 0)
+        return 1;
+    /* port 0: the kernel picks one */
+    err = nc_listen(loop, "127.0.0.1:0", &opt, &srv, NULL, &server);
+    if (err < 0) {   /* what is wrong, then its likely cause */
+        fprintf(stderr, "listen: %s\n%s\n", why,
                 nc_explain(NC_OP_BIND, err));
         return 1;
     }
@@ -73,7 +76,8 @@ int main(void)
         nc_addr_format(&a, where, sizeof where);
         printf("listening on %s\n", where);
     }
-    if (nc_connect(loop, where, NULL, &cli, "one", NULL) < 0 ||
+    /* Connect to the address itself: no text to format and parse. */
+    if (nc_connect_addr(loop, &a, NULL, &cli, "one", NULL) < 0 ||
         nc_connect(loop, where, NULL, &cli, "two", NULL) < 0)
         return 1;
     nc_loop_run(loop, NC_RUN_DEFAULT);

@@ -1,15 +1,15 @@
 /*
- * serve.c - one loop per thread, each with its own listeners on the same
- * addresses (SO_REUSEPORT lets the kernel spread connections over them),
- * and the main thread's loop waiting for SIGINT/SIGTERM.
+ * serve.c - the library's worker threads (nc_workers) serving every
+ * --listen spec, the "listening on" lines, and the graceful stop on
+ * SIGINT/SIGTERM with one summary line per worker.
  */
 #include "serve.h"
 
 #include <errno.h>
-#include <stdarg.h>
+#include <inttypes.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,289 +17,65 @@
 #include "args.h"
 #include "netinfo.h"
 
-struct worker {
-    const serve_config *cfg;
-    size_t index;
-    char **specs;               /* this worker's copy of cfg->specs */
-    nc_loop *loop;
-    nc_listener **listeners;    /* one per spec; NULL where not served */
-    uint16_t *ports;            /* per spec: the port its first socket got */
-    nc_addr *addrs;             /* every bound address, for printing */
-    size_t naddrs;
-    int err;                    /* why listening failed, and on which spec */
-    size_t failed_spec;         /* NO_SPEC: it failed before listening */
-    sem_t ready;
-    pthread_t thread;
-};
-
-#define NO_SPEC ((size_t)-1)
+#define DEFAULT_GRACE_MS 5000
+#define MAX_ADDRS 256
 
 struct server {
     const serve_config *cfg;
-    nc_loop *loop;              /* the main thread's */
-    nc_signal *sigint, *sigterm;
-    struct worker *workers;
-    size_t started;             /* workers whose threads run */
+    nc_workers *workers;
+    void *blocks[SERVE_MAX_THREADS];    /* each worker's data block */
 };
 
-static bool is_unix_spec(const char *spec)
-{
-    return strncmp(spec, "unix:", 5) == 0;
-}
-
-static void close_listeners(struct worker *w)
-{
-    size_t i;
-
-    for (i = 0; i < w->cfg->nspecs; i++) {
-        nc_listener_close(w->listeners[i]);
-        w->listeners[i] = NULL;
-    }
-}
-
-/* Listen on every spec in w's loop, from w's thread. */
-static int worker_listen(struct worker *w)
-{
-    const serve_config *cfg = w->cfg;
-    void *ud = (char *)cfg->worker_data + w->index * cfg->worker_data_size;
-    nc_listener_options opts = cfg->options;
-    size_t i, j, total = 0;
-
-    opts.reuseport = cfg->threads > 1;
-    /* Callbacks reach this thread's block through the loop, too. */
-    nc_loop_set_data(w->loop, ud);
-    for (i = 0; i < cfg->nspecs; i++) {
-        /* Two sockets cannot bind one path: a Unix socket gets one thread. */
-        if (w->index > 0 && is_unix_spec(w->specs[i]))
-            continue;
-        w->err = nc_listen(w->loop, w->specs[i], &opts, cfg->callbacks, ud,
-                           &w->listeners[i]);
-        if (w->err < 0) {
-            w->failed_spec = i;
-            close_listeners(w);
-            return w->err;
-        }
-        total += nc_listener_count(w->listeners[i]);
-    }
-
-    w->addrs = calloc(total ? total : 1, sizeof *w->addrs);
-    if (w->addrs == NULL) {
-        close_listeners(w);
-        w->failed_spec = NO_SPEC;
-        return w->err = -ENOMEM;
-    }
-    for (i = 0; i < cfg->nspecs; i++) {
-        const nc_listener *l = w->listeners[i];
-        for (j = 0; l != NULL && j < nc_listener_count(l); j++) {
-            if (nc_listener_addr(l, j, &w->addrs[w->naddrs]) < 0)
-                continue;
-            if (j == 0)
-                w->ports[i] = nc_addr_port(&w->addrs[w->naddrs]);
-            w->naddrs++;
-        }
-    }
-    return 0;
-}
-
-/* Posted to a worker's loop by the main thread: runs in the worker. */
-static void worker_stop(void *arg)
-{
-    struct worker *w = arg;
-
-    close_listeners(w);
-    nc_loop_stop(w->loop);
-}
-
-static void *worker_main(void *arg)
-{
-    struct worker *w = arg;
-    int err;
-
-    w->err = nc_loop_new(&w->loop);
-    if (w->err < 0) {
-        w->failed_spec = NO_SPEC;
-    } else if (worker_listen(w) < 0) {
-        nc_loop_free(w->loop);
-        w->loop = NULL;
-    }
-    err = w->err;
-    sem_post(&w->ready);   /* after this, main reads w->err, w->addrs */
-    if (err < 0)
-        return NULL;
-    err = nc_loop_run(w->loop, NC_RUN_FOREVER);
-    if (err < 0)
-        fprintf(stderr, "%s: thread %zu: event loop failed: %s\n",
-                w->cfg->prog, w->index, nc_strerror(err));
-    close_listeners(w);
-    nc_loop_free(w->loop);  /* closes what is left, running on_close */
-    return NULL;
-}
-
-static void stop_workers(struct server *s)
-{
-    size_t i;
-
-    for (i = 0; i < s->started; i++)
-        if (nc_loop_post(s->workers[i].loop, worker_stop, &s->workers[i]) < 0)
-            nc_loop_stop(s->workers[i].loop);
-    for (i = 0; i < s->started; i++)
-        pthread_join(s->workers[i].thread, NULL);
-    s->started = 0;
-}
-
-static void on_signal(nc_signal *sig, int signum, void *ud)
+/* In each worker's thread: its own block of counters. */
+static int worker_start(nc_loop *loop, unsigned index, void *ud)
 {
     struct server *s = ud;
+    size_t size = s->cfg->worker_data_size;
 
-    (void)sig;
-    (void)signum;
-    if (s->cfg->threads > 1)
-        stop_workers(s);
-    else
-        close_listeners(&s->workers[0]);
-    nc_signal_close(s->sigint);
-    nc_signal_close(s->sigterm);
-    s->sigint = s->sigterm = NULL;
-    nc_loop_stop(s->loop);
-}
-
-/* The spec worker i > 0 listens on: worker 0's, with the port worker 0
- * was given where it asked for port 0. */
-static char *spec_for_worker(const struct worker *first, size_t i)
-{
-    nc_endpoint ep;
-    char text[NC_ADDRSTRLEN];
-
-    if (nc_endpoint_parse(&ep, first->specs[i], NULL, 0) < 0 ||
-        ep.kind == NC_EP_UNIX || ep.port != 0)
-        return strdup(first->specs[i]);
-    ep.port = first->ports[i];
-    if (nc_endpoint_format(&ep, text, sizeof text) < 0)
-        return strdup(first->specs[i]);
-    return strdup(text);
-}
-
-static int start_worker(struct server *s, size_t index)
-{
-    struct worker *w = &s->workers[index];
-    int err;
-
-    if (sem_init(&w->ready, 0, 0) < 0)
-        return -errno;
-    err = -pthread_create(&w->thread, NULL, worker_main, w);
-    if (err == 0) {
-        while (sem_wait(&w->ready) < 0 && errno == EINTR)
-            continue;
-        err = w->err;
-        if (err < 0)
-            pthread_join(w->thread, NULL);
-        else
-            s->started++;
-    }
-    sem_destroy(&w->ready);
-    return err;
-}
-
-static int alloc_workers(struct server *s)
-{
-    const serve_config *cfg = s->cfg;
-    size_t i, j;
-
-    s->workers = calloc(cfg->threads, sizeof *s->workers);
-    if (s->workers == NULL)
+    if (size == 0)
+        return 0;
+    s->blocks[index] = calloc(1, size);
+    if (s->blocks[index] == NULL)
         return -ENOMEM;
-    for (i = 0; i < cfg->threads; i++) {
-        struct worker *w = &s->workers[i];
-        w->cfg = cfg;
-        w->index = i;
-        w->specs = calloc(cfg->nspecs, sizeof *w->specs);
-        w->listeners = calloc(cfg->nspecs, sizeof *w->listeners);
-        w->ports = calloc(cfg->nspecs, sizeof *w->ports);
-        if (w->specs == NULL || w->listeners == NULL || w->ports == NULL)
-            return -ENOMEM;
-        if (i == 0)
-            for (j = 0; j < cfg->nspecs; j++)
-                if ((w->specs[j] = strdup(cfg->specs[j])) == NULL)
-                    return -ENOMEM;
-    }
+    nc_loop_set_data(loop, s->blocks[index]);
     return 0;
 }
 
-static void free_workers(struct server *s)
-{
-    size_t i, j;
-
-    for (i = 0; s->workers != NULL && i < s->cfg->threads; i++) {
-        struct worker *w = &s->workers[i];
-        for (j = 0; w->specs != NULL && j < s->cfg->nspecs; j++)
-            free(w->specs[j]);
-        free(w->specs);
-        free(w->listeners);
-        free(w->ports);
-        free(w->addrs);
-    }
-    free(s->workers);
-}
-
-/* Bind everything: in the main loop, or worker by worker. */
 static int listen_all(struct server *s)
 {
     const serve_config *cfg = s->cfg;
-    struct worker *first = &s->workers[0];
-    size_t i, j;
+    size_t i;
     int err;
 
-    if (cfg->threads <= 1) {
-        first->loop = s->loop;
-        return worker_listen(first);
-    }
-    err = start_worker(s, 0);
-    for (i = 1; err == 0 && i < cfg->threads; i++) {
-        struct worker *w = &s->workers[i];
-        for (j = 0; j < cfg->nspecs; j++)
-            if ((w->specs[j] = spec_for_worker(first, j)) == NULL)
-                return -ENOMEM;
-        err = start_worker(s, i);
-    }
-    return err;
-}
-
-static void report_start_failure(const struct server *s, int err)
-{
-    size_t i;
-
-    for (i = 0; s->workers != NULL && i < s->cfg->threads; i++) {
-        const struct worker *w = &s->workers[i];
-        if (w->err < 0 && w->failed_spec == NO_SPEC) {
-            fprintf(stderr, "%s: thread %zu cannot start: %s\n",
-                    s->cfg->prog, i, nc_strerror(w->err));
-            return;
-        }
-        if (w->err < 0) {
+    for (i = 0; i < cfg->nspecs; i++) {
+        err = nc_workers_listen(s->workers, cfg->specs[i], &cfg->options,
+                                cfg->callbacks, NULL);
+        if (err < 0) {
             fprintf(stderr, "%s: cannot listen on %s: %s (%s)\n%s: %s\n",
-                    s->cfg->prog, w->specs[w->failed_spec],
-                    nc_strerror(w->err), nc_errname(w->err), s->cfg->prog,
-                    nc_explain(NC_OP_BIND, w->err));
-            return;
+                    cfg->prog, cfg->specs[i], nc_strerror(err),
+                    nc_errname(err), cfg->prog, nc_explain(NC_OP_BIND, err));
+            return err;
         }
     }
-    fprintf(stderr, "%s: cannot start: %s\n", s->cfg->prog,
-            nc_strerror(err));
+    return 0;
 }
 
 static void announce(const struct server *s)
 {
-    const struct worker *first = &s->workers[0];
+    nc_addr addrs[MAX_ADDRS];
     nc_iface_list *ifaces = NULL;
+    size_t n = 0;
     int err = nc_iface_list_get(&ifaces);
 
     if (err < 0)
         fprintf(stderr, "%s: cannot list interfaces: %s\n", s->cfg->prog,
                 nc_strerror(err));
-    netinfo_print_listening(stdout, ifaces, first->addrs, first->naddrs);
+    nc_workers_addrs(s->workers, addrs, MAX_ADDRS, &n);
+    if (n > MAX_ADDRS)
+        n = MAX_ADDRS;
+    netinfo_print_listening(stdout, ifaces, addrs, n);
     if (ifaces != NULL)
-        netinfo_print_reach_warning(stderr, s->cfg->prog, ifaces,
-                                    first->addrs, first->naddrs);
+        netinfo_print_reach_warning(stderr, s->cfg->prog, ifaces, addrs, n);
     nc_iface_list_free(ifaces);
 }
 
@@ -319,49 +95,113 @@ void serve_print_summary(const char *fmt, ...)
     va_end(ap);
 }
 
+void serve_format_closed(const nc_loop_stats *s, char *buf, size_t len)
+{
+    size_t used = 0;
+    int r;
+
+    buf[0] = '\0';
+    for (r = NC_CLOSE_PEER; r <= NC_CLOSE_REASON_LAST; r++) {
+        int n;
+        if (s->closed[r] == 0)
+            continue;
+        n = snprintf(buf + used, len - used, "%s%s %" PRIu64,
+                     used ? ", " : "", nc_close_reason_name(r), s->closed[r]);
+        if (n < 0 || (size_t)n >= len - used)
+            break;
+        used += (size_t)n;
+    }
+    if (used == 0)
+        snprintf(buf, len, "none");
+}
+
+/* "worker 0: accepted 3, open 0, closed: peer closed 3; 12 bytes in, ..." */
+static void print_worker_line(const char *who, const nc_loop_stats *s)
+{
+    char closed[512];
+    uint64_t spent = s->busy_ns + s->blocked_ns;
+
+    serve_format_closed(s, closed, sizeof closed);
+    serve_print_summary("%s: accepted %" PRIu64 ", open %" PRIu64
+                        ", closed: %s; %" PRIu64 " bytes in, %" PRIu64
+                        " bytes out; %" PRIu64 " accept errors, %" PRIu64
+                        " shed; busy %.1f%%\n", who, s->accepted, s->open,
+                        closed, s->bytes_in, s->bytes_out, s->accept_errors,
+                        s->shed,
+                        spent ? 100.0 * (double)s->busy_ns / (double)spent
+                              : 0.0);
+}
+
+static void print_summary(const struct server *s)
+{
+    unsigned n = nc_workers_count(s->workers), i;
+    nc_loop_stats *per = calloc(n, sizeof *per), total;
+    char who[32];
+
+    if (per == NULL) {
+        fprintf(stderr, "%s: out of memory for the summary\n", s->cfg->prog);
+        return;
+    }
+    nc_workers_stats(s->workers, per, n, &total);
+    for (i = 0; i < n; i++) {
+        snprintf(who, sizeof who, "worker %u", i);
+        print_worker_line(who, &per[i]);
+    }
+    print_worker_line("total", &total);
+    if (s->cfg->summary != NULL)
+        s->cfg->summary(s->blocks, n, &total);
+    free(per);
+}
+
 int serve_run(const serve_config *cfg)
 {
     struct server s;
+    nc_workers_options o;
+    sigset_t stop_signals;
+    unsigned i;
     int err;
 
     memset(&s, 0, sizeof s);
+    s.cfg = cfg;
     /* A closed stdout (a log reader that went away, "| true") must not
      * kill the server with SIGPIPE; the library itself never raises it. */
     signal(SIGPIPE, SIG_IGN);
-    s.cfg = cfg;
-    err = nc_loop_new(&s.loop);
+    /* Blocked from now on, so that a signal sent as soon as the
+     * "listening on" line appears waits for nc_workers_run. */
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+
+    memset(&o, 0, sizeof o);
+    o.threads = cfg->threads;
+    o.pin = cfg->pin;
+    o.on_start = worker_start;
+    o.ud = &s;
+    err = nc_workers_start(&o, &s.workers);
     if (err < 0) {
-        fprintf(stderr, "%s: cannot create a loop: %s\n", cfg->prog,
-                nc_strerror(err));
+        fprintf(stderr, "%s: cannot start the worker threads: %s\n",
+                cfg->prog, nc_strerror(err));
+        for (i = 0; i < SERVE_MAX_THREADS; i++)
+            free(s.blocks[i]);
         return err;
     }
-    /* Before any thread starts: threads inherit the blocked signals, so
-     * only the main loop's signalfd receives them. */
-    err = nc_signal_start(s.loop, SIGINT, on_signal, &s, &s.sigint);
-    if (err == 0)
-        err = nc_signal_start(s.loop, SIGTERM, on_signal, &s, &s.sigterm);
-    if (err < 0)
-        fprintf(stderr, "%s: cannot handle signals: %s\n", cfg->prog,
-                nc_strerror(err));
-    if (err == 0) {
-        err = alloc_workers(&s);
-        if (err == 0)
-            err = listen_all(&s);
-        if (err < 0)
-            report_start_failure(&s, err);
-    }
+    err = listen_all(&s);
     if (err == 0) {
         announce(&s);
-        err = nc_loop_run(s.loop, NC_RUN_FOREVER);
+        err = nc_workers_run(s.workers, cfg->grace_ms);   /* until a signal */
         if (err < 0)
-            fprintf(stderr, "%s: event loop failed: %s\n", cfg->prog,
+            fprintf(stderr, "%s: a worker failed: %s\n", cfg->prog,
                     nc_strerror(err));
+    } else {
+        nc_workers_stop(s.workers, 0);
+        nc_workers_wait(s.workers);
     }
-    stop_workers(&s);
-    if (s.workers != NULL && cfg->threads <= 1)
-        close_listeners(&s.workers[0]);
-    nc_loop_free(s.loop);   /* also ends the signal handlers */
-    free_workers(&s);
+    if (err == 0)
+        print_summary(&s);
+    nc_workers_free(s.workers);
+    for (i = 0; i < SERVE_MAX_THREADS; i++)
+        free(s.blocks[i]);
     return err;
 }
 
@@ -371,6 +211,8 @@ static struct option *option_table(const serve_extra *extra)
     static const struct option shared[] = {
         {"listen", required_argument, NULL, 'l'},
         {"threads", required_argument, NULL, 't'},
+        {"pin", no_argument, NULL, 'p'},
+        {"grace", required_argument, NULL, 'g'},
         {"idle-timeout", required_argument, NULL, 'i'},
         {"max-conns", required_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'},
@@ -395,11 +237,14 @@ void serve_parse_args(serve_config *cfg, int argc, char **argv,
                       bool max_conns_ok, const serve_extra *extra,
                       void (*usage)(void))
 {
-    struct option *longopts = option_table(extra);
+    /* Static: a usage error exits from inside the loop below, and the
+     * table must still be reachable then (LeakSanitizer). */
+    static struct option *longopts;
     const char *why;
     uint64_t value;
     int c;
 
+    longopts = option_table(extra);
     if (longopts == NULL) {
         fprintf(stderr, "%s: out of memory\n", prog);
         exit(1);
@@ -407,6 +252,7 @@ void serve_parse_args(serve_config *cfg, int argc, char **argv,
     memset(cfg, 0, sizeof *cfg);
     cfg->prog = prog;
     cfg->threads = 1;
+    cfg->grace_ms = DEFAULT_GRACE_MS;
     cfg->options.conn.idle_timeout_ms = 60000;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -419,10 +265,20 @@ void serve_parse_args(serve_config *cfg, int argc, char **argv,
             cfg->specs[cfg->nspecs++] = optarg;
             break;
         case 't':
-            if (args_uint(optarg, 1, SERVE_MAX_THREADS, &value) < 0)
+            if (args_uint(optarg, 0, SERVE_MAX_THREADS, &value) < 0)
                 args_usage_error(prog, "--threads '%s' is not a number from "
-                                 "1 to %d", optarg, SERVE_MAX_THREADS);
+                                 "0 (one per CPU) to %d", optarg,
+                                 SERVE_MAX_THREADS);
             cfg->threads = (unsigned)value;
+            break;
+        case 'p':
+            cfg->pin = true;
+            break;
+        case 'g':
+            if (args_seconds_ms(optarg, &cfg->grace_ms) < 0 ||
+                cfg->grace_ms > 0x7fffffffu)
+                args_usage_error(prog, "--grace '%s' is not a number of "
+                                 "seconds", optarg);
             break;
         case 'i':
             if (args_seconds_ms(optarg,
@@ -454,6 +310,7 @@ void serve_parse_args(serve_config *cfg, int argc, char **argv,
         }
     }
     free(longopts);
+    longopts = NULL;
     if (optind < argc)
         args_usage_error(prog, "unexpected argument '%s'", argv[optind]);
     if (cfg->nspecs == 0)

@@ -1,7 +1,8 @@
 /*
- * serve.h - the part every example server shares: listen on some
- * endpoints with one loop per thread, say where it listens, run until
- * SIGINT or SIGTERM, then close every connection.
+ * serve.h - the part every example server shares: worker threads from
+ * the library (nc_workers), listening on some endpoints, saying where,
+ * running until SIGINT or SIGTERM, then a graceful stop and a summary
+ * line per worker.
  */
 #ifndef EXAMPLES_SERVE_H
 #define EXAMPLES_SERVE_H
@@ -13,20 +14,24 @@
 #include "netcore.h"
 
 #define SERVE_MAX_SPECS 64
-#define SERVE_MAX_THREADS 256
+#define SERVE_MAX_THREADS 1024
 
 typedef struct serve_config {
     const char *prog;               /* for messages: "echo-server" */
     const char *specs[SERVE_MAX_SPECS];  /* endpoint strings to listen on */
     size_t nspecs;
-    unsigned threads;               /* 1: everything in the main thread */
-    nc_listener_options options;    /* reuseport is set for threads > 1 */
+    unsigned threads;               /* workers; 0 = one per CPU */
+    bool pin;                       /* worker i on CPU i */
+    uint32_t grace_ms;              /* how long a stop lets replies flush */
+    nc_listener_options options;
     const nc_conn_callbacks *callbacks;
-    /* threads blocks of worker_data_size bytes: every connection accepted
-     * by thread i starts with user pointer worker_data + i * size, so each
-     * thread counts into its own block without locks. */
-    void *worker_data;
+    /* Each worker gets a zeroed block of this many bytes as its loop's
+     * data (nc_loop_data), so that it counts without locks. */
     size_t worker_data_size;
+    /* After the workers ended: the program's own summary from the n
+     * blocks and the library's counters summed over the workers. */
+    void (*summary)(void *const *blocks, unsigned n,
+                    const nc_loop_stats *total);
 } serve_config;
 
 /* Options of one program's own, besides the shared ones. */
@@ -38,7 +43,8 @@ typedef struct serve_extra {
 } serve_extra;
 
 /* Fill cfg (zeroing it first) from the options every example server
- * takes: --listen SPEC (repeatable; default_spec when none), --threads N,
+ * takes: --listen SPEC (repeatable; default_spec when none), --threads N
+ * (default 1, 0 = one per CPU), --pin, --grace SECONDS (default 5),
  * --idle-timeout SECONDS (default 60, 0 = never) and, when max_conns_ok,
  * --max-conns N. --help calls usage() and exits 0, --version prints the
  * program's and the library's version and exits 0; extra (may be NULL)
@@ -49,13 +55,13 @@ void serve_parse_args(serve_config *cfg, int argc, char **argv,
                       bool max_conns_ok, const serve_extra *extra,
                       void (*usage)(void));
 
-/* Listen on every spec (in every thread: a TCP endpoint with port 0 gets
- * the port the first thread was given; a Unix socket is served by the
- * first thread only), print "listening on ADDRESS (WHERE)" per bound
- * address to stdout and, when other hosts cannot connect, the library's
- * warning to stderr. Then serve until SIGINT or SIGTERM: stop accepting,
- * close every connection (NC_CLOSE_SHUTDOWN) and free everything.
- * Returns 0 after such a shutdown (every on_close has run), or a negative
+/* Start the workers, listen on every spec in each of them (SO_REUSEPORT;
+ * unix: paths through one acceptor), print "listening on ADDRESS
+ * (WHERE)" per bound address to stdout and, when other hosts cannot
+ * connect, the library's warning to stderr. Then serve until SIGINT or
+ * SIGTERM: stop accepting, let replies flush for grace_ms, close
+ * everything, print "worker I: ..." per worker and "total: ...", then
+ * the program's summary. Returns 0 after such a stop, or a negative
  * errno after printing to stderr why it could not start or run. */
 int serve_run(const serve_config *cfg);
 
@@ -63,5 +69,8 @@ int serve_run(const serve_config *cfg);
  * closed it), to stderr instead, so that the summary is not lost. */
 void serve_print_summary(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
+
+/* "peer closed 2, shutting down 1" (or "none") from closed counters. */
+void serve_format_closed(const nc_loop_stats *s, char *buf, size_t len);
 
 #endif /* EXAMPLES_SERVE_H */
