@@ -10,11 +10,16 @@
  * A listening socket on a completion loop asks for EV_ACCEPT instead and
  * gets a multishot accept.
  *
- * Waiting: sends are non-blocking and cancels are immediate, so their
- * completions are posted during the submission itself. The wait asks for
- * one completion more than those ("expected"), so that an iteration that
- * sends a response and then waits for the next request costs one system
- * call, not two.
+ * Waiting: sends are non-blocking (MSG_DONTWAIT), so each one's
+ * completion is posted during the submission itself. The wait asks for
+ * one completion more than the sends submitted ("expected"), so that an
+ * iteration that sends a response and then waits for the next request
+ * costs one system call, not two. Only sends nothing waits on are
+ * counted (not those a close, a shutdown or backpressure waits to see
+ * end), and while any is, the wait lasts at most EXPECT_WAIT_MS: a send
+ * that found the socket full has a poll to arm for the rest. (A
+ * cancelled request's completion is never counted: it may have been
+ * posted already.)
  *
  * User data: the object's token (watch.h) above 8 bits, a sequence number
  * for watch requests in bits 3-7, the request kind (ring.h) in bits 0-2.
@@ -41,6 +46,7 @@
 #define RECV_BUF_SIZE 16384
 #define RECV_GROUP 0
 #define SEND_IOV 64
+#define EXPECT_WAIT_MS 1        /* see uring_wait() */
 #define FREE_WAIT_MS 2000      /* nc_loop_free waits this long at most
                                   for cancelled requests to end */
 
@@ -175,7 +181,7 @@ void nc__ring_cancel(struct ring *r, uint64_t token, enum ring_req kind)
     cancel_later(r, ud_make(token, 0, kind));
 }
 
-void nc__ring_close(struct ring *r, int fd, bool cancel, unsigned expected)
+void nc__ring_close(struct ring *r, int fd, bool cancel)
 {
     if (cancel) {
         struct io_uring_sqe *s = sqe_get(r);
@@ -193,7 +199,6 @@ void nc__ring_close(struct ring *r, int fd, bool cancel, unsigned expected)
         /* The close runs whether or not there was anything to cancel. */
         s->flags |= IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
         io_uring_sqe_set_data64(s, RQ_NONE);
-        r->expect += expected;
     }
     struct io_uring_sqe *s = sqe_get(r);
     if (!s) {
@@ -284,7 +289,11 @@ static void flush_sends(struct ring *r)
             used++;
         }
         io_uring_sqe_set_data64(s, ud_make(token, 0, RQ_SEND));
-        r->expect++;
+        /* Nothing waits for this send to end (no close, shutdown or
+         * backpressure behind it): its completion need not wake us. */
+        if (conn_state(c) == CS_OPEN &&
+            !(c->flags & (CF_SHUT_WANTED | CF_BACKPRESSURE)))
+            r->expect++;
     }
     r->nsend = 0;
 }
@@ -429,9 +438,16 @@ static void watch_complete(struct ring *r, uint64_t ud, int res,
     enum ring_req kind = ud_kind(ud);
     struct wstate *w = wstate_of(r, fd, false);
     if (!w || !w->armed || w->armed_token != token ||
-        w->seq != ud_seq(ud) || r->dying) {
-        if (kind == RQ_ACCEPT && res >= 0)
-            close(res);     /* accepted for a watch that is gone */
+        (w->seq & 31) != ud_seq(ud) || r->dying) {
+        if (kind == RQ_ACCEPT && res >= 0) {
+            /* Accepted before a pause took effect: the listener keeps
+             * it; a listener that is gone cannot. */
+            struct watch *wt = r->dying ? NULL : watch_of(r->loop, token);
+            if (wt && wt->accept_fn)
+                wt->accept_fn(wt, res);
+            else
+                close(res);
+        }
         return;
     }
     if (last) {
@@ -519,6 +535,10 @@ static int uring_wait(struct backend *b, nc_loop *loop, int timeout_ms)
     struct __kernel_timespec ts = { 0 };
     struct __kernel_timespec *tsp = NULL;
     unsigned wait_nr = r->expect + 1;
+    /* A send that found the socket full needs a poll armed for the rest:
+     * such a send is not waited past EXPECT_WAIT_MS. */
+    if (r->expect > 0 && (timeout_ms < 0 || timeout_ms > EXPECT_WAIT_MS))
+        timeout_ms = EXPECT_WAIT_MS;
     if (timeout_ms == 0) {
         wait_nr = 0;
         tsp = &ts;

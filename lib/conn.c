@@ -300,6 +300,13 @@ void nc__conn_teardown(nc_conn *c, nc_close_reason reason, int err,
     nc__tentry_remove(loop, &c->idle);
     if (c->cold) {
         nc__tentry_remove(loop, &c->cold->deadline);
+        /* On a ring, what was written since the last submission has not
+         * been tried yet (epoll would have sent it at once, a TLS alert
+         * before the close, say): one try now, then the rest is dropped
+         * as epoll drops it. */
+        if ((c->flags & (CF_RING | CF_FULL)) == CF_RING && !reset &&
+            c->cold->sending == 0 && c->cold->out.bytes > 0)
+            nc__outq_flush(&c->cold->out, c->fd);
         nc__outq_clear(&c->cold->out);
         nc__conn_input_clear(c);
     }
@@ -351,8 +358,14 @@ static void finish_close(nc_conn *c)
             return;
         }
     }
-    /* Nothing unread: close() sends FIN, not RST. */
-    if (c->flags & (CF_EOF | CF_DRAINED)) {
+    /* Nothing unread: close() sends FIN, not RST. On a ring the kernel
+     * reads on while the close flushes, so "empty" says little: a peer
+     * that sent anything since the close began may well send again, and
+     * is waited for as if its input were still there. */
+    bool quiet = c->flags & (CF_EOF | CF_DRAINED);
+    if ((c->flags & (CF_PEER_SENT | CF_EOF)) == CF_PEER_SENT)
+        quiet = false;
+    if (quiet) {
         nc__conn_teardown(c, conn_reason(c), close_err(c), false);
         return;
     }

@@ -96,6 +96,7 @@ enum conn_state {
 #define CF_P_CANCEL (1u << 26)     /* ... and its cancel was asked for */
 #define CF_SEND_QUEUED (1u << 27)  /* a send waits for the next submission */
 #define CF_FULL (1u << 28)         /* the last send found the socket full */
+#define CF_PEER_SENT (1u << 30)    /* input came while closing (io_uring) */
 #define CF_EOF_PENDING (1u << 29)  /* the end of stream came while input
                                       was not delivered: it follows that
                                       input (io_uring) */

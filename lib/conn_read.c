@@ -193,8 +193,9 @@ void nc__conn_input_plain(nc_conn *c, const char *data, size_t n)
         input(c, data, n);
         return;
     }
-    /* Not reading now: keep it, bounded like any unconsumed input. */
-    if (keep_input(c, data, n))
+    /* Not reading now: keep it, bounded like any unconsumed input (on a
+     * ring, like the raw input it came from: see nc__conn_received). */
+    if (keep_input(c, data, n) && !(c->flags & CF_RING))
         over_limit(c);
 }
 
@@ -397,8 +398,12 @@ void nc__conn_received(nc_conn *c, const char *data, size_t n, bool more)
     case CS_HANDSHAKE:
         nc__tls_input(c, data, n);
         return;
+    case CS_CLOSING:
+    case CS_LINGER:
+        c->flags |= CF_PEER_SENT;   /* read only to be discarded */
+        return;
     default:
-        return;     /* closing: read only to be discarded */
+        return;
     }
 }
 

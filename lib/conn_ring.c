@@ -79,15 +79,8 @@ void nc__ring_conn_sync(nc_conn *c)
 
 void nc__ring_conn_close(nc_conn *c)
 {
-    /* The completions this cancel brings are expected; a request whose
-     * cancel was asked for earlier ends on its own account. */
-    unsigned armed = 0;
-    if ((c->flags & (CF_R_ARMED | CF_R_CANCEL)) == CF_R_ARMED)
-        armed++;
-    if ((c->flags & (CF_P_ARMED | CF_P_CANCEL)) == CF_P_ARMED)
-        armed++;
     nc__ring_close(conn_loop(c)->ring, c->fd,
-                   (c->flags & (CF_R_ARMED | CF_P_ARMED)) != 0, armed);
+                   (c->flags & (CF_R_ARMED | CF_P_ARMED)) != 0);
     c->flags &= ~(CF_R_ARMED | CF_R_CANCEL | CF_P_ARMED | CF_P_OUT |
                   CF_P_CANCEL | CF_SEND_QUEUED);
 }

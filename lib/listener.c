@@ -245,6 +245,12 @@ static void lsock_ready(struct watch *w, unsigned events)
         int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0 ? !take(l, fd) : !accept_failed(l, s, errno))
             return;
+        if (fd >= 0 && l->ring) {
+            /* Descriptors again (see lsock_accepted): the kernel accepts
+             * from here on. */
+            nc__watch_update(w, EV_ACCEPT);
+            return;
+        }
     }
 }
 
@@ -294,7 +300,13 @@ static void lsock_accepted(struct watch *w, int res)
     struct lsock *s = container_of(w, struct lsock, w);
     nc_listener *l = s->l;
     if (res < 0) {
-        accept_failed(l, s, -res);  /* accepting goes on unless paused */
+        /* Accepting goes on unless paused; but with no descriptor left and
+         * nobody to shed, a multishot accept would fail again at once (the
+         * kernel takes the descriptor first): wait for a pending
+         * connection instead, as epoll does, and accept it by hand. */
+        if (!accept_failed(l, s, -res) && (res == -EMFILE || res == -ENFILE) &&
+            !l->paused && !l->stopped)
+            nc__watch_update(w, EV_READ);
         return;
     }
     if (l->paused || at_limit(l) || l->naside > 0) {

@@ -59,9 +59,8 @@ int nc__ring_poll(struct ring *r, int fd, uint64_t token, unsigned events);
 /* Cancel the request of kind with token (its completion follows). */
 void nc__ring_cancel(struct ring *r, uint64_t token, enum ring_req kind);
 /* Close fd through the ring: with cancel, every request on it is
- * cancelled first; expected is how many completions that brings (they
- * are not waited for). */
-void nc__ring_close(struct ring *r, int fd, bool cancel, unsigned expected);
+ * cancelled first. */
+void nc__ring_close(struct ring *r, int fd, bool cancel);
 /* Send the queued output of the connection with token with the next
  * submission (nc__conn_send_iov then says what). 0 or -ENOMEM. */
 int nc__ring_send_later(struct ring *r, uint64_t token);
