@@ -316,6 +316,63 @@ static int cmd_connect(const char *target, uint32_t timeout_ms)
     return p.status;
 }
 
+/* ---- backend --------------------------------------------------------------- */
+
+/* Why a backend cannot run here, in words. */
+static const char *backend_trouble(int err)
+{
+    switch (err) {
+    case -ENOTSUP:
+        return "this libnetcore was built without liburing";
+    case -ENOSYS:
+        return "the kernel has no io_uring, one older than 6.0, or a seccomp "
+               "filter answers ENOSYS";
+    case -EPERM:
+        return "forbidden: kernel.io_uring_disabled, or a seccomp filter (a "
+               "container runtime's)";
+    default:
+        return nc_strerror(err);
+    }
+}
+
+/* Which backends a loop can run on here, and which one it gets by
+ * default; with only, whether that one runs (the exit status says). */
+static int cmd_backend(const char *only)
+{
+    static const nc_backend all[] = {NC_BACKEND_EPOLL, NC_BACKEND_IO_URING};
+    nc_backend dflt = NC_BACKEND_AUTO;
+    nc_loop *loop;
+    int status = 0;
+    size_t i;
+
+    if (nc_loop_new(&loop) == 0) {
+        dflt = nc_loop_backend(loop);
+        nc_loop_free(loop);
+    }
+    for (i = 0; i < sizeof all / sizeof all[0]; i++) {
+        nc_loop_options o;
+        int err;
+
+        if (only && strcmp(only, nc_backend_name(all[i])) != 0)
+            continue;
+        memset(&o, 0, sizeof o);
+        o.backend = all[i];
+        err = nc_loop_new_with(&loop, &o);
+        if (err == 0)
+            nc_loop_free(loop);
+        printf("%-9s %s%s%s\n", nc_backend_name(all[i]),
+               err == 0 ? "available" : "unavailable: ",
+               err == 0 ? "" : backend_trouble(err),
+               all[i] == dflt ? " (the default here)" : "");
+        if (err < 0 && only)
+            status = 1;
+    }
+    if (!only && getenv("NC_BACKEND") && *getenv("NC_BACKEND"))
+        printf("NC_BACKEND=%s chooses for programs that do not\n",
+               getenv("NC_BACKEND"));
+    return status;
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 static void usage(void)
@@ -323,6 +380,7 @@ static void usage(void)
     printf("usage: %s ifaces\n"
            "       %s port PORT\n"
            "       %s connect SPEC [--timeout SECONDS]\n"
+           "       %s backend [epoll|io_uring]\n"
            "  ifaces   every interface, its flags and addresses, and the "
            "primary one\n"
            "  port     who listens on TCP port PORT, whether other hosts "
@@ -331,7 +389,9 @@ static void usage(void)
            "(CLOSE_WAIT flagged)\n"
            "  connect  try to connect to SPEC and explain the outcome "
            "(timeout default 5 s)\n"
-           "  --version  print the version and exit\n", PROG, PROG, PROG);
+           "  backend  which event backends run here, and why one does not;\n"
+           "           with a name, the exit status says whether it runs\n"
+           "  --version  print the version and exit\n", PROG, PROG, PROG, PROG);
 }
 
 int main(int argc, char **argv)
@@ -368,7 +428,8 @@ int main(int argc, char **argv)
         }
     }
     if (optind >= argc)
-        args_usage_error(PROG, "no command given (ifaces, port, connect)");
+        args_usage_error(PROG, "no command given (ifaces, port, connect, "
+                         "backend)");
     cmd = argv[optind];
     nargs = argc - optind - 1;
 
@@ -377,6 +438,14 @@ int main(int argc, char **argv)
             args_usage_error(PROG, "connect takes one address");
         args_endpoint(PROG, "connect", argv[optind + 1], true, NULL);
         return cmd_connect(argv[optind + 1], timeout_ms);
+    }
+    if (strcmp(cmd, "backend") == 0) {
+        if (nargs > 1 || (nargs == 1 &&
+                          strcmp(argv[optind + 1], "epoll") != 0 &&
+                          strcmp(argv[optind + 1], "io_uring") != 0))
+            args_usage_error(PROG, "backend takes epoll, io_uring or "
+                             "nothing");
+        return cmd_backend(nargs == 1 ? argv[optind + 1] : NULL);
     }
     if (strcmp(cmd, "port") == 0) {
         if (nargs != 1)
@@ -389,7 +458,7 @@ int main(int argc, char **argv)
             args_usage_error(PROG, "ifaces takes no argument");
     } else {
         args_usage_error(PROG, "unknown command '%s' (ifaces, port, "
-                         "connect)", cmd);
+                         "connect, backend)", cmd);
     }
 
     err = nc_iface_list_get(&list);

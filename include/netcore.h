@@ -703,7 +703,14 @@ typedef struct nc_loop nc_loop;
  * loop; it then belongs to the thread that runs it.
  *
  * Returns: 0 on success, or a negative errno.
- * Errors: as nc_loop_new_with().
+ * Errors:
+ *   -EINVAL   out is NULL, or NC_BACKEND names no backend
+ *   -ENOTSUP  NC_BACKEND=io_uring, but built without liburing
+ *   -ENOSYS   NC_BACKEND=io_uring, but the kernel cannot run it
+ *   -EPERM    NC_BACKEND=io_uring, but it is forbidden here
+ *   -ENOMEM   out of memory
+ *   -EMFILE   the process has no descriptor left
+ *   any other errno of nc_loop_new_with()
  * Thread: any thread.
  * See also: nc_loop_new_with, nc_loop_free, nc_loop_run
  */
