@@ -2001,8 +2001,9 @@ typedef struct nc_tls_info {
 
 /* What the TLS handshake of connection c agreed.
  *
- * Also valid inside on_close, to tell why a handshake failed (the peer's
- * certificate, verify_result).
+ * Also valid inside on_close, to tell why a handshake failed: the peer's
+ * certificate (subject, issuer, expiry) is there even when verification
+ * refused it, with verify_result saying why.
  *
  * Returns: 0 on success, or a negative errno.
  * Errors:
