@@ -839,7 +839,8 @@ typedef enum nc_run_mode {
  *   -EINVAL  loop is NULL, or mode is unknown
  *   -EBUSY   the loop is already running (called from one of its
  *            callbacks)
- *   any other errno of a failed epoll_wait() (EINTR is not a failure)
+ *   any other errno of a failed epoll_wait() or io_uring_enter() (EINTR
+ *   is not a failure)
  * Thread: the loop's thread.
  * See also: nc_loop_stop, nc_loop_new
  */
@@ -862,7 +863,7 @@ void nc_loop_stop(nc_loop *loop);
 
 /* The loop's cached time in milliseconds, on CLOCK_MONOTONIC.
  *
- * Updated when an iteration starts and when epoll_wait returns, so every
+ * Updated when an iteration starts and when its wait returns, so every
  * callback of one iteration sees the same value.
  *
  * Returns: the time in milliseconds; 0 for NULL.
@@ -979,6 +980,8 @@ typedef void (*nc_watch_fn)(nc_watch *w, int fd, unsigned events, void *ud);
  *   -ENOMEM  out of memory
  *   any other errno that epoll_ctl() reports
  * Thread: the loop's thread.
+ * On io_uring a watcher is a poll request armed again after each call
+ * while its interest lasts: the same level-triggered behaviour.
  * See also: nc_watch_set, nc_watch_close
  */
 int nc_watch_start(nc_loop *loop, int fd, unsigned events, nc_watch_fn fn,
@@ -987,7 +990,9 @@ int nc_watch_start(nc_loop *loop, int fd, unsigned events, nc_watch_fn fn,
 /* Change the events a watcher waits for.
  *
  * Costs a system call only if they differ from the current ones (0
- * removes the fd from epoll). If the fd was closed and its number reused
+ * removes the fd from epoll, or cancels its poll request at once on
+ * io_uring; there the new events are checked with fstat). If the fd was
+ * closed and its number reused
  * behind the watcher's back, the new file is registered afresh.
  *
  * Returns: 0 on success, or a negative errno.
@@ -1269,7 +1274,10 @@ typedef struct nc_conn_callbacks {
  * Unix connections ignore them. A low_water set above high_water is taken
  * as high_water / 4. Over max_input the connection closes with
  * NC_CLOSE_ERROR and -EMSGSIZE. read_budget is per connection per
- * iteration, for fairness. connect_timeout_ms 0 leaves the kernel's
+ * iteration, for fairness (epoll; on io_uring the kernel's multishot
+ * receive bounds each turn, and input that arrives while reading is
+ * paused waits in the connection, within one iteration's worth, as it
+ * would wait in the socket with epoll). connect_timeout_ms 0 leaves the kernel's
  * timeout (about 2 minutes). Timeouts are at most 2^31-1 ms (24.8 days);
  * larger ones are refused with -EINVAL.
  *
@@ -1422,10 +1430,14 @@ int nc_connect_addr(nc_loop *loop, const nc_addr *addr,
  *
  * When nothing is queued, what the kernel takes now is sent at once
  * (MSG_NOSIGNAL); the rest is copied (into chunks sized to it, coalescing
- * small writes) and sent as the socket becomes writable. A write is all
- * or nothing: accepted whole, or refused with nothing queued. Above
- * high_water reading pauses until the queue falls to low_water (see
- * on_drain). A zero-length write does nothing.
+ * small writes) and sent as the socket becomes writable. On io_uring,
+ * inside the loop's callbacks, the bytes are copied and sent with the
+ * iteration's submission instead (the same system call that waits for
+ * the next event); outside the loop they are sent at once as with epoll,
+ * and when nc_loop_run() returns nothing written is left unsent. A write
+ * is all or nothing: accepted whole, or refused with nothing queued.
+ * Above high_water reading pauses until the queue falls to low_water
+ * (see on_drain). A zero-length write does nothing.
  *
  * Returns: 0 on success, or a negative errno.
  * Errors:
@@ -1439,7 +1451,8 @@ int nc_connect_addr(nc_loop *loop, const nc_addr *addr,
  *   other      the immediate send failed with this errno (-ECONNRESET,
  *              -EPIPE, ...): the connection is being closed and on_close
  *              follows with the same errno (NC_CLOSE_RESET or
- *              NC_CLOSE_ERROR)
+ *              NC_CLOSE_ERROR); a send submitted later (io_uring, or what
+ *              was queued) reports its failure through on_close alone
  * Thread: the loop's thread.
  * See also: nc_conn_writev, nc_conn_write_owned, nc_conn_queued
  */
@@ -1670,6 +1683,13 @@ int nc_conn_tcp_info(const nc_conn *c, nc_tcp_info *out);
  * one of its connections closes. Level-triggered epoll therefore never
  * spins on an unacceptable connection.
  *
+ * On io_uring the kernel accepts (a multishot accept per socket). A
+ * connection it accepted while the listener is at max_conns or paused is
+ * kept aside, as the backlog would keep it, and opened when accepting
+ * resumes; out of descriptors with nobody to shed, the listener waits for
+ * the next pending connection as epoll does. accept_budget does not apply
+ * there.
+ *
  * Example: docs/examples/listeners.c
  * ---------------------------------------------------------------------- */
 
@@ -1701,7 +1721,9 @@ typedef struct nc_listener_options {
                                  before it is registered with epoll: one
                                  system call less per short connection,
                                  for protocols where the client speaks
-                                 first (HTTP). 0 = off; TCP only */
+                                 first (HTTP). 0 = off; TCP only. (On
+                                 io_uring the receive armed at accept
+                                 finds the data: no read at once.) */
     bool evict_idle;          /* out of descriptors (EMFILE): close the
                                  loop's longest-idle connection (on_close
                                  NC_CLOSE_IDLE, -EMFILE) to admit the new
@@ -2039,9 +2061,11 @@ int nc_conn_tls_info(const nc_conn *c, nc_tls_info *out);
  * blocked_ns).
  */
 typedef struct nc_loop_stats {
-    uint64_t iterations;      /* loop iterations (epoll_wait calls) */
-    uint64_t events;          /* events dispatched */
-    uint64_t blocked_ns;      /* time blocked in epoll_wait */
+    uint64_t iterations;      /* loop iterations (waits: epoll_wait, or
+                                 io_uring_enter) */
+    uint64_t events;          /* events dispatched (readiness events, or
+                                 completions) */
+    uint64_t blocked_ns;      /* time blocked in the wait */
     uint64_t busy_ns;         /* time outside it: callbacks, timers, I/O */
     uint64_t accepted;        /* connections accepted and opened */
     uint64_t connected;       /* outgoing connections opened */
