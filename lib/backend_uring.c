@@ -463,6 +463,10 @@ static void watch_complete(struct ring *r, uint64_t ud, int res,
                 close(res);
         } else if (res > 0) {
             fd_deliver(r->loop, token, (unsigned)res);
+        } else if (res < 0) {
+            /* The fd was closed behind the watch's back (-EBADF): like
+             * epoll, which forgets a closed file, ask no more. */
+            r->ws[fd].want = 0;
         }
     }
     if (last)
