@@ -52,8 +52,10 @@ NC_LDFLAGS = $(LDFLAGS) $(SAN_FLAGS)
 ASAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer \
              -fno-sanitize-recover=all
 TSAN_FLAGS = -fsanitize=thread -fno-omit-frame-pointer
+# --fair-sched=yes: valgrind runs one thread at a time, and without it a
+# thread that polls (a counter reader) starves the loops it waits for.
 VALGRIND = valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect \
-           --error-exitcode=99 --trace-children=no
+           --error-exitcode=99 --trace-children=no --fair-sched=yes
 
 # --- optional dependencies -----------------------------------------------
 # TLS comes from OpenSSL 3 (Debian's libssl-dev) when pkg-config finds it:
