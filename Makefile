@@ -352,7 +352,8 @@ $(BENCH_TLS_CERTS)/server.pem: tests/tls-certs.sh | bench-deps
 	bash tests/tls-certs.sh $(@D)
 
 # churn.sh and callgrind.sh also drive examples/http-hello; workers.sh
-# drives http-hello, echo-server and echo-client with 1 and 2 workers.
+# drives http-hello, echo-server and echo-client with 1 and 2 workers;
+# backends.sh drives http-hello and echo-server on io_uring and on epoll.
 bench: bench-deps $(BENCH_BINS) $(BUILD)/bin/http-hello $(BUILD)/bin/echo-server \
        $(BUILD)/bin/echo-client $(BENCH_TLS_CERTS)/server.pem
 	@if [ -z '$(BENCH_BINS)' ]; then echo 'make: bench/*.c: no benchmarks to build' >&2; exit 1; fi
@@ -361,7 +362,7 @@ bench: bench-deps $(BENCH_BINS) $(BUILD)/bin/http-hello $(BUILD)/bin/echo-server
 	else \
 	    echo 'bench: built $(BENCH_BINS); bench/run.sh does not exist, nothing run'; \
 	fi
-	@for script in bench/churn.sh bench/callgrind.sh bench/workers.sh; do \
+	@for script in bench/churn.sh bench/callgrind.sh bench/workers.sh bench/backends.sh; do \
 	    NC_BUILD='$(BUILD)' NC_BENCH_BIN='$(BUILD)/bench' bash $$script || exit 1; \
 	done
 
