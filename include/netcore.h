@@ -1274,10 +1274,10 @@ typedef struct nc_conn_callbacks {
  * Unix connections ignore them. A low_water set above high_water is taken
  * as high_water / 4. Over max_input the connection closes with
  * NC_CLOSE_ERROR and -EMSGSIZE. read_budget is per connection per
- * iteration, for fairness (epoll; on io_uring the kernel's multishot
- * receive bounds each turn, and input that arrives while reading is
- * paused waits in the connection, within one iteration's worth, as it
- * would wait in the socket with epoll). connect_timeout_ms 0 leaves the kernel's
+ * iteration, for fairness (epoll; on io_uring each turn is one receive
+ * of at most 64 KiB, and input that arrives while reading is paused
+ * waits in the connection, within one iteration's worth, as it would
+ * wait in the socket with epoll). connect_timeout_ms 0 leaves the kernel's
  * timeout (about 2 minutes). Timeouts are at most 2^31-1 ms (24.8 days);
  * larger ones are refused with -EINVAL.
  *

@@ -42,8 +42,9 @@
 
 #define RING_ENTRIES 1024
 #define RING_CQ_ENTRIES 8192
-#define RECV_BUFS 128          /* a power of two */
-#define RECV_BUF_SIZE 16384
+#define RECV_BUFS 64           /* a power of two */
+#define RECV_BUF_SIZE 65536    /* as large as an epoll read: streams
+                                  take as few turns as with epoll */
 #define RECV_GROUP 0
 #define SEND_IOV 64
 #define EXPECT_WAIT_MS 1        /* see uring_wait() */
@@ -157,7 +158,12 @@ int nc__ring_recv(struct ring *r, int fd, uint64_t token)
     struct io_uring_sqe *s = sqe_get(r);
     if (!s)
         return -EBUSY;
-    io_uring_prep_recv_multishot(s, fd, NULL, 0, 0);
+    /* One-shot, not multishot: a multishot receive cannot be stopped
+     * while the peer keeps sending (its cancel finds it between runs of
+     * task work and fails with -ENOENT, every time, on Linux 6.18), so a
+     * connection paused by backpressure would pull the peer's whole
+     * stream into memory. A one-shot receive is simply not armed again. */
+    io_uring_prep_recv(s, fd, NULL, 0, 0);
     s->flags |= IOSQE_BUFFER_SELECT;
     s->buf_group = RECV_GROUP;
     io_uring_sqe_set_data64(s, ud_make(token, 0, RQ_RECV));
@@ -469,8 +475,15 @@ static void watch_complete(struct ring *r, uint64_t ud, int res,
             r->ws[fd].want = 0;
         }
     }
-    if (last)
+    if (last) {
         watch_sync(r, fd);      /* level-triggered: ask again */
+    } else if (r->ws[fd].canceling) {
+        /* A cancel that found the request running (-ENOENT, -EALREADY)
+         * leaves it armed and completing: ask again. (r->ws may have
+         * moved in the callback.) */
+        r->ws[fd].canceling = false;
+        watch_sync(r, fd);
+    }
 }
 
 /* ---- completions ------------------------------------------------------------- */
@@ -611,8 +624,9 @@ static const struct backend_ops uring_ops = {
 
 /* The kernel must have what this file relies on: waiting with a timeout
  * in the same call (EXT_ARG), no dropped completions, stable submissions,
- * and the operations of Linux 6.0 (multishot receive came with it; its
- * zero-copy send is the opcode that shows the version). */
+ * and the operations of Linux 6.0 (multishot accept and provided buffer
+ * rings are older; its zero-copy send is the opcode that shows the
+ * version). */
 static int check_kernel(struct ring *r, const struct io_uring_params *p)
 {
     unsigned need = IORING_FEAT_EXT_ARG | IORING_FEAT_NODROP |

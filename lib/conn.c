@@ -225,8 +225,13 @@ uint32_t nc__conn_interest(const nc_conn *c)
         want |= CF_WANT_READ;
         break;
     case CS_OPEN:
+        /* On a ring, input kept during a pause is handed back before
+         * the receive is armed again, so that what is kept stays what
+         * came in one iteration. */
         if (!(c->flags &
-              (CF_PAUSED | CF_BACKPRESSURE | CF_EOF | CF_EOF_PENDING)))
+              (CF_PAUSED | CF_BACKPRESSURE | CF_EOF | CF_EOF_PENDING)) &&
+            (c->flags & (CF_RING | CF_REDELIVER)) !=
+                (CF_RING | CF_REDELIVER))
             want |= CF_WANT_READ;
         break;
     case CS_CLOSING:

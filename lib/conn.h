@@ -48,8 +48,10 @@ struct tls_conn;               /* tls.c */
 struct conn_cold {
     nc_conn *conn;             /* the owner */
     struct outq out;           /* output the kernel has not taken */
-    char *in;                  /* unconsumed input */
-    size_t in_len, in_cap;
+    char *in;                  /* unconsumed input: in_len bytes from
+                                  in + in_off (consumed from the front
+                                  without moving the rest) */
+    size_t in_off, in_len, in_cap;
     struct tentry deadline;    /* nc_conn_set_deadline */
     struct defer_node redeliver;   /* hand buffered input back */
     uint16_t idle_override;    /* nc_conn_set_idle_timeout while
@@ -89,7 +91,7 @@ enum conn_state {
 #define CF_TLS (1u << 20)          /* speaks TLS (cold->tls) */
 /* On an io_uring loop (ring.h, conn_ring.c): */
 #define CF_RING (1u << 21)         /* completes through the ring */
-#define CF_R_ARMED (1u << 22)      /* a multishot receive is in the kernel */
+#define CF_R_ARMED (1u << 22)      /* a receive is in the kernel */
 #define CF_R_CANCEL (1u << 23)     /* ... and its cancel was asked for */
 #define CF_P_ARMED (1u << 24)      /* a poll request is in the kernel */
 #define CF_P_OUT (1u << 25)        /* ... for POLLOUT (else hang-ups only) */

@@ -36,7 +36,12 @@ void nc__conn_input_clear(nc_conn *c)
         return;
     free(k->in);
     k->in = NULL;
-    k->in_len = k->in_cap = 0;
+    k->in_off = k->in_len = k->in_cap = 0;
+}
+
+static inline char *in_data(const struct conn_cold *k)
+{
+    return k->in + k->in_off;
 }
 
 static size_t round_capacity(size_t need, size_t cap)
@@ -47,25 +52,44 @@ static size_t round_capacity(size_t need, size_t cap)
     return n;
 }
 
-/* Make room for need bytes in c's input buffer. 0 or -ENOMEM. */
-static int in_reserve(nc_conn *c, size_t need)
+/* Move the unconsumed bytes to the front of the buffer. */
+static void in_compact(struct conn_cold *k)
+{
+    if (k->in_off == 0)
+        return;
+    memmove(k->in, in_data(k), k->in_len);
+    k->in_off = 0;
+}
+
+/* Append n bytes to c's input buffer, growing it geometrically (the
+ * consumed front is reclaimed first, so each byte moves at most once per
+ * doubling). 0 or -ENOMEM, nothing changed. */
+static int in_append(nc_conn *c, const char *data, size_t n)
 {
     struct conn_cold *k = nc__conn_cold(c);
     if (!k)
         return -ENOMEM;
-    if (need <= k->in_cap)
-        return 0;
-    size_t cap = round_capacity(need, k->in_cap);
-    char *p = realloc(k->in, cap);
-    if (!p)
-        return -ENOMEM;
-    k->in = p;
-    k->in_cap = cap;
+    if (k->in_off + k->in_len + n > k->in_cap) {
+        size_t need = k->in_len + n;
+        if (need > k->in_cap) {
+            size_t cap = round_capacity(need, k->in_cap);
+            in_compact(k);
+            char *p = realloc(k->in, cap);
+            if (!p)
+                return -ENOMEM;
+            k->in = p;
+            k->in_cap = cap;
+        } else {
+            in_compact(k);
+        }
+    }
+    memcpy(in_data(k) + k->in_len, data, n);
+    k->in_len += n;
     return 0;
 }
 
-/* Drop used bytes from the front of the input buffer; free it once
- * empty, shrink it once mostly empty. */
+/* Drop used bytes from the front of the input buffer (without moving the
+ * rest); free it once empty, shrink it once mostly empty. */
 static void in_consume(nc_conn *c, size_t used)
 {
     struct conn_cold *k = c->cold;
@@ -75,9 +99,10 @@ static void in_consume(nc_conn *c, size_t used)
         return;
     }
     k->in_len -= used;
-    memmove(k->in, k->in + used, k->in_len);
+    k->in_off += used;
     if (k->in_cap >= IN_SHRINK && k->in_len <= k->in_cap / 4) {
         size_t cap = round_capacity(k->in_len * 2, 0);
+        in_compact(k);
         char *p = realloc(k->in, cap);
         if (p) {
             k->in = p;
@@ -105,6 +130,8 @@ static bool over_limit(nc_conn *c)
     return true;
 }
 
+static void eof_now(nc_conn *c);
+
 /* Hand the buffered input to on_data while the user reads, in slices of
  * at most a read's size: input kept during a pause on an io_uring loop
  * can be larger than one read, and an echo would queue all of it at once.
@@ -117,9 +144,9 @@ static bool deliver_buffered(nc_conn *c)
     while (conn_delivering(c) && c->cold && c->cold->in_len > 0) {
         struct conn_cold *k = c->cold;
         size_t len = k->in_len < LOOP_READ_BUF ? k->in_len : LOOP_READ_BUF;
-        size_t used = call_on_data(c, k->in, len);
+        size_t used = call_on_data(c, in_data(k), len);
         if (used == 0 && len < k->in_len && conn_delivering(c))
-            used = call_on_data(c, k->in, len = k->in_len);
+            used = call_on_data(c, in_data(k), len = k->in_len);
         if (conn_state(c) != CS_OPEN)
             return false;   /* closed or closing: the input was dropped */
         bool all = len == k->in_len;
@@ -148,20 +175,14 @@ static inline __attribute__((always_inline)) void input(nc_conn *c,
             nc__conn_teardown(c, NC_CLOSE_ERROR, -EMSGSIZE, false);
             return;
         }
-        if (in_reserve(c, left) < 0) {
+        if (in_append(c, data + used, left) < 0)
             nc__conn_teardown(c, NC_CLOSE_ERROR, -ENOMEM, false);
-            return;
-        }
-        memcpy(c->cold->in, data + used, left);
-        c->cold->in_len = left;
         return;
     }
-    if (in_reserve(c, k->in_len + n) < 0) {
+    if (in_append(c, data, n) < 0) {
         nc__conn_teardown(c, NC_CLOSE_ERROR, -ENOMEM, false);
         return;
     }
-    memcpy(k->in + k->in_len, data, n);
-    k->in_len += n;
     if (conn_delivering(c))
         deliver_buffered(c);
     else
@@ -177,13 +198,10 @@ void nc__conn_input(nc_conn *c, const char *data, size_t n)
  * false when c was closed for lack of memory. */
 static bool keep_input(nc_conn *c, const char *data, size_t n)
 {
-    size_t have = conn_buffered(c);
-    if (in_reserve(c, have + n) < 0) {
+    if (in_append(c, data, n) < 0) {
         nc__conn_teardown(c, NC_CLOSE_ERROR, -ENOMEM, false);
         return false;
     }
-    memcpy(c->cold->in + have, data, n);
-    c->cold->in_len = have + n;
     return true;
 }
 
@@ -226,7 +244,7 @@ void nc__conn_input_end(nc_conn *c, int err)
          * nc_conn_eof() true. on_data may still write. */
         if (conn_buffered(c)) {
             struct conn_cold *k = c->cold;
-            call_on_data(c, k->in, k->in_len);
+            call_on_data(c, in_data(k), k->in_len);
         } else {
             call_on_data(c, "", 0);
         }
@@ -248,13 +266,17 @@ static void redeliver_run(struct defer_node *n)
         return;     /* its on_close, queued after us, frees k */
     if (!deliver_buffered(c))
         return;
-    if ((c->flags & CF_EOF_PENDING) && conn_delivering(c) &&
-        conn_buffered(c) == 0) {
+    if ((c->flags & CF_EOF_PENDING) && conn_delivering(c)) {
+        /* All of it offered: what is left the user declined, as it
+         * would be when epoll reads the end. */
         c->flags &= ~CF_EOF_PENDING;
-        nc__conn_recv_end(c, 0);
+        eof_now(c);
     }
-    if (conn_state(c) != CS_CLOSED)
-        nc__conn_cold_release(c);
+    if (conn_state(c) == CS_CLOSED)
+        return;
+    nc__conn_cold_release(c);
+    if (c->flags & CF_RING)
+        nc__conn_rearm(c);   /* reading again, if still delivering */
 }
 
 void nc__conn_schedule_redeliver(nc_conn *c)
@@ -414,12 +436,23 @@ void nc__conn_recv_end(nc_conn *c, int res)
         nc__conn_fail(c, NC_OP_READ, res);
         return;
     }
-    if (conn_state(c) == CS_OPEN && !conn_delivering(c)) {
+    if (conn_state(c) == CS_OPEN &&
+        (!conn_delivering(c) || conn_buffered(c) > 0)) {
         /* The input before it is still to be delivered (or the user
-         * does not read now): the end comes after it, as with epoll. */
+         * does not read now): the end comes after it, as with epoll,
+         * where it is read only once the socket holds nothing else. What
+         * is buffered is offered once more first (the user may have
+         * declined it for a queue that has drained since). */
         c->flags |= CF_EOF_PENDING;
+        nc__conn_schedule_redeliver(c);
         return;
     }
+    eof_now(c);
+}
+
+/* The peer's end of stream, to the TLS layer or the connection. */
+static void eof_now(nc_conn *c)
+{
     if ((c->flags & CF_TLS) &&
         (conn_state(c) == CS_OPEN || conn_state(c) == CS_HANDSHAKE))
         nc__tls_input_end(c);

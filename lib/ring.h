@@ -3,8 +3,10 @@
  * and submits requests; conn_ring.c decides which requests a connection
  * keeps in the kernel and what their completions mean.
  *
- * A connection that reads keeps one multishot receive armed: the kernel
- * picks a buffer from the loop's buffer ring for each arrival, the bytes
+ * A connection that reads keeps one receive armed (one-shot: a multishot
+ * receive cannot be cancelled while the peer streams, see
+ * nc__ring_recv): the kernel picks a buffer from the loop's buffer ring
+ * when bytes arrive, the bytes
  * are handed to on_data from there, and the buffer goes back to the ring
  * when on_data returns (only what on_data leaves is copied into the
  * connection's own buffer, as with epoll). Output is queued (outq.c) and
@@ -32,7 +34,7 @@ enum ring_req {
     RQ_NONE = 0,     /* cancels and closes: nothing to do */
     RQ_WATCH,        /* a poll for a watch (readiness, level-triggered) */
     RQ_ACCEPT,       /* a listening socket's multishot accept */
-    RQ_RECV,         /* a connection's multishot receive */
+    RQ_RECV,         /* a connection's receive */
     RQ_POLL,         /* a connection's poll (connect, POLLOUT, hang-up) */
     RQ_SEND          /* a connection's send */
 };
@@ -50,7 +52,7 @@ void nc__ring_conn_complete(nc_conn *c, enum ring_req kind, int res,
                             uint32_t cflags, const char *data);
 
 /* ---- backend_uring.c ----------------------------------------------- */
-/* Arm a multishot receive on fd into the loop's buffer ring. 0 or
+/* Arm a receive on fd into the loop's buffer ring (one-shot). 0 or
  * -EBUSY (the kernel takes no request now). */
 int nc__ring_recv(struct ring *r, int fd, uint64_t token);
 /* Arm a one-shot poll on fd for events (0: hang-ups and errors only). 0
