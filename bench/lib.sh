@@ -84,6 +84,12 @@ bench_server_cmd() {
         # shellcheck disable=SC2206
         [ "$proto" = echo ] || [ -z "${NC_HELLO_ARGS:-}" ] ||
             server_cmd+=(${NC_HELLO_ARGS}) ;;
+    nc-mini)
+        # bench/http_libnetcore.c: libnetcore in the minimal servers'
+        # shape (single-threaded, no request validation); HTTP only.
+        [ "$proto" = http ] || {
+            echo "bench: nc-mini serves HTTP only" >&2; return 1; }
+        server_cmd=("$bench_bin/http_libnetcore" 0) ;;
     epoll | libev | libevent | libuv)
         if [ "$proto" = echo ]; then
             server_cmd=("$bench_bin/bench_echo_$1" --serve)
