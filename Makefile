@@ -39,7 +39,7 @@ MANDIR ?= $(PREFIX)/share/man
 CFLAGS ?= -O2 -g
 WARNINGS = -Wall -Wextra -Wpedantic $(if $(filter 1,$(WERROR)),-Werror)
 NC_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARNINGS) -Iinclude -iquote lib \
-            $(SAN_FLAGS) $(TLS_CFLAGS) $(CPPFLAGS)
+            $(SAN_FLAGS) $(TLS_CFLAGS) $(URING_CFLAGS) $(CPPFLAGS)
 LIB_CFLAGS = -fPIC -fvisibility=hidden
 DEPFLAGS = -MMD -MP
 COMPILE = $(CC) $(NC_CFLAGS) $(DEPFLAGS)
@@ -73,6 +73,24 @@ TLS_LIBS := $(if $(HAVE_TLS),$(shell $(PKG_CONFIG) --libs openssl))
 REQUIRES_PRIVATE := $(if $(HAVE_TLS),openssl)
 LIB_EXCLUDED := $(if $(HAVE_TLS),lib/tls_none.c,lib/tls.c lib/tls_ctx.c)
 
+# io_uring comes from liburing (Debian's liburing-dev) when pkg-config
+# finds it: URING=auto (the default) builds the io_uring backend in then,
+# URING=no never, URING=yes or stop. Without it every loop runs on epoll
+# and asking for io_uring returns -ENOTSUP.
+URING ?= auto
+ifneq ($(URING),no)
+HAVE_URING := $(shell $(PKG_CONFIG) --exists liburing 2>/dev/null && echo 1)
+endif
+ifeq ($(URING)$(HAVE_URING),yes)
+$(error URING=yes, but pkg-config finds no liburing: apt-get install liburing-dev)
+endif
+URING_CFLAGS := $(if $(HAVE_URING),-DNC_HAVE_URING $(shell $(PKG_CONFIG) --cflags liburing))
+URING_LIBS := $(if $(HAVE_URING),$(shell $(PKG_CONFIG) --libs liburing))
+REQUIRES_PRIVATE += $(if $(HAVE_URING),liburing)
+LIB_EXCLUDED += $(if $(HAVE_URING),,lib/backend_uring.c lib/conn_ring.c)
+# What the library links with, beyond libc and pthreads.
+DEP_LIBS = $(TLS_LIBS) $(URING_LIBS)
+
 # Evaluated only when a recipe needs them, after `deps` has run.
 CMOCKA_CFLAGS = $(shell $(PKG_CONFIG) --cflags cmocka)
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka)
@@ -98,7 +116,7 @@ SHARED_LINK = $(BUILD)/lib/libnetcore.so
 PC = $(BUILD)/libnetcore.pc
 
 COMMON_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(sort $(wildcard examples/common/*.c)))
-SUPPORT_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(wildcard tests/support.c))
+SUPPORT_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(wildcard tests/support.c tests/proc.c))
 
 TEST_SRCS := $(sort $(wildcard tests/test_*.c))
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
@@ -130,14 +148,16 @@ TSAN_TESTS = $(patsubst tests/%.c,$(BUILD)/tsan/tests/%,\
              $(if $(TEST_SRCS),$(shell grep -lE 'pthread_create|nc_workers_start|"--threads"' $(TEST_SRCS))))
 
 TEST_PACKAGES = libcmocka-dev pkg-config iproute2 nftables valgrind groff-base man-db \
-                libssl-dev openssl curl
+                libssl-dev openssl curl liburing-dev
 # ab (apache2-utils), strace and valgrind drive bench/churn.sh and
 # bench/callgrind.sh; nginx-light is optional (churn.sh skips its rows).
 BENCH_PACKAGES = libuv1-dev libev-dev libevent-dev wrk apache2-utils strace \
                  valgrind nginx-light libssl-dev openssl
 
+# Every test binary runs once per backend built in (epoll, io_uring).
+TEST_BACKENDS = epoll $(if $(HAVE_URING),io_uring)
 RUN_TESTS = NC_BUILD='$(BUILD)' NC_CC='$(CC)' NC_MAKE='$(NC_MAKE)' \
-            bash tests/run-tests.sh
+            NC_TEST_BACKENDS='$(TEST_BACKENDS)' bash tests/run-tests.sh
 
 .PHONY: all lib examples tests check check-run deps sanitize tsan valgrind \
         valgrind-run bench \
@@ -195,7 +215,7 @@ $(SHARED): $(LIB_OBJS)
 	@mkdir -p $(@D)
 	@test -n '$(LIB_OBJS)' || { echo 'make: no sources in lib/*.c' >&2; exit 1; }
 	$(CC) -shared -Wl,-soname,$(SONAME) $(SO_LDFLAGS) $(NC_LDFLAGS) \
-	    -o $@ $(LIB_OBJS) $(TLS_LIBS) -pthread
+	    -o $@ $(LIB_OBJS) $(DEP_LIBS) -pthread
 
 $(SHARED_SONAME): $(SHARED)
 	ln -sf $(SHARED_FILE) $@
@@ -206,7 +226,7 @@ $(SHARED_LINK): $(SHARED_SONAME)
 $(BUILD)/tests/%: $(OBJ)/tests/%.o $(SUPPORT_OBJ) $(COMMON_OBJS) $(STATIC) | deps
 	@mkdir -p $(@D)
 	$(CC) $(NC_LDFLAGS) $(TEST_LDFLAGS) -o $@ $< $(SUPPORT_OBJ) $(COMMON_OBJS) \
-	    $(STATIC) $(TLS_LIBS) $(CMOCKA_LIBS) -pthread
+	    $(STATIC) $(DEP_LIBS) $(CMOCKA_LIBS) -pthread
 
 # test_oom makes the library's allocations fail on purpose.
 $(BUILD)/tests/test_oom: TEST_LDFLAGS = -Wl,--wrap=malloc,--wrap=realloc,--wrap=calloc
@@ -220,7 +240,7 @@ $(BUILD)/bin/%: $(OBJ)/examples/%.o $(COMMON_OBJS) $(SHARED_LINK)
 
 $(BUILD)/bench/%: $(OBJ)/bench/%.o $(STATIC) | bench-deps
 	@mkdir -p $(@D)
-	$(CC) $(NC_LDFLAGS) -o $@ $< $(STATIC) $(TLS_LIBS) $(BENCH_LIBS) -pthread
+	$(CC) $(NC_LDFLAGS) -o $@ $< $(STATIC) $(DEP_LIBS) $(BENCH_LIBS) -pthread
 
 # Objects reached only through pattern rules would otherwise be deleted as
 # intermediates and rebuilt every time.
@@ -253,6 +273,7 @@ deps:
 	command -v nft >/dev/null 2>&1 || missing="$$missing nft"; \
 	command -v valgrind >/dev/null 2>&1 || missing="$$missing valgrind"; \
 	$(PKG_CONFIG) --exists 'openssl >= 3' 2>/dev/null || missing="$$missing libssl-dev"; \
+	$(PKG_CONFIG) --exists liburing 2>/dev/null || missing="$$missing liburing-dev"; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	command -v groff >/dev/null 2>&1 || missing="$$missing groff"; \
@@ -291,6 +312,7 @@ sanitize: deps
 	$(MAKE) --no-print-directory BUILD='$(BUILD)/asan' \
 	    SAN_FLAGS='$(ASAN_FLAGS)' SO_LDFLAGS= all tests
 	@ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    NC_TEST_BACKENDS='$(TEST_BACKENDS)' \
 	    NC_BUILD='$(BUILD)/asan' bash tests/run-tests.sh --no-scripts \
 	    $(TEST_BINS:$(BUILD)/tests/%=$(BUILD)/asan/tests/%)
 
@@ -305,13 +327,18 @@ tsan: deps
 	wrap=; \
 	if setarch "$$(uname -m)" -R true 2>/dev/null; then wrap="setarch $$(uname -m) -R"; fi; \
 	TSAN_OPTIONS='halt_on_error=1 second_deadlock_stack=1' NC_TEST_WRAPPER="$$wrap" \
+	    NC_TEST_BACKENDS='$(TEST_BACKENDS)' \
 	    NC_BUILD='$(BUILD)/tsan' bash tests/run-tests.sh --no-scripts $(TSAN_TESTS)
 
 valgrind: deps
 	@$(NC_MAKE) --no-print-directory valgrind-run
 
+# Valgrind cannot follow io_uring (the kernel writes the ring and the
+# receive buffers behind its back): the epoll pass only.
 valgrind-run: all tests
+	@echo 'valgrind: the epoll backend only (valgrind cannot follow io_uring; make sanitize covers it)'
 	@NC_UNDER_VALGRIND=1 NC_TEST_WRAPPER='$(VALGRIND)' NC_TEST_TIMEOUT=600 \
+	    NC_TEST_BACKENDS=epoll \
 	    NC_BUILD='$(BUILD)' bash tests/run-tests.sh --no-scripts $(TEST_BINS)
 
 # Break the library on purpose, mutant by mutant (tests/mutants.txt), and
@@ -325,7 +352,8 @@ $(BENCH_TLS_CERTS)/server.pem: tests/tls-certs.sh | bench-deps
 	bash tests/tls-certs.sh $(@D)
 
 # churn.sh and callgrind.sh also drive examples/http-hello; workers.sh
-# drives http-hello, echo-server and echo-client with 1 and 2 workers.
+# drives http-hello, echo-server and echo-client with 1 and 2 workers;
+# backends.sh drives http-hello and echo-server on io_uring and on epoll.
 bench: bench-deps $(BENCH_BINS) $(BUILD)/bin/http-hello $(BUILD)/bin/echo-server \
        $(BUILD)/bin/echo-client $(BENCH_TLS_CERTS)/server.pem
 	@if [ -z '$(BENCH_BINS)' ]; then echo 'make: bench/*.c: no benchmarks to build' >&2; exit 1; fi
@@ -334,7 +362,7 @@ bench: bench-deps $(BENCH_BINS) $(BUILD)/bin/http-hello $(BUILD)/bin/echo-server
 	else \
 	    echo 'bench: built $(BENCH_BINS); bench/run.sh does not exist, nothing run'; \
 	fi
-	@for script in bench/churn.sh bench/callgrind.sh bench/workers.sh; do \
+	@for script in bench/churn.sh bench/callgrind.sh bench/workers.sh bench/backends.sh; do \
 	    NC_BUILD='$(BUILD)' NC_BENCH_BIN='$(BUILD)/bench' bash $$script || exit 1; \
 	done
 

@@ -3,15 +3,18 @@
 # request of an HTTP keep-alive server, for libnetcore and its peers.
 #
 # Usage: bench/callgrind.sh [SERVER...]
-#   SERVER: libnetcore epoll libev libevent libuv (default all).
+#   SERVER: libnetcore nc-mini epoll libev libevent libuv (default all).
 # Environment: CALLGRIND_CONNS (connection counts, default "1 50"),
 #   CALLGRIND_N1 (5000) and CALLGRIND_N2 (25000) requests, NC_BUILD
 #   (build), NC_BENCH_BIN ($NC_BUILD/bench), NC_BENCH_OUT (where the
 #   callgrind and strace files are kept, default $NC_BUILD/bench-out).
 #
-# The servers: libnetcore is examples/http-hello ($NC_BUILD/bin); epoll,
-# libev, libevent and libuv are the minimal http_<lib> servers of bench/
-# (mini_server.h), which answer the same bytes. http-hello also
+# The servers: libnetcore is examples/http-hello ($NC_BUILD/bin); nc-mini
+# (bench/http_libnetcore.c), epoll, libev, libevent and libuv are the
+# minimal http_<lib> servers of bench/ (mini_server.h), which answer the
+# same bytes, single-threaded (http-hello runs its loop in a worker
+# thread, which costs glibc's cancellation wrappers on every system
+# call). http-hello also
 # validates each request head (examples/common/http.c), which the
 # minimal servers do not: its totals include that parser (see _lib).
 # The load is bench/http_pingpong: C connections, each with one
@@ -43,24 +46,21 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=bench/lib.sh
 . "$here/lib.sh"
 
+# Valgrind cannot follow io_uring: under it http-hello's io_uring loop
+# never gets to listen. libnetcore runs on its epoll backend here, in the
+# strace runs too, so that both rows describe the same server;
+# bench/backends.sh compares the two backends.
+export NC_BACKEND=epoll
+
 conns_list=${CALLGRIND_CONNS:-1 50}
 n1=${CALLGRIND_N1:-5000}
 n2=${CALLGRIND_N2:-25000}
 out_dir=${NC_BENCH_OUT:-$bench_build/bench-out}
 servers=("$@")
-[ ${#servers[@]} -gt 0 ] || servers=(libnetcore epoll libev libevent libuv)
+[ ${#servers[@]} -gt 0 ] || servers=(libnetcore nc-mini epoll libev libevent libuv)
 client=$bench_bin/http_pingpong
 
-for tool in valgrind strace; do
-    if ! command -v "$tool" > /dev/null 2>&1; then
-        echo "callgrind.sh: $tool is missing (make bench-deps installs it)" >&2
-        exit 1
-    fi
-done
-if [ ! -x "$client" ]; then
-    echo "callgrind.sh: $client is missing; build with make bench" >&2
-    exit 1
-fi
+bench_need callgrind.sh valgrind strace "$client"
 if [ "$n2" -le "$n1" ]; then
     echo "callgrind.sh: CALLGRIND_N2 must be larger than CALLGRIND_N1" >&2
     exit 1

@@ -57,12 +57,7 @@ out_dir=${NC_BENCH_OUT:-$bench_build/bench-out}
 servers=("$@")
 [ ${#servers[@]} -gt 0 ] || servers=(libnetcore epoll libev libevent libuv nginx)
 
-for tool in ab strace taskset ss; do
-    if ! command -v "$tool" > /dev/null 2>&1; then
-        echo "churn.sh: $tool is missing (make bench-deps installs it)" >&2
-        exit 1
-    fi
-done
+bench_need churn.sh ab strace taskset ss
 if [ "$(nproc)" -lt 2 ]; then
     echo "churn.sh: needs 2 cores (server on core 1, ab on core 0)" >&2
     exit 1

@@ -25,6 +25,10 @@
  *   echo stream <lib> <value> MiB/s
  *   echo stream_server_cpu <lib> <value> us/MiB
  * Usage: bench_echo_<lib> [connections [round_trips [stream_MiB]]]
+ *        bench_echo_<lib> --serve
+ * With --serve the program runs the server alone, in the foreground,
+ * until SIGTERM or SIGINT (echo_serve_alone): bench/backends.sh measures
+ * the peers' echo servers that way, as processes of their own.
  *
  * The hand-written servers (epoll, libev, libevent) also share the socket
  * helpers below, so that they differ only in the event library.
@@ -587,6 +591,106 @@ static inline int echo_ready_wait(echo_ready *r)
     return port;
 }
 
+static inline void echo_ready_init(echo_ready *r)
+{
+    pthread_condattr_t ca;
+    r->done = false;
+    r->port = 0;
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cond, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+static inline void echo_ready_destroy(echo_ready *r)
+{
+    pthread_cond_destroy(&r->cond);
+    pthread_mutex_destroy(&r->lock);
+}
+
+/* Start targ's server in a thread of its own (*tid) and wait for its
+ * port. Returns the port, or a negative errno (said on stderr; no thread
+ * is left running). */
+static inline int echo_server_start(echo_thread_arg *targ, pthread_t *tid)
+{
+    const char *lib = targ->ops->lib;
+    if (pthread_create(tid, NULL, echo_server_thread, targ) != 0) {
+        fprintf(stderr, "bench_echo (%s): cannot start the server thread\n",
+                lib);
+        return -EAGAIN;
+    }
+    int port = echo_ready_wait(targ->ready);
+    if (port == -ETIMEDOUT) {
+        echo_fail(lib, "server start", port);
+        _exit(1);   /* stuck in setup: nothing to stop it with */
+    }
+    if (port < 0) {
+        echo_fail(lib, "server start", port);
+        pthread_join(*tid, NULL);
+    }
+    return port;
+}
+
+/* Stop the server started by echo_server_start and join its thread (at
+ * most ECHO_SETUP_NS). Returns 0, or -1 when the server failed. */
+static inline int echo_server_stop(echo_thread_arg *targ, pthread_t tid)
+{
+    struct timespec until;
+    targ->ops->stop(targ->server);
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)(ECHO_SETUP_NS / 1000000000u);
+    if (pthread_timedjoin_np(tid, NULL, &until) != 0) {
+        fprintf(stderr, "bench_echo (%s): the server did not stop within "
+                "10 s\n", targ->ops->lib);
+        _exit(1);   /* its thread still uses what main would free */
+    }
+    if (targ->rc < 0) {
+        echo_fail(targ->ops->lib, "server", targ->rc);
+        return -1;
+    }
+    return 0;
+}
+
+/* How long a server started with --serve lives at most, should whoever
+ * started it die without stopping it (as mini_server.h's servers). */
+#define ECHO_SERVE_LIFETIME_S 1800
+
+/* bench_echo_<lib> --serve: the server alone, a process of its own that
+ * bench/backends.sh measures from outside (/proc, strace). The server
+ * runs in its thread as in the benchmark; the main thread prints
+ * "listening on 127.0.0.1:PORT" and waits for SIGTERM or SIGINT, then
+ * stops the server and exits (status 0 when it stopped cleanly). */
+static inline int echo_serve_alone(const echo_server_ops *ops, void *server)
+{
+    echo_ready ready;
+    echo_thread_arg targ = {ops, server, &ready, 0};
+    sigset_t stop;
+    pthread_t tid;
+    int sig, rc = 1;
+
+    /* Blocked before the server thread exists, so that it inherits the
+     * mask and only sigwait() below takes them. SIGALRM's default action
+     * ends the process. */
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    alarm(ECHO_SERVE_LIFETIME_S);
+    echo_ready_init(&ready);
+    int port = echo_server_start(&targ, &tid);
+    if (port > 0) {
+        printf("listening on 127.0.0.1:%d\n", port);
+        fflush(stdout);
+        while (sigwait(&stop, &sig) != 0)
+            ;
+        rc = echo_server_stop(&targ, tid) == 0 ? 0 : 1;
+    }
+    echo_ready_destroy(&ready);
+    return rc;
+}
+
 static inline long echo_arg(int argc, char **argv, int i, long def, long max)
 {
     if (argc <= i)
@@ -596,46 +700,38 @@ static inline long echo_arg(int argc, char **argv, int i, long def, long max)
     return *end == '\0' && v > 0 && v <= max ? v : -1;
 }
 
+/* The program's main: the benchmark, or with --serve the server alone. */
 static inline int echo_bench_main(int argc, char **argv,
                                   const echo_server_ops *ops, void *server)
 {
+    if (argc == 2 && strcmp(argv[1], "--serve") == 0)
+        return echo_serve_alone(ops, server);
     long nconns = echo_arg(argc, argv, 1, 50, ECHO_MAX_CONNS);
     long round_trips = echo_arg(argc, argv, 2, 200000, 1000000000L);
     long stream_mib = echo_arg(argc, argv, 3, 256, 1L << 20);
     double rtt = 0, rtt_cpu = 0, stream = 0, stream_cpu = 0;
     clockid_t server_cpu;
-    echo_ready ready = {.done = false, .port = 0};
+    echo_ready ready;
     echo_thread_arg targ = {ops, server, &ready, 0};
-    pthread_condattr_t ca;
     pthread_t tid;
-    int ok = 0, port;
+    int ok = 0;
 
     if (nconns < 0 || round_trips < 0 || stream_mib < 0) {
         fprintf(stderr, "usage: %s [connections [round_trips [stream_MiB]]]\n"
-                "  defaults 50, 200000, 256\n", argv[0]);
+                "       %s --serve\n"
+                "  defaults 50, 200000, 256\n", argv[0], argv[0]);
         return 2;
     }
     /* The client sends with MSG_NOSIGNAL; this covers any peer library
      * that does not. */
     signal(SIGPIPE, SIG_IGN);
-    pthread_mutex_init(&ready.lock, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&ready.cond, &ca);
-    pthread_condattr_destroy(&ca);
-    if (pthread_create(&tid, NULL, echo_server_thread, &targ) != 0) {
-        fprintf(stderr, "bench_echo (%s): cannot start the server thread\n",
-                ops->lib);
+    echo_ready_init(&ready);
+    int port = echo_server_start(&targ, &tid);
+    if (port < 0) {
         ok = -1;
         goto out;
     }
-    port = echo_ready_wait(&ready);
-    if (port < 0) {
-        echo_fail(ops->lib, "server start", port);
-        if (port == -ETIMEDOUT)
-            _exit(1);   /* stuck in setup: nothing to stop it with */
-        ok = -1;
-    } else if (pthread_getcpuclockid(tid, &server_cpu) != 0) {
+    if (pthread_getcpuclockid(tid, &server_cpu) != 0) {
         echo_fail(ops->lib, "the server thread's CPU clock", ESRCH);
         ok = -1;
     } else if (echo_job_rtt(ops->lib, port, (uint32_t)nconns,
@@ -645,21 +741,8 @@ static inline int echo_bench_main(int argc, char **argv,
                                server_cpu, &stream, &stream_cpu) < 0) {
         ok = -1;
     }
-    if (port > 0)
-        ops->stop(server);
-
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)(ECHO_SETUP_NS / 1000000000u);
-    if (pthread_timedjoin_np(tid, NULL, &until) != 0) {
-        fprintf(stderr, "bench_echo (%s): the server did not stop within "
-                "10 s\n", ops->lib);
-        _exit(1);   /* its thread still uses what main would free */
-    }
-    if (targ.rc < 0) {
-        echo_fail(ops->lib, "server", targ.rc);
+    if (echo_server_stop(&targ, tid) < 0)
         ok = -1;
-    }
     if (ok == 0) {
         printf("echo rtt_rate %s %.1f rt/s\n", ops->lib, rtt);
         printf("echo rtt_server_cpu %s %.1f ns/rt\n", ops->lib, rtt_cpu);
@@ -669,8 +752,7 @@ static inline int echo_bench_main(int argc, char **argv,
         fflush(stdout);
     }
 out:
-    pthread_cond_destroy(&ready.cond);
-    pthread_mutex_destroy(&ready.lock);
+    echo_ready_destroy(&ready);
     return ok == 0 ? 0 : 1;
 }
 

@@ -1,10 +1,13 @@
 # shellcheck shell=bash
-# bench/lib.sh - shell helpers shared by bench/churn.sh and
-# bench/callgrind.sh. Sourced, not run.
+# bench/lib.sh - shell helpers shared by bench/churn.sh,
+# bench/callgrind.sh, bench/workers.sh and bench/backends.sh. Sourced, not
+# run.
 #
-# The servers are the http_<lib> programs of bench/ (mini_server.h) and,
-# for libnetcore, examples/http-hello: each prints "listening on
-# 127.0.0.1:PORT" once it accepts connections and exits on SIGTERM.
+# The servers are the http_<lib> programs of bench/ (mini_server.h), the
+# bench_echo_<lib> programs run with --serve (echo_load.h) and, for
+# libnetcore, examples/http-hello and examples/echo-server: each prints
+# "listening on 127.0.0.1:PORT" once it accepts connections and exits on
+# SIGTERM.
 # Every process started here is remembered by its PID and ended by that
 # PID (bench_cleanup runs on exit); nothing is ever killed by name.
 
@@ -30,26 +33,76 @@ bench_forget() {
     bench_pids=("${keep[@]}")
 }
 
-# bench_server_cmd LIB: set server_cmd to the command line of LIB's HTTP
-# server (port chosen by the kernel). Fails for an unknown or unbuilt one.
-# http-hello keeps its default idle timeout of 60 s, an idle timer per
-# connection that the minimal servers do not have (NC_HELLO_IDLE_TIMEOUT=0
-# turns it off; under callgrind that saves about 20 instructions per
-# request at one connection). NC_HELLO_ARGS adds options of its own (for
-# example --defer-accept).
+# bench_need SCRIPT THING...: stop SCRIPT (exit 1) with a message unless
+# every THING is there: a path (with a slash) must be an executable that
+# make bench builds; a name, a command on PATH (make bench-deps).
+bench_need() {
+    local script=$1 thing
+    shift
+    for thing in "$@"; do
+        if [[ $thing == */* ]]; then
+            [ -x "$thing" ] && continue
+            echo "$script: $thing is missing; build with make bench" >&2
+        else
+            command -v "$thing" > /dev/null 2>&1 && continue
+            echo "$script: $thing is missing (make bench-deps installs it)" >&2
+        fi
+        exit 1
+    done
+}
+
+# bench_server_cmd LIB [PROTO]: set server_cmd to the command line of
+# LIB's server (port chosen by the kernel) for PROTO: http (the default)
+# or echo. Fails for an unknown or unbuilt one.
+# LIB: libnetcore (examples/http-hello or examples/echo-server, on the
+# backend the library picks: NC_BACKEND from the environment, else the
+# automatic choice), nc-epoll and nc-io_uring (the same programs with
+# NC_BACKEND set to that backend: `env` execs them, so the PID stays the
+# server's), epoll, libev, libevent, libuv (bench/http_<lib>.c, or
+# bench_echo_<lib> --serve for echo; epoll is the hand-written floor).
+# http-hello and echo-server keep their default idle timeout of 60 s, an
+# idle timer per connection that the minimal servers do not have
+# (NC_HELLO_IDLE_TIMEOUT=0 turns it off; under callgrind that saves about
+# 20 instructions per request at one connection). NC_HELLO_ARGS adds
+# options of http-hello's own (for example --defer-accept).
 bench_server_cmd() {
+    local proto=${2:-http} backend=
+    case $proto in
+    http | echo) ;;
+    *) echo "bench: unknown protocol '$proto'" >&2; return 1 ;;
+    esac
     case $1 in
-    libnetcore) server_cmd=("$bench_build/bin/http-hello" --listen 127.0.0.1:0
-                            --idle-timeout "${NC_HELLO_IDLE_TIMEOUT:-60}")
-                # shellcheck disable=SC2206
-                [ -n "${NC_HELLO_ARGS:-}" ] && server_cmd+=(${NC_HELLO_ARGS}) ;;
-    epoll | libev | libevent | libuv) server_cmd=("$bench_bin/http_$1" 0) ;;
+    libnetcore | nc-epoll | nc-io_uring)
+        [ "$1" = libnetcore ] || backend=${1#nc-}
+        if [ "$proto" = echo ]; then
+            server_cmd=("$bench_build/bin/echo-server")
+        else
+            server_cmd=("$bench_build/bin/http-hello")
+        fi
+        server_cmd+=(--listen 127.0.0.1:0
+                     --idle-timeout "${NC_HELLO_IDLE_TIMEOUT:-60}")
+        # shellcheck disable=SC2206
+        [ "$proto" = echo ] || [ -z "${NC_HELLO_ARGS:-}" ] ||
+            server_cmd+=(${NC_HELLO_ARGS}) ;;
+    nc-mini)
+        # bench/http_libnetcore.c: libnetcore in the minimal servers'
+        # shape (single-threaded, no request validation); HTTP only.
+        [ "$proto" = http ] || {
+            echo "bench: nc-mini serves HTTP only" >&2; return 1; }
+        server_cmd=("$bench_bin/http_libnetcore" 0) ;;
+    epoll | libev | libevent | libuv)
+        if [ "$proto" = echo ]; then
+            server_cmd=("$bench_bin/bench_echo_$1" --serve)
+        else
+            server_cmd=("$bench_bin/http_$1" 0)
+        fi ;;
     *) echo "bench: unknown server '$1'" >&2; return 1 ;;
     esac
     if [ ! -x "${server_cmd[0]}" ]; then
         echo "bench: ${server_cmd[0]} is missing; build with make bench" >&2
         return 1
     fi
+    [ -z "$backend" ] || server_cmd=(env "NC_BACKEND=$backend" "${server_cmd[@]}")
 }
 
 # bench_start OUT PREFIX... -- CMD...: run PREFIX CMD (PREFIX: e.g.

@@ -3,6 +3,7 @@
  *
  *   echo-client SPEC [--message TEXT] [--count N] [--size BYTES]
  *               [--connections N] [--timeout SECONDS] [--bind SPEC]
+ *               [--tls [--tls-ca FILE] [--tls-name NAME] [--tls-no-verify]]
  *
  * Without load options it sends TEXT and a newline (or, without
  * --message, what it reads from stdin), checks that the same bytes come
@@ -11,7 +12,10 @@
  * round trips per second and latency percentiles.
  *
  * When the connection fails it prints the error and the library's
- * explanation of it (nothing listening, firewall, no route...).
+ * explanation of it (nothing listening, firewall, no route, a certificate
+ * that is expired or for another name...). With --tls it speaks TLS and
+ * checks the server's certificate (against the system's CAs, or FILE) and
+ * name (the host of SPEC, or NAME).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -35,6 +39,10 @@
 struct client {
     nc_loop *loop;
     const char *target;
+    bool tls;                    /* --tls */
+    const char *tls_ca;          /* --tls-ca */
+    const char *tls_name;        /* --tls-name */
+    bool tls_no_verify;          /* --tls-no-verify */
     uint32_t timeout_ms;
     bool failed;
     size_t open;                 /* connections not yet closed */
@@ -299,7 +307,9 @@ static void on_close(nc_conn *c, nc_close_reason reason, int err, void *ud)
     struct client *cl = s->cl;
 
     (void)c;
-    if (reason == NC_CLOSE_CONNECT_FAILED) {
+    if (reason == NC_CLOSE_CONNECT_FAILED ||
+        (reason == NC_CLOSE_TLS && s->conn == NULL)) {
+        /* Never opened: the connect or the TLS handshake failed. */
         if (!cl->failed)
             netinfo_print_connect_failure(stderr, PROG, cl->target, err);
         cl->failed = true;
@@ -364,6 +374,14 @@ static void usage(void)
            "(default 5, 0 = none)\n"
            "  --bind SPEC        local address to connect from "
            "(192.0.2.2:0, eth0:0)\n"
+           "  --tls              speak TLS, verifying the server's "
+           "certificate and name\n"
+           "  --tls-ca FILE      trust the CAs in FILE (PEM) instead of "
+           "the system's\n"
+           "  --tls-name NAME    the name to check (and send as SNI) "
+           "instead of SPEC's host\n"
+           "  --tls-no-verify    do not check the certificate (testing "
+           "only)\n"
            "  --version          print the version and exit\n", PROG);
 }
 
@@ -377,6 +395,10 @@ static void parse_args(int argc, char **argv, struct client *cl,
         {"connections", required_argument, NULL, 'n'},
         {"timeout", required_argument, NULL, 't'},
         {"bind", required_argument, NULL, 'b'},
+        {"tls", no_argument, NULL, 'T'},
+        {"tls-ca", required_argument, NULL, 'A'},
+        {"tls-name", required_argument, NULL, 'N'},
+        {"tls-no-verify", no_argument, NULL, 'I'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -418,6 +440,18 @@ static void parse_args(int argc, char **argv, struct client *cl,
             args_endpoint(PROG, "--bind", optarg, false, NULL);
             opts->bind = optarg;
             break;
+        case 'T':
+            cl->tls = true;
+            break;
+        case 'A':
+            cl->tls_ca = optarg;
+            break;
+        case 'N':
+            cl->tls_name = optarg;
+            break;
+        case 'I':
+            cl->tls_no_verify = true;
+            break;
         case 'h':
             usage();
             exit(0);
@@ -433,6 +467,9 @@ static void parse_args(int argc, char **argv, struct client *cl,
         args_usage_error(PROG, "unexpected argument '%s'", argv[optind + 1]);
     cl->target = argv[optind];
     args_endpoint(PROG, "server address", cl->target, true, NULL);
+    if (!cl->tls && (cl->tls_ca || cl->tls_name || cl->tls_no_verify))
+        args_usage_error(PROG, "--tls-ca, --tls-name and --tls-no-verify "
+                         "need --tls");
     if (!cl->load) {
         cl->connections = 1;
         return;
@@ -476,6 +513,28 @@ static void connect_all(struct client *cl, struct session *sessions,
     }
 }
 
+/* The TLS context --tls asks for (NULL without it); exits on failure. */
+static nc_tls_ctx *tls_context(const struct client *cl)
+{
+    nc_tls_options o;
+    nc_tls_ctx *ctx = NULL;
+    char why[512] = "";
+    int err;
+
+    if (!cl->tls)
+        return NULL;
+    memset(&o, 0, sizeof o);
+    o.ca_file = cl->tls_ca;
+    o.verify_peer_off = cl->tls_no_verify;
+    err = nc_tls_client_new(&o, &ctx, why, sizeof why);
+    if (err < 0) {
+        fprintf(stderr, "%s: cannot speak TLS: %s\n", PROG,
+                why[0] ? why : nc_strerror(err));
+        exit(1);
+    }
+    return ctx;
+}
+
 int main(int argc, char **argv)
 {
     struct client cl;
@@ -494,6 +553,8 @@ int main(int argc, char **argv)
     cl.connections = 1;
     cl.timeout_ms = 5000;
     parse_args(argc, argv, &cl, &opts);
+    opts.tls = tls_context(&cl);
+    opts.server_name = cl.tls_name;
 
     opts.conn.connect_timeout_ms = cl.timeout_ms;
     if (cl.load) {
@@ -536,5 +597,6 @@ int main(int argc, char **argv)
     free(sessions);
     free(cl.latency_ns);
     free(pattern);
+    nc_tls_ctx_free(opts.tls);
     return cl.failed ? 1 : 0;
 }

@@ -3,6 +3,7 @@
  *
  *   echo-server --listen SPEC [--listen SPEC ...] [--idle-timeout SECONDS]
  *               [--max-conns N] [--threads N] [--pin] [--grace SECONDS]
+ *               [--tls-cert FILE --tls-key FILE]
  *
  * The library does the hard parts: it accepts without blocking, closes a
  * connection as soon as the peer closes (no CLOSE_WAIT pile-up), closes
@@ -49,8 +50,8 @@ static void summary(void *const *blocks, unsigned n,
 static void usage(void)
 {
     printf("usage: %s [--listen SPEC ...] [--idle-timeout SECONDS]\n"
-           "       [--max-conns N] [--threads N] [--pin] [--grace SECONDS] "
-           "[--version]\n"
+           "       [--max-conns N] [--threads N] [--pin] [--grace SECONDS]\n"
+           "       [--tls-cert FILE --tls-key FILE] [--version]\n"
            "Echo every byte back. Stop with SIGINT or SIGTERM.\n"
            "  --listen SPEC          endpoint to listen on, repeatable "
            "(default *:7000):\n"
@@ -68,7 +69,13 @@ static void usage(void)
            "  --pin                  run worker i on CPU i\n"
            "  --grace SECONDS        on SIGINT/SIGTERM, let replies flush "
            "this long (default 5)\n"
-           "  --version              print the version and exit\n", PROG);
+           "  --tls-cert FILE        serve TLS only, with this certificate "
+           "chain (PEM)\n"
+           "  --tls-key FILE         and this private key (PEM)\n"
+           "  --version              print the version and exit\n"
+           "The \"listening on\" lines name the event backend (io_uring or "
+           "epoll; NC_BACKEND\n"
+           "chooses) and TLS.\n", PROG);
 }
 
 int main(int argc, char **argv)

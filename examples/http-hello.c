@@ -4,7 +4,7 @@
  *
  *   http-hello [--listen SPEC ...] [--threads N] [--pin] [--grace SECONDS]
  *              [--idle-timeout SECONDS] [--header-timeout SECONDS]
- *              [--defer-accept]
+ *              [--defer-accept] [--tls-cert FILE --tls-key FILE]
  *
  * on_data hands us everything received and not yet consumed; we frame as
  * many whole requests as it holds (pipelining), answer them in order with
@@ -275,7 +275,7 @@ static void usage(void)
            "[--grace SECONDS]\n"
            "       [--idle-timeout SECONDS] [--header-timeout SECONDS] "
            "[--defer-accept]\n"
-           "       [--version]\n"
+           "       [--tls-cert FILE --tls-key FILE] [--version]\n"
            "HTTP/1.1 keep-alive server: every GET gets 200 and "
            "\"Hello, World!\".\n"
            "  --listen SPEC            endpoint to listen on, repeatable "
@@ -296,7 +296,13 @@ static void usage(void)
            "  --defer-accept           accept a connection only once its "
            "request has\n"
            "                           arrived (TCP_DEFER_ACCEPT)\n"
-           "  --version                print the version and exit\n", PROG);
+           "  --tls-cert FILE          serve HTTPS only, with this "
+           "certificate chain (PEM)\n"
+           "  --tls-key FILE           and this private key (PEM)\n"
+           "  --version                print the version and exit\n"
+           "The \"listening on\" lines name the event backend (io_uring or "
+           "epoll; NC_BACKEND\n"
+           "chooses) and TLS.\n", PROG);
 }
 
 int main(int argc, char **argv)

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "netcore.h"
 #include "common/args.h"
@@ -261,6 +262,37 @@ struct probe {
     int status;
 };
 
+/* What a TLS handshake agreed, or what the peer's certificate was when it
+ * failed. */
+static void print_tls(nc_conn *c)
+{
+    nc_tls_info t;
+    char expiry[64] = "unknown";
+
+    if (nc_conn_tls_info(c, &t) < 0)
+        return;
+    if (t.peer_not_after > 0) {
+        time_t when = (time_t)t.peer_not_after;
+        struct tm tm;
+        if (gmtime_r(&when, &tm) != NULL)
+            strftime(expiry, sizeof expiry, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    }
+    if (t.protocol[0] != '\0')
+        printf("tls: %s, %s%s\n", t.protocol, t.cipher,
+               t.resumed ? ", resumed session" : "");
+    if (t.peer_subject[0] != '\0') {
+        printf("certificate: %s\n", t.peer_subject);
+        printf("  issued by: %s\n", t.peer_issuer);
+        printf("  expires:   %s%s\n", expiry,
+               t.peer_not_after > 0 && t.peer_not_after < (int64_t)time(NULL)
+                   ? " (expired)" : "");
+    }
+    printf("verification: %s\n",
+           t.peer_verified ? "ok (the chain and the name check out)"
+           : t.verify_result != 0 ? "failed"
+           : "off");
+}
+
 static void probe_open(nc_conn *c, void *ud)
 {
     struct probe *p = ud;
@@ -276,6 +308,7 @@ static void probe_open(nc_conn *c, void *ud)
     if (nc_conn_tcp_info(c, &ti) == 0)
         printf(", %s, rtt %.3f ms", ti.state_name, ti.rtt_us / 1000.0);
     printf("\nsomething is listening there and accepts connections\n");
+    print_tls(c);
     p->status = 0;
     nc_conn_close(c);
 }
@@ -287,10 +320,22 @@ static void probe_close(nc_conn *c, nc_close_reason reason, int err,
 
     if (reason == NC_CLOSE_CONNECT_FAILED)
         netinfo_print_connect_failure(stdout, PROG, p->target, err);
+    if (reason == NC_CLOSE_TLS && p->status != 0) {
+        printf("connected to %s, but the TLS handshake failed\n", p->target);
+        print_tls(c);
+        netinfo_print_connect_failure(stdout, PROG, p->target, err);
+    }
     nc_loop_stop(nc_conn_loop(c));
 }
 
-static int cmd_connect(const char *target, uint32_t timeout_ms)
+struct tls_args {
+    bool on;              /* --tls */
+    const char *ca;       /* --tls-ca */
+    const char *name;     /* --tls-name */
+};
+
+static int cmd_connect(const char *target, uint32_t timeout_ms,
+                       const struct tls_args *tls)
 {
     nc_conn_callbacks cbs = {probe_open, NULL, NULL, probe_close};
     nc_connect_options opts;
@@ -300,10 +345,25 @@ static int cmd_connect(const char *target, uint32_t timeout_ms)
 
     memset(&opts, 0, sizeof opts);
     opts.conn.connect_timeout_ms = timeout_ms;
+    if (tls->on) {
+        nc_tls_options o;
+        char why[512] = "";
+
+        memset(&o, 0, sizeof o);
+        o.ca_file = tls->ca;
+        err = nc_tls_client_new(&o, &opts.tls, why, sizeof why);
+        if (err < 0) {
+            fprintf(stderr, "%s: cannot speak TLS: %s\n", PROG,
+                    why[0] ? why : nc_strerror(err));
+            return 1;
+        }
+        opts.server_name = tls->name;
+    }
     err = nc_loop_new(&loop);
     if (err < 0) {
         fprintf(stderr, "%s: cannot create a loop: %s\n", PROG,
                 nc_strerror(err));
+        nc_tls_ctx_free(opts.tls);
         return 1;
     }
     err = nc_connect(loop, target, &opts, &cbs, &p, NULL);
@@ -312,8 +372,66 @@ static int cmd_connect(const char *target, uint32_t timeout_ms)
     else
         nc_loop_run(loop, NC_RUN_FOREVER);
     nc_loop_free(loop);
+    nc_tls_ctx_free(opts.tls);
     fflush(stdout);
     return p.status;
+}
+
+/* ---- backend --------------------------------------------------------------- */
+
+/* Why a backend cannot run here, in words. */
+static const char *backend_trouble(int err)
+{
+    switch (err) {
+    case -ENOTSUP:
+        return "this libnetcore was built without liburing";
+    case -ENOSYS:
+        return "the kernel has no io_uring, one older than 6.0, or a seccomp "
+               "filter answers ENOSYS";
+    case -EPERM:
+        return "forbidden: kernel.io_uring_disabled, or a seccomp filter (a "
+               "container runtime's)";
+    default:
+        return nc_strerror(err);
+    }
+}
+
+/* Which backends a loop can run on here, and which one it gets by
+ * default; with only, whether that one runs (the exit status says). */
+static int cmd_backend(const char *only)
+{
+    static const nc_backend all[] = {NC_BACKEND_EPOLL, NC_BACKEND_IO_URING};
+    nc_backend dflt = NC_BACKEND_AUTO;
+    nc_loop *loop;
+    int status = 0;
+    size_t i;
+
+    if (nc_loop_new(&loop) == 0) {
+        dflt = nc_loop_backend(loop);
+        nc_loop_free(loop);
+    }
+    for (i = 0; i < sizeof all / sizeof all[0]; i++) {
+        nc_loop_options o;
+        int err;
+
+        if (only && strcmp(only, nc_backend_name(all[i])) != 0)
+            continue;
+        memset(&o, 0, sizeof o);
+        o.backend = all[i];
+        err = nc_loop_new_with(&loop, &o);
+        if (err == 0)
+            nc_loop_free(loop);
+        printf("%-9s %s%s%s\n", nc_backend_name(all[i]),
+               err == 0 ? "available" : "unavailable: ",
+               err == 0 ? "" : backend_trouble(err),
+               all[i] == dflt ? " (the default here)" : "");
+        if (err < 0 && only)
+            status = 1;
+    }
+    if (!only && getenv("NC_BACKEND") && *getenv("NC_BACKEND"))
+        printf("NC_BACKEND=%s chooses for programs that do not\n",
+               getenv("NC_BACKEND"));
+    return status;
 }
 
 /* ---- main ------------------------------------------------------------------ */
@@ -322,7 +440,9 @@ static void usage(void)
 {
     printf("usage: %s ifaces\n"
            "       %s port PORT\n"
-           "       %s connect SPEC [--timeout SECONDS]\n"
+           "       %s connect SPEC [--timeout SECONDS] [--tls [--tls-ca FILE] "
+           "[--tls-name NAME]]\n"
+           "       %s backend [epoll|io_uring]\n"
            "  ifaces   every interface, its flags and addresses, and the "
            "primary one\n"
            "  port     who listens on TCP port PORT, whether other hosts "
@@ -330,19 +450,29 @@ static void usage(void)
            "           and how many sockets on it are in each TCP state "
            "(CLOSE_WAIT flagged)\n"
            "  connect  try to connect to SPEC and explain the outcome "
-           "(timeout default 5 s)\n"
-           "  --version  print the version and exit\n", PROG, PROG, PROG);
+           "(timeout default 5 s);\n"
+           "           with --tls, also the handshake: protocol, cipher, "
+           "certificate, expiry\n"
+           "           and verification (against FILE's CAs or the "
+           "system's, for NAME)\n"
+           "  backend  which event backends run here, and why one does not;\n"
+           "           with a name, the exit status says whether it runs\n"
+           "  --version  print the version and exit\n", PROG, PROG, PROG, PROG);
 }
 
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"timeout", required_argument, NULL, 't'},
+        {"tls", no_argument, NULL, 'T'},
+        {"tls-ca", required_argument, NULL, 'A'},
+        {"tls-name", required_argument, NULL, 'N'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     uint32_t timeout_ms = 5000;
+    struct tls_args tls = {false, NULL, NULL};
     nc_iface_list *list = NULL;
     const char *cmd;
     uint64_t port = 0;
@@ -358,6 +488,15 @@ int main(int argc, char **argv)
                 args_usage_error(PROG, "--timeout '%s' is not a number of "
                                  "seconds", optarg);
             break;
+        case 'T':
+            tls.on = true;
+            break;
+        case 'A':
+            tls.ca = optarg;
+            break;
+        case 'N':
+            tls.name = optarg;
+            break;
         case 'h':
             usage();
             return 0;
@@ -368,7 +507,8 @@ int main(int argc, char **argv)
         }
     }
     if (optind >= argc)
-        args_usage_error(PROG, "no command given (ifaces, port, connect)");
+        args_usage_error(PROG, "no command given (ifaces, port, connect, "
+                         "backend)");
     cmd = argv[optind];
     nargs = argc - optind - 1;
 
@@ -376,7 +516,19 @@ int main(int argc, char **argv)
         if (nargs != 1)
             args_usage_error(PROG, "connect takes one address");
         args_endpoint(PROG, "connect", argv[optind + 1], true, NULL);
-        return cmd_connect(argv[optind + 1], timeout_ms);
+        if (!tls.on && (tls.ca != NULL || tls.name != NULL))
+            args_usage_error(PROG, "--tls-ca and --tls-name need --tls");
+        return cmd_connect(argv[optind + 1], timeout_ms, &tls);
+    }
+    if (tls.on || tls.ca != NULL || tls.name != NULL)
+        args_usage_error(PROG, "--tls goes with connect");
+    if (strcmp(cmd, "backend") == 0) {
+        if (nargs > 1 || (nargs == 1 &&
+                          strcmp(argv[optind + 1], "epoll") != 0 &&
+                          strcmp(argv[optind + 1], "io_uring") != 0))
+            args_usage_error(PROG, "backend takes epoll, io_uring or "
+                             "nothing");
+        return cmd_backend(nargs == 1 ? argv[optind + 1] : NULL);
     }
     if (strcmp(cmd, "port") == 0) {
         if (nargs != 1)
@@ -389,7 +541,7 @@ int main(int argc, char **argv)
             args_usage_error(PROG, "ifaces takes no argument");
     } else {
         args_usage_error(PROG, "unknown command '%s' (ifaces, port, "
-                         "connect)", cmd);
+                         "connect, backend)", cmd);
     }
 
     err = nc_iface_list_get(&list);

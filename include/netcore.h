@@ -678,13 +678,15 @@ int nc_tcp_info_get(int fd, nc_tcp_info *out);
 const char *nc_tcp_state_name(int state);
 
 /* ------------------------------------------------------------------------
- * Event loop (lib/loop.c, lib/backend_epoll.c)
+ * Event loop (lib/loop.c, lib/backend_epoll.c, lib/backend_uring.c)
  *
- * One level-triggered epoll instance per loop, with timers, deferred
- * calls and calls posted from other threads. One iteration: read the
- * clock, wait in epoll_wait (up to the next timer deadline), read the
- * clock again, dispatch the ready events, fire due timers, run deferred
- * calls.
+ * One kernel interface per loop, its backend: io_uring where it works,
+ * epoll otherwise (see nc_backend), with timers, deferred calls and calls
+ * posted from other threads. One iteration: read the clock, wait (up to
+ * the next timer deadline; with io_uring, the same system call submits
+ * the iteration's sends), read the clock again, dispatch what happened,
+ * fire due timers, run deferred calls. Every promise of this header holds
+ * on both backends.
  *
  * Example: docs/examples/loop.c
  * ---------------------------------------------------------------------- */
@@ -694,22 +696,96 @@ typedef struct nc_loop nc_loop;
 
 /* Create a loop.
  *
- * The loop has an epoll fd and an eventfd, both close-on-exec. The caller
- * owns *out and frees it with nc_loop_free(); on failure *out is not
- * written. Any thread may create a loop; it then belongs to the thread
- * that runs it.
+ * The same as nc_loop_new_with(out, NULL): the backend is chosen by the
+ * NC_BACKEND environment variable, or automatically (io_uring where it
+ * works, epoll otherwise). The caller owns *out and frees it with
+ * nc_loop_free(); on failure *out is not written. Any thread may create a
+ * loop; it then belongs to the thread that runs it.
  *
  * Returns: 0 on success, or a negative errno.
  * Errors:
- *   -EINVAL  out is NULL
- *   -ENOMEM  out of memory
- *   -EMFILE  the process has no descriptor left (epoll or eventfd)
- *   -ENFILE  the system has no descriptor left
- *   any other errno that epoll_create1() or eventfd() reports
+ *   -EINVAL   out is NULL, or NC_BACKEND names no backend
+ *   -ENOTSUP  NC_BACKEND=io_uring, but built without liburing
+ *   -ENOSYS   NC_BACKEND=io_uring, but the kernel cannot run it
+ *   -EPERM    NC_BACKEND=io_uring, but it is forbidden here
+ *   -ENOMEM   out of memory
+ *   -EMFILE   the process has no descriptor left
+ *   any other errno of nc_loop_new_with()
  * Thread: any thread.
- * See also: nc_loop_free, nc_loop_run
+ * See also: nc_loop_new_with, nc_loop_free, nc_loop_run
  */
 int nc_loop_new(nc_loop **out);
+
+/* The kernel interface a loop runs on.
+ *
+ * NC_BACKEND_EPOLL: level-triggered epoll; the library reads and writes
+ * with system calls of its own (about three per request and response).
+ * NC_BACKEND_IO_URING: io_uring (Linux 6.0 or later, and liburing at
+ * build time): connections are accepted, received (into a ring of
+ * buffers the loop owns and lends for the duration of on_data) and sent
+ * by requests, and one io_uring_enter() per iteration both submits and
+ * waits (about one system call per request and response). NC_BACKEND_AUTO
+ * asks for io_uring where it works and epoll otherwise.
+ */
+typedef enum nc_backend {
+    NC_BACKEND_AUTO = 0,
+    NC_BACKEND_EPOLL,
+    NC_BACKEND_IO_URING
+} nc_backend;
+
+/* Options of nc_loop_new_with(). Zero (or NULL) means the defaults. */
+typedef struct nc_loop_options {
+    /* NC_BACKEND_AUTO (0): the NC_BACKEND environment variable ("epoll"
+     * or "io_uring") if set, else io_uring where it works, else epoll. An
+     * explicit choice here wins over the environment. */
+    nc_backend backend;
+} nc_loop_options;
+
+/* Create a loop with options (NULL: the defaults).
+ *
+ * An explicit backend (here or in NC_BACKEND) that cannot run is an
+ * error, never a silent fallback; NC_BACKEND_AUTO falls back to epoll
+ * when io_uring is missing, disabled (kernel.io_uring_disabled), refused
+ * by a seccomp filter, or too old. The loop's descriptors are
+ * close-on-exec. The caller owns *out and frees it with nc_loop_free();
+ * on failure *out is not written.
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL   out is NULL, o->backend is not an nc_backend, or NC_BACKEND
+ *             names none ("epoll" and "io_uring" are valid)
+ *   -ENOTSUP  io_uring asked for, but this libnetcore was built without
+ *             liburing
+ *   -ENOSYS   io_uring asked for, but the kernel has no io_uring, or one
+ *             older than 6.0, or a seccomp filter answers ENOSYS
+ *   -EPERM    io_uring asked for, but kernel.io_uring_disabled or a
+ *             seccomp filter forbids it
+ *   -ENOMEM   out of memory
+ *   -EMFILE   the process has no descriptor left
+ *   -ENFILE   the system has no descriptor left
+ *   any other errno that epoll_create1(), eventfd() or io_uring_setup()
+ *   reports
+ * Thread: any thread.
+ * See also: nc_loop_backend, nc_backend_name
+ */
+int nc_loop_new_with(nc_loop **out, const nc_loop_options *o);
+
+/* The backend loop runs on: NC_BACKEND_EPOLL or NC_BACKEND_IO_URING
+ * (never NC_BACKEND_AUTO).
+ *
+ * Returns: the backend; NC_BACKEND_AUTO for NULL.
+ * Thread: any thread.
+ * See also: nc_loop_new_with, nc_backend_name
+ */
+nc_backend nc_loop_backend(const nc_loop *loop);
+
+/* A backend's name: "epoll", "io_uring" or "auto".
+ *
+ * Returns: a static string; "unknown" for other values.
+ * Thread: any thread.
+ * See also: nc_loop_backend
+ */
+const char *nc_backend_name(nc_backend backend);
 
 /* Free a loop and everything still alive on it.
  *
@@ -763,7 +839,8 @@ typedef enum nc_run_mode {
  *   -EINVAL  loop is NULL, or mode is unknown
  *   -EBUSY   the loop is already running (called from one of its
  *            callbacks)
- *   any other errno of a failed epoll_wait() (EINTR is not a failure)
+ *   any other errno of a failed epoll_wait() or io_uring_enter() (EINTR
+ *   is not a failure)
  * Thread: the loop's thread.
  * See also: nc_loop_stop, nc_loop_new
  */
@@ -786,7 +863,7 @@ void nc_loop_stop(nc_loop *loop);
 
 /* The loop's cached time in milliseconds, on CLOCK_MONOTONIC.
  *
- * Updated when an iteration starts and when epoll_wait returns, so every
+ * Updated when an iteration starts and when its wait returns, so every
  * callback of one iteration sees the same value.
  *
  * Returns: the time in milliseconds; 0 for NULL.
@@ -903,6 +980,8 @@ typedef void (*nc_watch_fn)(nc_watch *w, int fd, unsigned events, void *ud);
  *   -ENOMEM  out of memory
  *   any other errno that epoll_ctl() reports
  * Thread: the loop's thread.
+ * On io_uring a watcher is a poll request armed again after each call
+ * while its interest lasts: the same level-triggered behaviour.
  * See also: nc_watch_set, nc_watch_close
  */
 int nc_watch_start(nc_loop *loop, int fd, unsigned events, nc_watch_fn fn,
@@ -911,7 +990,9 @@ int nc_watch_start(nc_loop *loop, int fd, unsigned events, nc_watch_fn fn,
 /* Change the events a watcher waits for.
  *
  * Costs a system call only if they differ from the current ones (0
- * removes the fd from epoll). If the fd was closed and its number reused
+ * removes the fd from epoll, or cancels its poll request at once on
+ * io_uring; there the new events are checked with fstat). If the fd was
+ * closed and its number reused
  * behind the watcher's back, the new file is registered afresh.
  *
  * Returns: 0 on success, or a negative errno.
@@ -1193,7 +1274,10 @@ typedef struct nc_conn_callbacks {
  * Unix connections ignore them. A low_water set above high_water is taken
  * as high_water / 4. Over max_input the connection closes with
  * NC_CLOSE_ERROR and -EMSGSIZE. read_budget is per connection per
- * iteration, for fairness. connect_timeout_ms 0 leaves the kernel's
+ * iteration, for fairness (epoll; on io_uring each turn is one receive
+ * of at most 64 KiB, and input that arrives while reading is paused
+ * waits in the connection, within one iteration's worth, as it would
+ * wait in the socket with epoll). connect_timeout_ms 0 leaves the kernel's
  * timeout (about 2 minutes). Timeouts are at most 2^31-1 ms (24.8 days);
  * larger ones are refused with -EINVAL.
  *
@@ -1346,10 +1430,14 @@ int nc_connect_addr(nc_loop *loop, const nc_addr *addr,
  *
  * When nothing is queued, what the kernel takes now is sent at once
  * (MSG_NOSIGNAL); the rest is copied (into chunks sized to it, coalescing
- * small writes) and sent as the socket becomes writable. A write is all
- * or nothing: accepted whole, or refused with nothing queued. Above
- * high_water reading pauses until the queue falls to low_water (see
- * on_drain). A zero-length write does nothing.
+ * small writes) and sent as the socket becomes writable. On io_uring,
+ * inside the loop's callbacks, the bytes are copied and sent with the
+ * iteration's submission instead (the same system call that waits for
+ * the next event); outside the loop they are sent at once as with epoll,
+ * and when nc_loop_run() returns nothing written is left unsent. A write
+ * is all or nothing: accepted whole, or refused with nothing queued.
+ * Above high_water reading pauses until the queue falls to low_water
+ * (see on_drain). A zero-length write does nothing.
  *
  * Returns: 0 on success, or a negative errno.
  * Errors:
@@ -1363,7 +1451,8 @@ int nc_connect_addr(nc_loop *loop, const nc_addr *addr,
  *   other      the immediate send failed with this errno (-ECONNRESET,
  *              -EPIPE, ...): the connection is being closed and on_close
  *              follows with the same errno (NC_CLOSE_RESET or
- *              NC_CLOSE_ERROR)
+ *              NC_CLOSE_ERROR); a send submitted later (io_uring, or what
+ *              was queued) reports its failure through on_close alone
  * Thread: the loop's thread.
  * See also: nc_conn_writev, nc_conn_write_owned, nc_conn_queued
  */
@@ -1594,6 +1683,13 @@ int nc_conn_tcp_info(const nc_conn *c, nc_tcp_info *out);
  * one of its connections closes. Level-triggered epoll therefore never
  * spins on an unacceptable connection.
  *
+ * On io_uring the kernel accepts (a multishot accept per socket). A
+ * connection it accepted while the listener is at max_conns or paused is
+ * kept aside, as the backlog would keep it, and opened when accepting
+ * resumes; out of descriptors with nobody to shed, the listener waits for
+ * the next pending connection as epoll does. accept_budget does not apply
+ * there.
+ *
  * Example: docs/examples/listeners.c
  * ---------------------------------------------------------------------- */
 
@@ -1625,7 +1721,9 @@ typedef struct nc_listener_options {
                                  before it is registered with epoll: one
                                  system call less per short connection,
                                  for protocols where the client speaks
-                                 first (HTTP). 0 = off; TCP only */
+                                 first (HTTP). 0 = off; TCP only. (On
+                                 io_uring the receive armed at accept
+                                 finds the data: no read at once.) */
     bool evict_idle;          /* out of descriptors (EMFILE): close the
                                  loop's longest-idle connection (on_close
                                  NC_CLOSE_IDLE, -EMFILE) to admit the new
@@ -1925,8 +2023,9 @@ typedef struct nc_tls_info {
 
 /* What the TLS handshake of connection c agreed.
  *
- * Also valid inside on_close, to tell why a handshake failed (the peer's
- * certificate, verify_result).
+ * Also valid inside on_close, to tell why a handshake failed: the peer's
+ * certificate (subject, issuer, expiry) is there even when verification
+ * refused it, with verify_result saying why.
  *
  * Returns: 0 on success, or a negative errno.
  * Errors:
@@ -1962,9 +2061,11 @@ int nc_conn_tls_info(const nc_conn *c, nc_tls_info *out);
  * blocked_ns).
  */
 typedef struct nc_loop_stats {
-    uint64_t iterations;      /* loop iterations (epoll_wait calls) */
-    uint64_t events;          /* events dispatched */
-    uint64_t blocked_ns;      /* time blocked in epoll_wait */
+    uint64_t iterations;      /* loop iterations (waits: epoll_wait, or
+                                 io_uring_enter) */
+    uint64_t events;          /* events dispatched (readiness events, or
+                                 completions) */
+    uint64_t blocked_ns;      /* time blocked in the wait */
     uint64_t busy_ns;         /* time outside it: callbacks, timers, I/O */
     uint64_t accepted;        /* connections accepted and opened */
     uint64_t connected;       /* outgoing connections opened */

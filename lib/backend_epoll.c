@@ -1,6 +1,6 @@
 /*
- * backend_epoll.c - the polling backend: the only file that calls epoll_*.
- * Level-triggered; the loop's token travels in data.u64.
+ * backend_epoll.c - the readiness backend: the only file that calls
+ * epoll_*. Level-triggered; the loop's token travels in data.u64.
  */
 #include "backend.h"
 #include "dispatch.h"
@@ -12,33 +12,11 @@
 
 #define BACKEND_MAX_EVENTS 1024
 
-struct backend {
+struct epoll_backend {
+    struct backend base;
     int epfd;
     struct epoll_event events[BACKEND_MAX_EVENTS];
 };
-
-int nc__backend_new(struct backend **out)
-{
-    struct backend *b = malloc(sizeof(*b));
-    if (!b)
-        return -ENOMEM;
-    b->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (b->epfd < 0) {
-        int err = -errno;
-        free(b);
-        return err;
-    }
-    *out = b;
-    return 0;
-}
-
-void nc__backend_free(struct backend *b)
-{
-    if (!b)
-        return;
-    close(b->epfd);
-    free(b);
-}
 
 _Static_assert((unsigned)EV_READ == EPOLLIN &&
                (unsigned)EV_WRITE == EPOLLOUT &&
@@ -46,25 +24,59 @@ _Static_assert((unsigned)EV_READ == EPOLLIN &&
                (unsigned)EV_ERR == EPOLLERR &&
                (unsigned)EV_RDHUP == EPOLLRDHUP, "epoll's bits are poll's");
 
-int nc__backend_set(struct backend *b, int fd, uint64_t token, int op,
-                    unsigned events)
+static int epoll_set(struct backend *b, int fd, uint64_t token, int op,
+                     unsigned events)
 {
-    struct epoll_event ev = { .events = events, .data.u64 = token };
+    struct epoll_backend *e = (struct epoll_backend *)b;
+    struct epoll_event ev = { .events = events & ~EV_ACCEPT,
+                              .data.u64 = token };
     int eop = op == BACKEND_ADD ? EPOLL_CTL_ADD
             : op == BACKEND_MOD ? EPOLL_CTL_MOD : EPOLL_CTL_DEL;
-    if (epoll_ctl(b->epfd, eop, fd, &ev) < 0)
+    if (epoll_ctl(e->epfd, eop, fd, &ev) < 0)
         return -errno;
     return 0;
 }
 
-int nc__backend_wait(struct backend *b, nc_loop *loop, int timeout_ms)
+static int epoll_wait_deliver(struct backend *b, nc_loop *loop,
+                              int timeout_ms)
 {
-    int n = epoll_wait(b->epfd, b->events, BACKEND_MAX_EVENTS, timeout_ms);
+    struct epoll_backend *e = (struct epoll_backend *)b;
+    int n = epoll_wait(e->epfd, e->events, BACKEND_MAX_EVENTS, timeout_ms);
     int err = errno;
     nc__loop_woke(loop);
     if (n < 0)
         return err == EINTR ? 0 : -err;
     for (int i = 0; i < n; i++)
-        fd_deliver(loop, b->events[i].data.u64, b->events[i].events);
+        fd_deliver(loop, e->events[i].data.u64, e->events[i].events);
     return n;
+}
+
+static void epoll_free(struct backend *b)
+{
+    struct epoll_backend *e = (struct epoll_backend *)b;
+    close(e->epfd);
+    free(e);
+}
+
+static const struct backend_ops epoll_ops = {
+    .kind = NC_BACKEND_EPOLL,
+    .set = epoll_set,
+    .wait = epoll_wait_deliver,
+    .free = epoll_free,
+};
+
+int nc__epoll_new(struct backend **out)
+{
+    struct epoll_backend *e = malloc(sizeof(*e));
+    if (!e)
+        return -ENOMEM;
+    e->base.ops = &epoll_ops;
+    e->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (e->epfd < 0) {
+        int err = -errno;
+        free(e);
+        return err;
+    }
+    *out = &e->base;
+    return 0;
 }

@@ -18,6 +18,7 @@
  */
 #include "conn.h"
 #include "listener.h"
+#include "ring.h"
 #include "tls.h"
 
 #include <errno.h>
@@ -214,7 +215,7 @@ void nc__conn_cold_release(nc_conn *c)
 /* ---- interest ---------------------------------------------------------------- */
 
 /* What c wants from the kernel: CF_WANT_READ and CF_WANT_WRITE. */
-static uint32_t conn_interest(const nc_conn *c)
+uint32_t nc__conn_interest(const nc_conn *c)
 {
     uint32_t want = 0;
     switch (conn_state(c)) {
@@ -224,7 +225,13 @@ static uint32_t conn_interest(const nc_conn *c)
         want |= CF_WANT_READ;
         break;
     case CS_OPEN:
-        if (!(c->flags & (CF_PAUSED | CF_BACKPRESSURE | CF_EOF)))
+        /* On a ring, input kept during a pause is handed back before
+         * the receive is armed again, so that what is kept stays what
+         * came in one iteration. */
+        if (!(c->flags &
+              (CF_PAUSED | CF_BACKPRESSURE | CF_EOF | CF_EOF_PENDING)) &&
+            (c->flags & (CF_RING | CF_REDELIVER)) !=
+                (CF_RING | CF_REDELIVER))
             want |= CF_WANT_READ;
         break;
     case CS_CLOSING:
@@ -249,7 +256,11 @@ void nc__conn_rearm(nc_conn *c)
 {
     if (conn_state(c) == CS_CLOSED)
         return;
-    uint32_t want = conn_interest(c);
+    if (c->flags & CF_RING) {
+        nc__ring_conn_sync(c);
+        return;
+    }
+    uint32_t want = nc__conn_interest(c);
     uint32_t have = c->flags & (CF_WANT_READ | CF_WANT_WRITE);
     if (c->flags & CF_REGISTERED ? want == have : !want)
         return;
@@ -294,14 +305,23 @@ void nc__conn_teardown(nc_conn *c, nc_close_reason reason, int err,
     nc__tentry_remove(loop, &c->idle);
     if (c->cold) {
         nc__tentry_remove(loop, &c->cold->deadline);
+        /* On a ring, what was written since the last submission has not
+         * been tried yet (epoll would have sent it at once, a TLS alert
+         * before the close, say): one try now, then the rest is dropped
+         * as epoll drops it. */
+        if ((c->flags & (CF_RING | CF_FULL)) == CF_RING && !reset &&
+            c->cold->sending == 0 && c->cold->out.bytes > 0)
+            nc__outq_flush(&c->cold->out, c->fd);
         nc__outq_clear(&c->cold->out);
         nc__conn_input_clear(c);
     }
     nc__fd_detach(loop, c->fd);
     if (reset)
         nc__set_linger_reset(c->fd);
-    /* close() also takes the fd out of the epoll set. */
-    close(c->fd);
+    if (c->flags & CF_RING)
+        nc__ring_conn_close(c);    /* its requests first, then the fd */
+    else
+        close(c->fd);    /* which also takes it out of the epoll set */
     c->fd = -1;
     conn_set_state(c, CS_CLOSED);
     conn_set_reason(c, reason);
@@ -343,8 +363,14 @@ static void finish_close(nc_conn *c)
             return;
         }
     }
-    /* Nothing unread: close() sends FIN, not RST. */
-    if (c->flags & (CF_EOF | CF_DRAINED)) {
+    /* Nothing unread: close() sends FIN, not RST. On a ring the kernel
+     * reads on while the close flushes, so "empty" says little: a peer
+     * that sent anything since the close began may well send again, and
+     * is waited for as if its input were still there. */
+    bool quiet = c->flags & (CF_EOF | CF_DRAINED);
+    if ((c->flags & (CF_PEER_SENT | CF_EOF)) == CF_PEER_SENT)
+        quiet = false;
+    if (quiet) {
         nc__conn_teardown(c, conn_reason(c), close_err(c), false);
         return;
     }
@@ -407,7 +433,7 @@ int nc__conn_new(const struct conn_profile *prof, int fd, void *ud,
     c->prof = prof;
     c->ud = ud;
     c->fd = fd;
-    c->flags = CS_CONNECTING;
+    c->flags = CS_CONNECTING | (loop->ring ? CF_RING : 0);
     loop->active++;
     *out = c;
     return 0;
@@ -433,6 +459,9 @@ static void open_for_user(nc_conn *c, bool arm)
 
 void nc__conn_open(nc_conn *c, bool input_waiting)
 {
+    /* On a ring the receive armed at once finds the input anyway. */
+    if (c->flags & CF_RING)
+        input_waiting = false;
     c->flags |= CF_OPENED;
     counter_add(&conn_loop(c)->ctr.open, 1);
     if (c->prof->tls) {

@@ -48,14 +48,17 @@ struct tls_conn;               /* tls.c */
 struct conn_cold {
     nc_conn *conn;             /* the owner */
     struct outq out;           /* output the kernel has not taken */
-    char *in;                  /* unconsumed input */
-    size_t in_len, in_cap;
+    char *in;                  /* unconsumed input: in_len bytes from
+                                  in + in_off (consumed from the front
+                                  without moving the rest) */
+    size_t in_off, in_len, in_cap;
     struct tentry deadline;    /* nc_conn_set_deadline */
     struct defer_node redeliver;   /* hand buffered input back */
     uint16_t idle_override;    /* nc_conn_set_idle_timeout while
                                   connecting: the list to use once open */
     int close_err;             /* the err a graceful close will report */
     struct tls_conn *tls;      /* TLS state, or NULL */
+    size_t sending;            /* io_uring: bytes in the send submitted */
 };
 
 enum conn_state {
@@ -86,6 +89,19 @@ enum conn_state {
 #define CF_REGISTERED (1u << 18)   /* known to the kernel's epoll set */
 #define CF_OPENED (1u << 19)       /* the socket opened: counted as open */
 #define CF_TLS (1u << 20)          /* speaks TLS (cold->tls) */
+/* On an io_uring loop (ring.h, conn_ring.c): */
+#define CF_RING (1u << 21)         /* completes through the ring */
+#define CF_R_ARMED (1u << 22)      /* a receive is in the kernel */
+#define CF_R_CANCEL (1u << 23)     /* ... and its cancel was asked for */
+#define CF_P_ARMED (1u << 24)      /* a poll request is in the kernel */
+#define CF_P_OUT (1u << 25)        /* ... for POLLOUT (else hang-ups only) */
+#define CF_P_CANCEL (1u << 26)     /* ... and its cancel was asked for */
+#define CF_SEND_QUEUED (1u << 27)  /* a send waits for the next submission */
+#define CF_FULL (1u << 28)         /* the last send found the socket full */
+#define CF_PEER_SENT (1u << 30)    /* input came while closing (io_uring) */
+#define CF_EOF_PENDING (1u << 29)  /* the end of stream came while input
+                                      was not delivered: it follows that
+                                      input (io_uring) */
 
 struct nc_conn {
     const struct conn_profile *prof;
@@ -165,6 +181,8 @@ int nc__conn_new(const struct conn_profile *prof, int fd, void *ud,
  * input_waiting: the kernel says input is there already (a deferred
  * accept): read it now, before asking epoll for anything. */
 void nc__conn_open(nc_conn *c, bool input_waiting);
+/* What c wants from the kernel now: CF_WANT_READ and CF_WANT_WRITE. */
+uint32_t nc__conn_interest(const nc_conn *c);
 /* Bring the kernel's interest in line with the state (a syscall only
  * when it changed); closes c if that fails. */
 void nc__conn_rearm(nc_conn *c);
@@ -209,6 +227,15 @@ void nc__conn_input_plain(nc_conn *c, const char *data, size_t n);
 void nc__conn_schedule_redeliver(nc_conn *c);
 /* Free the input buffer. */
 void nc__conn_input_clear(nc_conn *c);
+/* io_uring: n bytes arrived (from the ring's buffer); more: the socket
+ * holds more. */
+void nc__conn_received(nc_conn *c, const char *data, size_t n, bool more);
+/* io_uring: the receive ended: res 0 at the peer's end of stream, else a
+ * negative errno. */
+void nc__conn_recv_end(nc_conn *c, int res);
+/* io_uring: a poll request reported events (connect done, room to send,
+ * a hang-up). */
+void nc__conn_polled(nc_conn *c, unsigned events);
 /* Read and drop what the socket holds (at most read_budget bytes),
  * setting CF_DRAINED when it is found empty and CF_EOF at its end.
  * Returns 0 or the read's negative errno. */
@@ -221,6 +248,11 @@ int nc__conn_discard_input(nc_conn *c);
 int nc__conn_send_bytes(nc_conn *c, const void *data, size_t len);
 /* Writable: send queued output. */
 void nc__conn_flush(nc_conn *c);
+/* io_uring: fill iov (at most max) with the queued output to send now,
+ * noting its length in cold->sending; 0 when there is nothing to send. */
+int nc__conn_send_iov(nc_conn *c, struct iovec *iov, int max);
+/* io_uring: the send of cold->sending bytes completed with res. */
+void nc__conn_sent(nc_conn *c, int res);
 /* The queue changed: update backpressure and interest, maybe on_drain. */
 void nc__conn_queue_changed(nc_conn *c);
 

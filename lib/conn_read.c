@@ -36,7 +36,12 @@ void nc__conn_input_clear(nc_conn *c)
         return;
     free(k->in);
     k->in = NULL;
-    k->in_len = k->in_cap = 0;
+    k->in_off = k->in_len = k->in_cap = 0;
+}
+
+static inline char *in_data(const struct conn_cold *k)
+{
+    return k->in + k->in_off;
 }
 
 static size_t round_capacity(size_t need, size_t cap)
@@ -47,25 +52,44 @@ static size_t round_capacity(size_t need, size_t cap)
     return n;
 }
 
-/* Make room for need bytes in c's input buffer. 0 or -ENOMEM. */
-static int in_reserve(nc_conn *c, size_t need)
+/* Move the unconsumed bytes to the front of the buffer. */
+static void in_compact(struct conn_cold *k)
+{
+    if (k->in_off == 0)
+        return;
+    memmove(k->in, in_data(k), k->in_len);
+    k->in_off = 0;
+}
+
+/* Append n bytes to c's input buffer, growing it geometrically (the
+ * consumed front is reclaimed first, so each byte moves at most once per
+ * doubling). 0 or -ENOMEM, nothing changed. */
+static int in_append(nc_conn *c, const char *data, size_t n)
 {
     struct conn_cold *k = nc__conn_cold(c);
     if (!k)
         return -ENOMEM;
-    if (need <= k->in_cap)
-        return 0;
-    size_t cap = round_capacity(need, k->in_cap);
-    char *p = realloc(k->in, cap);
-    if (!p)
-        return -ENOMEM;
-    k->in = p;
-    k->in_cap = cap;
+    if (k->in_off + k->in_len + n > k->in_cap) {
+        size_t need = k->in_len + n;
+        if (need > k->in_cap) {
+            size_t cap = round_capacity(need, k->in_cap);
+            in_compact(k);
+            char *p = realloc(k->in, cap);
+            if (!p)
+                return -ENOMEM;
+            k->in = p;
+            k->in_cap = cap;
+        } else {
+            in_compact(k);
+        }
+    }
+    memcpy(in_data(k) + k->in_len, data, n);
+    k->in_len += n;
     return 0;
 }
 
-/* Drop used bytes from the front of the input buffer; free it once
- * empty, shrink it once mostly empty. */
+/* Drop used bytes from the front of the input buffer (without moving the
+ * rest); free it once empty, shrink it once mostly empty. */
 static void in_consume(nc_conn *c, size_t used)
 {
     struct conn_cold *k = c->cold;
@@ -75,9 +99,10 @@ static void in_consume(nc_conn *c, size_t used)
         return;
     }
     k->in_len -= used;
-    memmove(k->in, k->in + used, k->in_len);
+    k->in_off += used;
     if (k->in_cap >= IN_SHRINK && k->in_len <= k->in_cap / 4) {
         size_t cap = round_capacity(k->in_len * 2, 0);
+        in_compact(k);
         char *p = realloc(k->in, cap);
         if (p) {
             k->in = p;
@@ -105,15 +130,33 @@ static bool over_limit(nc_conn *c)
     return true;
 }
 
-/* Hand the buffered input to on_data once. */
-static void deliver_buffered(nc_conn *c)
+static void eof_now(nc_conn *c);
+
+/* Hand the buffered input to on_data while the user reads, in slices of
+ * at most a read's size: input kept during a pause on an io_uring loop
+ * can be larger than one read, and an echo would queue all of it at once.
+ * A slice the user takes nothing of is followed by all of it (a message
+ * may be longer than a slice); when the user declines part of all of it,
+ * it waits for more input, within max_input. Returns false when c is no
+ * longer open. */
+static bool deliver_buffered(nc_conn *c)
 {
-    struct conn_cold *k = c->cold;
-    size_t used = call_on_data(c, k->in, k->in_len);
-    if (conn_state(c) != CS_OPEN)
-        return;     /* closed or closing: the input was dropped */
-    in_consume(c, used);
-    over_limit(c);
+    while (conn_delivering(c) && c->cold && c->cold->in_len > 0) {
+        struct conn_cold *k = c->cold;
+        size_t len = k->in_len < LOOP_READ_BUF ? k->in_len : LOOP_READ_BUF;
+        size_t used = call_on_data(c, in_data(k), len);
+        if (used == 0 && len < k->in_len && conn_delivering(c))
+            used = call_on_data(c, in_data(k), len = k->in_len);
+        if (conn_state(c) != CS_OPEN)
+            return false;   /* closed or closing: the input was dropped */
+        bool all = len == k->in_len;
+        in_consume(c, used);
+        if (used < len) {
+            /* Waits for more input. */
+            return !(all && over_limit(c));
+        }
+    }
+    return true;
 }
 
 /* Hand n received bytes to on_data, buffering what it leaves. Inlined
@@ -132,20 +175,14 @@ static inline __attribute__((always_inline)) void input(nc_conn *c,
             nc__conn_teardown(c, NC_CLOSE_ERROR, -EMSGSIZE, false);
             return;
         }
-        if (in_reserve(c, left) < 0) {
+        if (in_append(c, data + used, left) < 0)
             nc__conn_teardown(c, NC_CLOSE_ERROR, -ENOMEM, false);
-            return;
-        }
-        memcpy(c->cold->in, data + used, left);
-        c->cold->in_len = left;
         return;
     }
-    if (in_reserve(c, k->in_len + n) < 0) {
+    if (in_append(c, data, n) < 0) {
         nc__conn_teardown(c, NC_CLOSE_ERROR, -ENOMEM, false);
         return;
     }
-    memcpy(k->in + k->in_len, data, n);
-    k->in_len += n;
     if (conn_delivering(c))
         deliver_buffered(c);
     else
@@ -157,21 +194,27 @@ void nc__conn_input(nc_conn *c, const char *data, size_t n)
     input(c, data, n);
 }
 
+/* Keep n bytes that arrived while the user is not reading. Returns
+ * false when c was closed for lack of memory. */
+static bool keep_input(nc_conn *c, const char *data, size_t n)
+{
+    if (in_append(c, data, n) < 0) {
+        nc__conn_teardown(c, NC_CLOSE_ERROR, -ENOMEM, false);
+        return false;
+    }
+    return true;
+}
+
 void nc__conn_input_plain(nc_conn *c, const char *data, size_t n)
 {
     if (conn_delivering(c)) {
         input(c, data, n);
         return;
     }
-    /* Not reading now: keep it, bounded like any unconsumed input. */
-    size_t have = conn_buffered(c);
-    if (in_reserve(c, have + n) < 0) {
-        nc__conn_teardown(c, NC_CLOSE_ERROR, -ENOMEM, false);
-        return;
-    }
-    memcpy(c->cold->in + have, data, n);
-    c->cold->in_len = have + n;
-    over_limit(c);
+    /* Not reading now: keep it, bounded like any unconsumed input (on a
+     * ring, like the raw input it came from: see nc__conn_received). */
+    if (keep_input(c, data, n) && !(c->flags & CF_RING))
+        over_limit(c);
 }
 
 void nc__conn_input_end(nc_conn *c, int err)
@@ -201,7 +244,7 @@ void nc__conn_input_end(nc_conn *c, int err)
          * nc_conn_eof() true. on_data may still write. */
         if (conn_buffered(c)) {
             struct conn_cold *k = c->cold;
-            call_on_data(c, k->in, k->in_len);
+            call_on_data(c, in_data(k), k->in_len);
         } else {
             call_on_data(c, "", 0);
         }
@@ -212,6 +255,8 @@ void nc__conn_input_end(nc_conn *c, int err)
     nc__conn_begin_close(c, NC_CLOSE_PEER);
 }
 
+/* Hand buffered input back after a pause; then the end of stream that
+ * waited for it, if one did. */
 static void redeliver_run(struct defer_node *n)
 {
     struct conn_cold *k = container_of(n, struct conn_cold, redeliver);
@@ -219,17 +264,30 @@ static void redeliver_run(struct defer_node *n)
     c->flags &= ~CF_REDELIVER;
     if (conn_state(c) == CS_CLOSED)
         return;     /* its on_close, queued after us, frees k */
-    if (conn_delivering(c) && k->in_len > 0)
-        deliver_buffered(c);
-    if (conn_state(c) != CS_CLOSED)
-        nc__conn_cold_release(c);
+    if (!deliver_buffered(c))
+        return;
+    if ((c->flags & CF_EOF_PENDING) && conn_delivering(c)) {
+        /* All of it offered: what is left the user declined, as it
+         * would be when epoll reads the end. */
+        c->flags &= ~CF_EOF_PENDING;
+        eof_now(c);
+    }
+    if (conn_state(c) == CS_CLOSED)
+        return;
+    nc__conn_cold_release(c);
+    if (c->flags & CF_RING)
+        nc__conn_rearm(c);   /* reading again, if still delivering */
 }
 
 void nc__conn_schedule_redeliver(nc_conn *c)
 {
-    if (!conn_buffered(c) || (c->flags & CF_REDELIVER) ||
-        !conn_delivering(c))
+    if ((!conn_buffered(c) && !(c->flags & CF_EOF_PENDING)) ||
+        (c->flags & CF_REDELIVER) || !conn_delivering(c))
         return;
+    if (!nc__conn_cold(c)) {
+        nc__conn_teardown(c, NC_CLOSE_ERROR, -ENOMEM, false);
+        return;
+    }
     c->flags |= CF_REDELIVER;
     nc__loop_defer(conn_loop(c), &c->cold->redeliver, redeliver_run);
 }
@@ -337,6 +395,71 @@ void nc__conn_read_now(nc_conn *c)
     conn_read(c, 0);
 }
 
+/* ---- completions (io_uring) ------------------------------------------------ */
+
+/* The body of conn_read() for bytes the kernel received on its own.
+ * Input that arrives while the user is not reading (the receive's cancel
+ * goes with the next submission) is kept for later. It is not held to
+ * max_input: it is what an epoll loop would have left in the socket
+ * buffer, bounded by one iteration's worth. */
+void nc__conn_received(nc_conn *c, const char *data, size_t n, bool more)
+{
+    nc_loop *loop = conn_loop(c);
+    c->flags = (c->flags & ~CF_DRAINED) | (more ? 0 : CF_DRAINED);
+    counter_add(&loop->ctr.bytes_in, (uint64_t)n);
+    switch (conn_state(c)) {
+    case CS_OPEN:
+        tentry_touch(loop, &c->idle);
+        if (c->flags & CF_TLS)
+            nc__tls_input(c, data, n);
+        else if (conn_delivering(c))
+            input(c, data, n);
+        else
+            keep_input(c, data, n);
+        return;
+    case CS_HANDSHAKE:
+        nc__tls_input(c, data, n);
+        return;
+    case CS_CLOSING:
+    case CS_LINGER:
+        c->flags |= CF_PEER_SENT;   /* read only to be discarded */
+        return;
+    default:
+        return;
+    }
+}
+
+void nc__conn_recv_end(nc_conn *c, int res)
+{
+    c->flags &= ~CF_DRAINED;
+    if (res < 0) {
+        nc__conn_fail(c, NC_OP_READ, res);
+        return;
+    }
+    if (conn_state(c) == CS_OPEN &&
+        (!conn_delivering(c) || conn_buffered(c) > 0)) {
+        /* The input before it is still to be delivered (or the user
+         * does not read now): the end comes after it, as with epoll,
+         * where it is read only once the socket holds nothing else. What
+         * is buffered is offered once more first (the user may have
+         * declined it for a queue that has drained since). */
+        c->flags |= CF_EOF_PENDING;
+        nc__conn_schedule_redeliver(c);
+        return;
+    }
+    eof_now(c);
+}
+
+/* The peer's end of stream, to the TLS layer or the connection. */
+static void eof_now(nc_conn *c)
+{
+    if ((c->flags & CF_TLS) &&
+        (conn_state(c) == CS_OPEN || conn_state(c) == CS_HANDSHAKE))
+        nc__tls_input_end(c);
+    else
+        nc__conn_input_end(c, 0);
+}
+
 /* ---- events ------------------------------------------------------------- */
 
 /* A hang-up or error reported while c does not read: a pending error is a
@@ -363,6 +486,29 @@ static void conn_hangup(nc_conn *c)
         nc__conn_teardown(c, conn_reason(c),
                           c->cold ? c->cold->close_err : 0, false);
         return;
+    }
+}
+
+void nc__conn_polled(nc_conn *c, unsigned events)
+{
+    switch (conn_state(c)) {
+    case CS_CONNECTING:
+        nc__conn_connected(c);
+        return;
+    case CS_CLOSED:
+        return;
+    default:
+        break;
+    }
+    /* A receive in the kernel reports the end or the error itself. */
+    if ((events & (EV_HUP | EV_ERR)) && !(c->flags & CF_R_ARMED)) {
+        conn_hangup(c);
+        return;
+    }
+    if (events & (EV_WRITE | EV_HUP | EV_ERR)) {
+        /* Room to send (or a failure the send will report). */
+        c->flags &= ~CF_FULL;
+        nc__conn_queue_changed(c);
     }
 }
 

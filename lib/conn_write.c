@@ -59,15 +59,11 @@ void nc__conn_queue_changed(nc_conn *c)
     }
 }
 
-void nc__conn_flush(nc_conn *c)
+/* n bytes of the queue went out (n may be 0): the accounting, then what
+ * waited for an empty queue. */
+static void flushed_some(nc_conn *c, size_t n)
 {
     nc_loop *loop = conn_loop(c);
-    before_send(c);
-    ssize_t n = nc__outq_flush(&c->cold->out, c->fd);
-    if (n < 0 && nc_io_classify(NC_OP_WRITE, -1, (int)-n) != NC_IO_AGAIN) {
-        nc__conn_fail(c, NC_OP_WRITE, (int)n);
-        return;
-    }
     if (n > 0) {
         counter_add(&loop->ctr.bytes_out, (uint64_t)n);
         /* While closing, the peer taking our output is the activity that
@@ -81,6 +77,54 @@ void nc__conn_flush(nc_conn *c)
             return;
     }
     nc__conn_queue_changed(c);
+}
+
+void nc__conn_flush(nc_conn *c)
+{
+    before_send(c);
+    ssize_t n = nc__outq_flush(&c->cold->out, c->fd);
+    if (n < 0 && nc_io_classify(NC_OP_WRITE, -1, (int)-n) != NC_IO_AGAIN) {
+        nc__conn_fail(c, NC_OP_WRITE, (int)n);
+        return;
+    }
+    if ((c->flags & CF_RING) && conn_queued(c) > 0)
+        c->flags |= CF_FULL;    /* a ring waits for POLLOUT now */
+    flushed_some(c, n > 0 ? (size_t)n : 0);
+}
+
+int nc__conn_send_iov(nc_conn *c, struct iovec *iov, int max)
+{
+    c->flags &= ~CF_SEND_QUEUED;
+    if (conn_state(c) == CS_CLOSED || conn_state(c) == CS_CONNECTING ||
+        (c->flags & CF_FULL) || conn_queued(c) == 0 || c->cold->sending)
+        return 0;
+    before_send(c);
+    int cnt = nc__outq_peek(&c->cold->out, iov, max);
+    size_t total = 0;
+    for (int i = 0; i < cnt; i++)
+        total += iov[i].iov_len;
+    c->cold->sending = total;
+    return cnt;
+}
+
+void nc__conn_sent(nc_conn *c, int res)
+{
+    if (!c->cold || c->cold->sending == 0)
+        return;     /* not ours: the queue was dropped meanwhile */
+    size_t sending = c->cold->sending;
+    c->cold->sending = 0;
+    if (res < 0) {
+        if (nc_io_classify(NC_OP_WRITE, -1, -res) != NC_IO_AGAIN) {
+            nc__conn_fail(c, NC_OP_WRITE, res);
+            return;
+        }
+        c->flags |= CF_FULL;
+        res = 0;
+    } else if ((size_t)res < sending) {
+        c->flags |= CF_FULL;    /* the socket took what it had room for */
+    }
+    nc__outq_consume(&c->cold->out, (size_t)res);
+    flushed_some(c, (size_t)res);
 }
 
 static int write_check(const nc_conn *c)
@@ -172,13 +216,21 @@ static int queue_rest(nc_conn *c, const struct iovec *iov, int cnt,
     return 0;
 }
 
+/* Whether a write goes to the socket at once: always on epoll; on a ring
+ * only from outside the loop (inside, the iteration's submission sends
+ * it). */
+static inline bool sends_directly(const nc_conn *c)
+{
+    return !(c->flags & CF_RING) || !conn_loop(c)->running;
+}
+
 /* Send what the kernel takes now, queue the rest: the write path once
  * the arguments are checked. total is the sum of the lengths (> 0). */
 static int write_iov(nc_conn *c, const struct iovec *iov, int cnt,
                      size_t total)
 {
     size_t sent = 0;
-    if (conn_queued(c) == 0) {
+    if (conn_queued(c) == 0 && sends_directly(c)) {
         ssize_t n = send_now(c, iov, cnt);
         if (n < 0)
             return (int)n;
@@ -228,7 +280,7 @@ static __attribute__((noinline)) int write_slow(nc_conn *c, const void *data,
     if (c->flags & CF_TLS)
         return nc__tls_write(c, &iov, 1, len);
     if (sent == -1 && err == 0) {
-        if (conn_queued(c) > 0)
+        if (conn_queued(c) > 0 || !sends_directly(c))
             return queue_rest(c, &iov, 1, 0);
         return write_iov(c, &iov, 1, len);
     }
@@ -245,7 +297,8 @@ int nc_conn_write(nc_conn *c, const void *data, size_t len)
     /* The common case, kept short: an open connection with nothing
      * queued, and the kernel takes the whole buffer in one send. */
     if (c && data && len && len <= (size_t)SSIZE_MAX &&
-        (c->flags & (CF_STATE_MASK | CF_SHUT_WANTED | CF_TLS)) == CS_OPEN &&
+        (c->flags & (CF_STATE_MASK | CF_SHUT_WANTED | CF_TLS | CF_RING)) ==
+            CS_OPEN &&
         conn_queued(c) == 0) {
         before_send(c);
         ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -275,7 +328,7 @@ int nc_conn_write_owned(nc_conn *c, void *data, size_t len,
         return rc;
     }
     size_t sent = 0;
-    if (len > 0 && conn_queued(c) == 0) {
+    if (len > 0 && conn_queued(c) == 0 && sends_directly(c)) {
         ssize_t n = send_now(c, &iov, 1);
         if (n < 0)
             return (int)n;

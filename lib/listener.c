@@ -2,6 +2,11 @@
  * listener.c - listening sockets: one per address an endpoint stands for,
  * non-blocking, accept drained with a budget, and running out of file
  * descriptors survived without a busy loop.
+ *
+ * On an io_uring loop the kernel accepts (a multishot accept per socket)
+ * and hands over each new fd. One that arrives while the listener is at
+ * max_conns or paused was accepted already: it is kept aside, as the
+ * backlog would have kept it, and opened when accepting resumes.
  */
 #include "listener.h"
 #include "conn.h"
@@ -39,6 +44,11 @@ struct nc_listener {
     bool paused;               /* interest off: limit or back-off */
     bool closed;
     bool nodelay_checked;      /* first TCP connection looked at */
+    bool ring;                 /* the kernel accepts (io_uring) */
+    int *aside;                /* io_uring: accepted while we could not */
+    size_t naside, aside_cap;
+    bool aside_queued;         /* admit_aside() is deferred */
+    struct defer_node aside_node;
     struct defer_node free_node;
     char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     listener_handoff_fn handoff;   /* the workers' acceptor: accepted
@@ -46,13 +56,24 @@ struct nc_listener {
     void *handoff_arg;
 };
 
+static void admit_aside(struct defer_node *n);
+
 static void set_accepting(nc_listener *l, bool on)
 {
     if (l->stopped)
         return;
+    if (on && l->naside > 0) {
+        /* Those accepted meanwhile come first, from the loop. */
+        if (!l->aside_queued) {
+            l->aside_queued = true;
+            nc__loop_defer(l->loop, &l->aside_node, admit_aside);
+        }
+        return;
+    }
     l->paused = !on;
+    unsigned want = l->ring ? EV_ACCEPT : EV_READ;
     for (size_t i = 0; i < l->nsocks; i++)
-        nc__watch_update(&l->socks[i].w, on ? EV_READ : 0);
+        nc__watch_update(&l->socks[i].w, on ? want : 0);
 }
 
 static bool at_limit(const nc_listener *l)
@@ -164,6 +185,52 @@ static bool evict_one(nc_listener *l)
     return true;
 }
 
+/* A connection accepted as fd: open it. Returns whether to go on. */
+static bool take(nc_listener *l, int fd)
+{
+    if (accepted(l, fd) < 0) {
+        close(fd);
+        l->stats.accept_errors++;
+        counter_add(&l->loop->ctr.accept_errors, 1);
+        pause_accepting(l, true);
+        return false;
+    }
+    /* on_open may have stopped or closed the listener. */
+    return !(l->stopped || l->paused);
+}
+
+/* accept() failed with err on s. Returns whether to try again now. */
+static bool accept_failed(nc_listener *l, struct lsock *s, int err)
+{
+    switch (nc_io_classify(NC_OP_ACCEPT, -1, err)) {
+    case NC_IO_AGAIN:
+        return false;
+    case NC_IO_INTR:
+    case NC_IO_RESET:      /* ECONNABORTED, EPROTO: that one is gone */
+        l->stats.accept_errors++;
+        counter_add(&l->loop->ctr.accept_errors, 1);
+        return true;
+    default:
+        break;
+    }
+    if (err == EMFILE || err == ENFILE) {
+        l->stats.fd_exhausted++;
+        counter_add(&l->loop->ctr.fd_exhausted, 1);
+        if (evict_one(l))
+            return true;
+        enum shed r = shed_one(l, s->fd);
+        if (r == SHED_ONE)
+            return true;
+        if (r == SHED_NONE_PENDING)
+            return false;
+    } else {
+        l->stats.accept_errors++;   /* ENOBUFS, ENOMEM, ... */
+        counter_add(&l->loop->ctr.accept_errors, 1);
+    }
+    pause_accepting(l, true);
+    return false;
+}
+
 static void lsock_ready(struct watch *w, unsigned events)
 {
     struct lsock *s = container_of(w, struct lsock, w);
@@ -176,48 +243,79 @@ static void lsock_ready(struct watch *w, unsigned events)
             return;
         }
         int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd >= 0) {
-            if (accepted(l, fd) < 0) {
-                close(fd);
-                l->stats.accept_errors++;
-                counter_add(&l->loop->ctr.accept_errors, 1);
-                pause_accepting(l, true);
-                return;
-            }
-            /* on_open may have stopped or closed the listener. */
-            if (l->stopped || l->paused)
-                return;
-            continue;
-        }
-        int err = errno;
-        switch (nc_io_classify(NC_OP_ACCEPT, -1, err)) {
-        case NC_IO_AGAIN:
+        if (fd >= 0 ? !take(l, fd) : !accept_failed(l, s, errno))
             return;
-        case NC_IO_INTR:
-        case NC_IO_RESET:      /* ECONNABORTED, EPROTO: that one is gone */
+        if (fd >= 0 && l->ring) {
+            /* Descriptors again (see lsock_accepted): the kernel accepts
+             * from here on. */
+            nc__watch_update(w, EV_ACCEPT);
+            return;
+        }
+    }
+}
+
+/* Keep fd, accepted while the listener could not take it. */
+static void put_aside(nc_listener *l, int fd)
+{
+    if (l->naside == l->aside_cap) {
+        size_t cap = l->aside_cap ? l->aside_cap * 2 : 8;
+        int *v = realloc(l->aside, cap * sizeof(*v));
+        if (!v) {
+            nc__set_linger_reset(fd);   /* tell the client now */
+            close(fd);
             l->stats.accept_errors++;
             counter_add(&l->loop->ctr.accept_errors, 1);
-            continue;
-        default:
-            break;
+            return;
         }
-        if (err == EMFILE || err == ENFILE) {
-            l->stats.fd_exhausted++;
-            counter_add(&l->loop->ctr.fd_exhausted, 1);
-            if (evict_one(l))
-                continue;
-            enum shed r = shed_one(l, s->fd);
-            if (r == SHED_ONE)
-                continue;
-            if (r == SHED_NONE_PENDING)
-                return;
-        } else {
-            l->stats.accept_errors++;   /* ENOBUFS, ENOMEM, ... */
+        l->aside = v;
+        l->aside_cap = cap;
+    }
+    l->aside[l->naside++] = fd;
+}
+
+static void admit_aside(struct defer_node *n)
+{
+    nc_listener *l = container_of(n, nc_listener, aside_node);
+    l->aside_queued = false;
+    size_t i = 0;
+    while (i < l->naside && !l->stopped && !at_limit(l)) {
+        int fd = l->aside[i++];
+        if (accepted(l, fd) < 0) {
+            close(fd);
+            l->stats.accept_errors++;
             counter_add(&l->loop->ctr.accept_errors, 1);
         }
-        pause_accepting(l, true);
+    }
+    if (l->stopped)
+        return;     /* on_open closed it, and the rest with it */
+    memmove(l->aside, l->aside + i, (l->naside - i) * sizeof(*l->aside));
+    l->naside -= i;
+    if (l->naside == 0 && !at_limit(l) && !timer_active(&l->backoff))
+        set_accepting(l, true);
+}
+
+/* io_uring accepted res (an fd, or a negative errno) on w's socket. */
+static void lsock_accepted(struct watch *w, int res)
+{
+    struct lsock *s = container_of(w, struct lsock, w);
+    nc_listener *l = s->l;
+    if (res < 0) {
+        /* Accepting goes on unless paused; but with no descriptor left and
+         * nobody to shed, a multishot accept would fail again at once (the
+         * kernel takes the descriptor first): wait for a pending
+         * connection instead, as epoll does, and accept it by hand. */
+        if (!accept_failed(l, s, -res) && (res == -EMFILE || res == -ENFILE) &&
+            !l->paused && !l->stopped)
+            nc__watch_update(w, EV_READ);
         return;
     }
+    if (l->paused || at_limit(l) || l->naside > 0) {
+        put_aside(l, res);
+        pause_accepting(l, false);
+        return;
+    }
+    if (take(l, res) && at_limit(l))
+        pause_accepting(l, false);
 }
 
 /* ---- opening ------------------------------------------------------------ */
@@ -324,8 +422,10 @@ static int add_socket(nc_listener *l, const nc_addr *a, bool v6only)
     if (is_unix_path(a))
         memcpy(l->unix_path, a->u.un.sun_path, sizeof(l->unix_path));
     rc = nc__watch_init(l->loop, &s->w, s->fd, lsock_ready, true);
+    if (l->ring)
+        s->w.accept_fn = lsock_accepted;
     if (rc == 0)
-        rc = nc__watch_update(&s->w, EV_READ);
+        rc = nc__watch_update(&s->w, l->ring ? EV_ACCEPT : EV_READ);
     if (rc < 0) {
         nc__watch_stop(&s->w);
         close(s->fd);
@@ -391,6 +491,9 @@ static void close_sockets(nc_listener *l)
     if (l->stopped)
         return;
     l->stopped = true;
+    for (size_t i = 0; i < l->naside; i++)
+        close(l->aside[i]);
+    l->naside = 0;
     for (size_t i = 0; i < l->nsocks; i++) {
         nc__watch_stop(&l->socks[i].w);
         close(l->socks[i].fd);
@@ -461,6 +564,7 @@ static int listen_on(nc_loop *loop, const char *endpoint,
     }
     l->ud = ud;
     l->reserve_fd = -1;
+    l->ring = loop->ring != NULL;
     nc__timer_init(loop, &l->backoff, backoff_done, l, true);
     rc = bind_all(l, &ep);
     if (rc < 0) {
@@ -532,6 +636,7 @@ static void listener_free(struct defer_node *n)
     nc_listener *l = container_of(n, nc_listener, free_node);
     if (l->prof.tls)
         nc__tls_ctx_unref(l->prof.tls);
+    free(l->aside);
     free(l);
 }
 

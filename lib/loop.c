@@ -5,6 +5,7 @@
  * timeouts in timeout.c.
  */
 #include "loop.h"
+#include "ring.h"
 #include "conn.h"
 #include "timeout.h"
 
@@ -205,6 +206,11 @@ uint64_t nc_loop_now(const nc_loop *loop)
 
 int nc_loop_new(nc_loop **out)
 {
+    return nc_loop_new_with(out, NULL);
+}
+
+int nc_loop_new_with(nc_loop **out, const nc_loop_options *o)
+{
     if (!out)
         return -EINVAL;
     nc_loop *loop = calloc(1, sizeof(*loop));
@@ -230,7 +236,7 @@ int nc_loop_new(nc_loop **out)
         rc = -ENOMEM;
         goto fail;
     }
-    rc = nc__backend_new(&loop->backend);
+    rc = nc__backend_new(loop, o, &loop->backend);
     if (rc < 0)
         goto fail;
     loop->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -366,6 +372,8 @@ int nc_loop_run(nc_loop *loop, nc_run_mode mode)
             atomic_load(&loop->stop))
             break;
     }
+    if (loop->ring)
+        nc__ring_loop_exit(loop->ring);
     account_busy(loop, clock_now_ns());
     atomic_store(&loop->stop, false);
     set_running(loop, false);

@@ -100,8 +100,13 @@ struct loop_time {
 
 #define LOOP_READ_BUF 65536
 
+struct ring;               /* backend_uring.c */
+
 struct nc_loop {
     struct backend *backend;
+    struct ring *ring;         /* the io_uring backend's state, or NULL:
+                                  connections then complete through it
+                                  (ring.h) */
     uintptr_t *fds;            /* the fd table: tagged objects by fd
                                   (watch.h) */
     size_t nfds;               /* entries valid (zeroed as fds reach them) */

@@ -33,6 +33,8 @@ struct tls_conn {
     bool notify_sent;
     bool notify_received;
     bool refused_renegotiation; /* we sent a no_renegotiation alert */
+    X509 *refused;          /* the peer's certificate, when verification
+                               refused it (a reference) */
 };
 
 static struct tls_conn *tls_of(const nc_conn *c)
@@ -262,6 +264,20 @@ int nc__tls_new_session(SSL *ssl, SSL_SESSION *sess)
     return 0;   /* OpenSSL keeps its own reference */
 }
 
+int nc__tls_verify(int ok, X509_STORE_CTX *store)
+{
+    if (ok)
+        return ok;
+    SSL *ssl = X509_STORE_CTX_get_ex_data(store,
+                                          SSL_get_ex_data_X509_STORE_CTX_idx());
+    nc_conn *c = ssl ? SSL_get_app_data(ssl) : NULL;
+    struct tls_conn *t = c ? tls_of(c) : NULL;
+    X509 *leaf = X509_STORE_CTX_get0_cert(store);
+    if (t && !t->refused && leaf && X509_up_ref(leaf) == 1)
+        t->refused = leaf;
+    return ok;
+}
+
 void nc__tls_info(const SSL *ssl, int where, int ret)
 {
     if (!(where & SSL_CB_WRITE_ALERT) || (ret & 0xff) != SSL_AD_NO_RENEGOTIATION)
@@ -439,6 +455,7 @@ void nc__tls_free(nc_conn *c)
     if (!t)
         return;
     SSL_free(t->ssl);
+    X509_free(t->refused);
     nc__tls_ctx_unref(t->ctx);
     free(t->key);
     free(t);
@@ -488,6 +505,8 @@ int nc_conn_tls_info(const nc_conn *c, nc_tls_info *out)
     out->verify_result = SSL_get_verify_result(ssl);
     out->peer_verified = peer && t->ctx->verify &&
                          out->verify_result == X509_V_OK;
+    if (!peer)
+        peer = t->refused;
     if (peer) {
         name_text(X509_get_subject_name(peer), out->peer_subject,
                   sizeof(out->peer_subject));

@@ -255,7 +255,7 @@ int nc_tls_server_new(const nc_tls_options *o, nc_tls_ctx **out,
         ctx->verify = true;
         SSL_CTX_set_verify(ctx->ssl,
                            SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
-                           NULL);
+                           nc__tls_verify);
     }
     if (rc == 0 && o->alpn) {
         rc = alpn_wire(o->alpn, &ctx->alpn, &ctx->alpn_len, errbuf, errlen);
@@ -293,7 +293,7 @@ int nc_tls_client_new(const nc_tls_options *o, nc_tls_ctx **out,
     ctx->verify = !o->verify_peer_off;
     if (rc == 0 && ctx->verify) {
         rc = trust(ctx, o->ca_file, errbuf, errlen);
-        SSL_CTX_set_verify(ctx->ssl, SSL_VERIFY_PEER, NULL);
+        SSL_CTX_set_verify(ctx->ssl, SSL_VERIFY_PEER, nc__tls_verify);
     }
     if (rc == 0 && o->alpn) {
         rc = alpn_wire(o->alpn, &ctx->alpn, &ctx->alpn_len, errbuf, errlen);
@@ -339,7 +339,8 @@ int nc_tls_add_name(nc_tls_ctx *ctx, const char *name, const char *cert_file,
     }
     /* A handshake switched to it must verify clients and choose ALPN as
      * the context does: same mode, same trusted CAs. */
-    SSL_CTX_set_verify(n->ssl, SSL_CTX_get_verify_mode(ctx->ssl), NULL);
+    SSL_CTX_set_verify(n->ssl, SSL_CTX_get_verify_mode(ctx->ssl),
+                       nc__tls_verify);
     X509_STORE *store = SSL_CTX_get_cert_store(ctx->ssl);
     if (ctx->verify && store && X509_STORE_up_ref(store))
         SSL_CTX_set_cert_store(n->ssl, store);

@@ -51,6 +51,11 @@ BIO_METHOD *nc__tls_bio_method_new(void);
  * the same server. */
 int nc__tls_new_session(SSL *ssl, SSL_SESSION *sess);
 
+/* tls.c: OpenSSL's verify callback of every verifying context: keeps the
+ * peer's certificate when it is refused, so that nc_conn_tls_info() in
+ * on_close can still show it (OpenSSL keeps only accepted ones). */
+int nc__tls_verify(int ok, X509_STORE_CTX *store);
+
 /* tls.c: OpenSSL's info callback of every context: notes the alerts a
  * connection sends, so that a peer's answer to our refusal of
  * renegotiation is reported as NC_ETLS_RENEGOTIATION. */

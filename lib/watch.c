@@ -109,6 +109,7 @@ int nc__watch_init(nc_loop *loop, struct watch *w, int fd, watch_fn fn,
     w->events = 0;
     w->counted = counted;
     w->fn = fn;
+    w->accept_fn = NULL;
     if (counted)
         loop->active++;
     return 0;
@@ -129,7 +130,7 @@ int nc__watch_update(struct watch *w, unsigned events)
     }
     if (rc < 0)
         return rc;
-    w->events = (uint16_t)events;
+    w->events = events;
     return 0;
 }
 

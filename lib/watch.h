@@ -26,14 +26,18 @@
 
 struct watch;
 typedef void (*watch_fn)(struct watch *w, unsigned events);
+/* A completion backend accepted a connection for a watch with EV_ACCEPT
+ * interest: res is the new fd (the callee owns it) or a negative errno. */
+typedef void (*watch_accept_fn)(struct watch *w, int res);
 
 struct watch {
     nc_loop *loop;
     int fd;
     uint16_t gen;
-    uint16_t events;   /* interest now in the kernel (0: not registered) */
     bool counted;      /* keeps nc_loop_run(NC_RUN_DEFAULT) going */
+    unsigned events;   /* interest now in the kernel (0: not registered) */
     watch_fn fn;
+    watch_accept_fn accept_fn;   /* listening sockets only */
 };
 
 static inline uint64_t fd_token(uint16_t gen, int fd)

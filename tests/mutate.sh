@@ -10,7 +10,8 @@
 #
 # usage: tests/mutate.sh [NAME ...]    (default: every mutant)
 # environment: NC_MUTATE_JOBS (make -j, default nproc), CC, NC_TEST_TIMEOUT
-#              (seconds per test binary, default 60)
+#              (seconds per test binary, default 60), NC_MUTATE_BACKENDS
+#              (default "epoll io_uring": the tests run on each)
 # Needs only bash, make, a C compiler, cmocka and perl (perl-base is part
 # of every Debian system). It does not touch the working tree: it copies
 # lib/, include/, tests/, examples/ and the Makefile to a temporary
@@ -35,18 +36,20 @@ cp -a "$root/Makefile" "$root/libnetcore.pc.in" "$tree/"
 cp -a "$root/lib" "$pristine/lib"
 
 build() {
-    make -C "$tree" -j"$jobs" BUILD="$work/build" tests >"$work/build.log" 2>&1
+    make -C "$tree" -j"$jobs" BUILD="$work/build" examples tests >"$work/build.log" 2>&1
 }
 
-# run_tests NAMES: 0 when every listed binary passes.
+# run_tests NAMES: 0 when every listed binary passes on every backend.
 run_tests() {
-    local t
-    for t in $1; do
-        if ! timeout --kill-after=5 "$timeout_s" "$work/build/tests/$t" \
-            >"$work/test.log" 2>&1 </dev/null; then
-            echo "$t"
-            return 1
-        fi
+    local t b
+    for b in "${backends[@]}"; do
+        for t in $1; do
+            if ! NC_BACKEND=$b timeout --kill-after=5 "$timeout_s" \
+                "$work/build/tests/$t" >"$work/test.log" 2>&1 </dev/null; then
+                echo "$t [$b]"
+                return 1
+            fi
+        done
     done
     return 0
 }
@@ -57,6 +60,17 @@ if ! build; then
     echo "mutate: the unmutated tree does not build" >&2
     exit 2
 fi
+
+# Every mutant meets the tests on each backend that runs here: a promise
+# is kept on both, so breaking it must show on one.
+backends=()
+for b in ${NC_MUTATE_BACKENDS:-epoll io_uring}; do
+    if "$work/build/bin/netcore-doctor" backend "$b" >/dev/null 2>&1; then
+        backends+=("$b")
+    else
+        echo "mutate: backend $b cannot run here; its pass is left out"
+    fi
+done
 
 # Parse the list: "=== name", then "file:", "tests:", "breaks:" lines,
 # then the original text after "---" and its replacement after "+++",

@@ -11,6 +11,11 @@
 #   NC_TEST_WRAPPER  command put in front of every binary ("valgrind ...")
 #   NC_TEST_TIMEOUT  seconds one binary or script may take (default 120)
 #   NC_TEST_VERBOSE  1: print the output of passing tests too
+#   NC_TEST_BACKENDS the loop backends to run every binary on, one pass
+#                    each with NC_BACKEND set ("epoll io_uring"; default:
+#                    one pass, the library's own choice). A backend that
+#                    cannot run here (netcore-doctor backend NAME) is
+#                    skipped with its reason, or fails under CI=true.
 #
 # Counts are per cmocka case where the binary's summary can be read, and
 # one per binary otherwise; a script counts one and skips with exit 77.
@@ -169,8 +174,46 @@ run() {
 if [ ${#binaries[@]} -eq 0 ] && [ ${#scripts[@]} -eq 0 ]; then
     echo "run-tests: no test binaries and no scripts to run"
 fi
-for b in ${binaries[@]+"${binaries[@]}"}; do
-    run "$(basename "$b")" binary ${wrapper[@]+"${wrapper[@]}"} "$b"
+
+# backend_runs NAME: whether a loop can run on backend NAME here; prints
+# why not otherwise.
+backend_runs() {
+    local doctor
+    case $build in
+    /*) doctor=$build/bin/netcore-doctor ;;
+    *) doctor=$root/$build/bin/netcore-doctor ;;
+    esac
+    [ -x "$doctor" ] || return 0     # cannot tell: let the tests say
+    "$doctor" backend "$1" 2>&1 | sed 's/^/    | /' >"$log"
+    "$doctor" backend "$1" >/dev/null 2>&1
+}
+
+read -r -a backends <<<"${NC_TEST_BACKENDS:-}"
+if [ ${#backends[@]} -eq 0 ]; then
+    for b in ${binaries[@]+"${binaries[@]}"}; do
+        run "$(basename "$b")" binary ${wrapper[@]+"${wrapper[@]}"} "$b"
+    done
+fi
+for backend in ${backends[@]+"${backends[@]}"}; do
+    if [ ${#binaries[@]} -gt 0 ] && ! backend_runs "$backend"; then
+        if [ "${CI:-}" = true ]; then
+            failed=$((failed + 1))
+            failures+=("[$backend]")
+            echo "FAIL  every test on $backend: it cannot run here, and CI needs it"
+        else
+            skipped=$((skipped + 1))
+            echo "SKIP  every test on $backend: it cannot run here"
+        fi
+        cat "$log"
+        continue
+    fi
+    [ ${#backends[@]} -gt 1 ] && echo "--- backend $backend"
+    for b in ${binaries[@]+"${binaries[@]}"}; do
+        label=$(basename "$b")
+        [ ${#backends[@]} -gt 1 ] && label="$label [$backend]"
+        NC_BACKEND=$backend run "$label" binary \
+            ${wrapper[@]+"${wrapper[@]}"} "$b"
+    done
 done
 for s in ${scripts[@]+"${scripts[@]}"}; do
     run "$(basename "$s")" script bash "$s"

@@ -322,6 +322,68 @@ static void backpressure_release_redelivers_buffered_input(void **state)
     free(req);
 }
 
+/* ---- a peer that streams while its answers back up ------------------- */
+
+struct flood {
+    int fd;
+    char buf[65536];
+    size_t sent, limit;
+};
+
+/* Send what the socket takes, never read; done once limit is sent. */
+static bool flood_step(void *arg)
+{
+    struct flood *fl = arg;
+    while (fl->sent < fl->limit) {
+        ssize_t n = send(fl->fd, fl->buf, sizeof(fl->buf),
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n <= 0)
+            break;
+        fl->sent += (size_t)n;
+    }
+    return fl->sent >= fl->limit;
+}
+
+static int setup_echo_small(void **state)
+{
+    int rc = setup_on(state, "127.0.0.1:0", SERVER_ECHO, NULL);
+    ((struct fixture *)*state)->srv.sndbuf = 4096;
+    return rc;
+}
+
+/* The peer sends without end and reads nothing: once the echo's answers
+ * fill the queue, the server stops taking input, so the peer's sends
+ * stall on full socket buffers. What the server took in stays within
+ * the queue's high water plus one read and the kernel's small buffers on
+ * the way back, on both backends (a multishot receive on io_uring would
+ * take in everything the peer sends: it cannot be cancelled while bytes
+ * keep coming). */
+static void a_streaming_peer_is_held_back_by_backpressure(void **state)
+{
+    struct fixture *f = *state;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int small = 4096;
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small,
+                                sizeof(small)), 0);
+    assert_int_equal(connect(fd, &f->srv.addr.u.sa, f->srv.addr.len), 0);
+    struct flood *fl = calloc(1, sizeof(*fl));
+    assert_non_null(fl);
+    fl->fd = fd;
+    fl->limit = (size_t)64 << 20;
+    memset(fl->buf, 'x', sizeof(fl->buf));
+    /* Stalls (the bound passes) when held back; sends all 64 MiB when
+     * the server keeps pulling bytes in. */
+    run_until(f->loop, flood_step, fl, 1500);
+    nc_loop_stats st;
+    assert_int_equal(nc_loop_stats_get(f->loop, &st), 0);
+    assert_true(st.bytes_in > 0);
+    assert_true(st.bytes_in < ((uint64_t)1 << 20));
+    assert_true(fl->sent < ((size_t)32 << 20));
+    close(fd);
+    free(fl);
+    assert_true(closed_n(f, 1));
+}
+
 /* ---- keep_half_open: the end call carries what is left ------------------ */
 
 static int setup_half_open_lines(void **state)
@@ -435,6 +497,7 @@ int main(void)
         T(resumed_reading_redelivers_buffered_input, setup_lines_paused),
         T(backpressure_release_redelivers_buffered_input,
           setup_lines_small_queue),
+        T(a_streaming_peer_is_held_back_by_backpressure, setup_echo_small),
         T(end_call_carries_the_unconsumed_bytes, setup_half_open_lines),
         T(end_call_without_leftover_has_length_zero, setup_half_open_lines),
         T(partial_message_buffer_is_its_size_and_freed, setup_lines),

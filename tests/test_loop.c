@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "netcore.h"
+#include "support.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -448,6 +449,50 @@ static void watch_set_on_fd_closed_behind_its_back_fails(void **state)
     close(sv[1]);
 }
 
+/* A callback that closes its own fd without stopping its watcher (a
+ * misuse the library cannot prevent): the watcher falls silent, as with
+ * epoll, which forgets a closed file, instead of waking the loop forever. */
+static void close_own_fd(nc_watch *w, int fd, unsigned events, void *ud)
+{
+    struct rec *r = ud;
+    (void)w;
+    (void)events;
+    r->calls++;
+    close(fd);
+}
+
+static bool never(void *arg)
+{
+    (void)arg;
+    return false;
+}
+
+static bool called(void *arg)
+{
+    return ((struct rec *)arg)->calls > 0;
+}
+
+static void watcher_whose_fd_closed_behind_it_falls_silent(void **state)
+{
+    nc_loop *loop = loop_of(state);
+    int sv[2];
+    make_socketpair(sv);
+    struct rec r = { 0 };
+    nc_watch *w = NULL;
+    assert_int_equal(nc_watch_start(loop, sv[0], NC_READABLE, close_own_fd,
+                                    &r, &w), 0);
+    assert_int_equal(write(sv[1], "x", 1), 1);
+    assert_true(run_until(loop, called, &r, 2000));
+    nc_loop_stats before, after;
+    assert_int_equal(nc_loop_stats_get(loop, &before), 0);
+    run_until(loop, never, NULL, 100);
+    assert_int_equal(nc_loop_stats_get(loop, &after), 0);
+    assert_int_equal(r.calls, 1);
+    assert_true(after.iterations - before.iterations < 20);
+    nc_watch_close(w);
+    close(sv[1]);
+}
+
 /* ---- run modes ------------------------------------------------------------- */
 
 static void timer_cb_count(nc_timer *t, void *ud)
@@ -701,6 +746,7 @@ int main(void)
         T(watcher_may_close_itself_in_its_callback),
         T(watch_start_rejects_closed_duplicate_and_regular_fds),
         T(watch_set_on_fd_closed_behind_its_back_fails),
+        T(watcher_whose_fd_closed_behind_it_falls_silent),
         T(run_default_returns_when_nothing_is_active),
         T(run_nowait_returns_at_once),
         T(run_from_inside_a_callback_returns_ebusy),

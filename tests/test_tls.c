@@ -258,6 +258,10 @@ static void check_refused(const char *crt, const char *key,
     assert_int_equal(p.srv.reason, NC_CLOSE_TLS);
     assert_int_equal(p.srv.err, -NC_ETLS_PEER_REJECTED);
     assert_true(p.cli.close_info.verify_result != 0);
+    /* The refused certificate is still there to show. */
+    assert_false(p.cli.close_info.peer_verified);
+    assert_non_null(strstr(p.cli.close_info.peer_subject, "CN = "));
+    assert_true(p.cli.close_info.peer_not_after > 0);
     assert_string_not_equal(nc_explain(NC_OP_CONNECT, p.cli.err),
                             nc_explain(NC_OP_CONNECT, -EPROTO));
     pair_end(&p);

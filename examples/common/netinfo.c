@@ -132,7 +132,8 @@ const char *netinfo_where(const nc_iface_list *list, const nc_addr *a,
 }
 
 void netinfo_print_listening(FILE *f, const nc_iface_list *list,
-                             const nc_addr *addrs, size_t n)
+                             const nc_addr *addrs, size_t n,
+                             const char *how)
 {
     size_t i;
 
@@ -140,8 +141,8 @@ void netinfo_print_listening(FILE *f, const nc_iface_list *list,
         char text[NC_ADDRSTRLEN], where[64];
         if (nc_addr_format(&addrs[i], text, sizeof text) < 0)
             snprintf(text, sizeof text, "(unprintable address)");
-        fprintf(f, "listening on %s (%s)\n", text,
-                netinfo_where(list, &addrs[i], where, sizeof where));
+        fprintf(f, "listening on %s (%s; %s)\n", text,
+                netinfo_where(list, &addrs[i], where, sizeof where), how);
     }
     fflush(f);
 }

@@ -25,10 +25,12 @@ const nc_iface *netinfo_iface_of(const nc_iface_list *list, const nc_addr *a);
 const char *netinfo_where(const nc_iface_list *list, const nc_addr *a,
                           char *buf, size_t len);
 
-/* Print "listening on ADDRESS (WHERE)" for each of the n addresses and
- * flush f at once: scripts wait for these lines. */
+/* Print "listening on ADDRESS (WHERE; HOW)" for each of the n addresses
+ * and flush f at once: scripts wait for these lines. how says how it is
+ * served ("io_uring", "epoll, TLS"). */
 void netinfo_print_listening(FILE *f, const nc_iface_list *list,
-                             const nc_addr *addrs, size_t n);
+                             const nc_addr *addrs, size_t n,
+                             const char *how);
 
 /* When no other host can reach any of the n addresses, print the
  * library's warning to f, first line prefixed "PROG: warning: ". Returns

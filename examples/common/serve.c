@@ -41,14 +41,37 @@ static int worker_start(nc_loop *loop, unsigned index, void *ud)
     return 0;
 }
 
-static int listen_all(struct server *s)
+/* The TLS context of --tls-cert and --tls-key, shared by every worker's
+ * listeners; NULL without them. */
+static int tls_context(const serve_config *cfg, nc_tls_ctx **out)
+{
+    nc_tls_options o;
+    char why[512] = "";
+    int err;
+
+    *out = NULL;
+    if (cfg->tls_cert == NULL)
+        return 0;
+    memset(&o, 0, sizeof o);
+    o.cert_file = cfg->tls_cert;
+    o.key_file = cfg->tls_key;
+    err = nc_tls_server_new(&o, out, why, sizeof why);
+    if (err < 0)
+        fprintf(stderr, "%s: cannot serve TLS: %s\n", cfg->prog,
+                why[0] ? why : nc_strerror(err));
+    return err;
+}
+
+static int listen_all(struct server *s, nc_tls_ctx *tls)
 {
     const serve_config *cfg = s->cfg;
+    nc_listener_options o = cfg->options;
     size_t i;
     int err;
 
+    o.tls = tls;
     for (i = 0; i < cfg->nspecs; i++) {
-        err = nc_workers_listen(s->workers, cfg->specs[i], &cfg->options,
+        err = nc_workers_listen(s->workers, cfg->specs[i], &o,
                                 cfg->callbacks, NULL);
         if (err < 0) {
             fprintf(stderr, "%s: cannot listen on %s: %s (%s)\n%s: %s\n",
@@ -70,10 +93,15 @@ static void announce(const struct server *s)
     if (err < 0)
         fprintf(stderr, "%s: cannot list interfaces: %s\n", s->cfg->prog,
                 nc_strerror(err));
+    char how[64];
+
     nc_workers_addrs(s->workers, addrs, MAX_ADDRS, &n);
     if (n > MAX_ADDRS)
         n = MAX_ADDRS;
-    netinfo_print_listening(stdout, ifaces, addrs, n);
+    snprintf(how, sizeof how, "%s%s",
+             nc_backend_name(nc_loop_backend(nc_workers_loop(s->workers, 0))),
+             s->cfg->tls_cert != NULL ? ", TLS" : "");
+    netinfo_print_listening(stdout, ifaces, addrs, n, how);
     if (ifaces != NULL)
         netinfo_print_reach_warning(stderr, s->cfg->prog, ifaces, addrs, n);
     nc_iface_list_free(ifaces);
@@ -161,8 +189,13 @@ int serve_run(const serve_config *cfg)
     unsigned i;
     int err;
 
+    nc_tls_ctx *tls;
+
     memset(&s, 0, sizeof s);
     s.cfg = cfg;
+    err = tls_context(cfg, &tls);
+    if (err < 0)
+        return err;
     /* A closed stdout (a log reader that went away, "| true") must not
      * kill the server with SIGPIPE; the library itself never raises it. */
     signal(SIGPIPE, SIG_IGN);
@@ -184,9 +217,10 @@ int serve_run(const serve_config *cfg)
                 cfg->prog, nc_strerror(err));
         for (i = 0; i < SERVE_MAX_THREADS; i++)
             free(s.blocks[i]);
+        nc_tls_ctx_free(tls);
         return err;
     }
-    err = listen_all(&s);
+    err = listen_all(&s, tls);
     if (err == 0) {
         announce(&s);
         err = nc_workers_run(s.workers, cfg->grace_ms);   /* until a signal */
@@ -200,6 +234,7 @@ int serve_run(const serve_config *cfg)
     if (err == 0)
         print_summary(&s);
     nc_workers_free(s.workers);
+    nc_tls_ctx_free(tls);
     for (i = 0; i < SERVE_MAX_THREADS; i++)
         free(s.blocks[i]);
     return err;
@@ -215,6 +250,8 @@ static struct option *option_table(const serve_extra *extra)
         {"grace", required_argument, NULL, 'g'},
         {"idle-timeout", required_argument, NULL, 'i'},
         {"max-conns", required_argument, NULL, 'm'},
+        {"tls-cert", required_argument, NULL, 'c'},
+        {"tls-key", required_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
     };
@@ -294,6 +331,12 @@ void serve_parse_args(serve_config *cfg, int argc, char **argv,
                                  "from 1 to %u", optarg, UINT32_MAX);
             cfg->options.max_conns = (unsigned)value;
             break;
+        case 'c':
+            cfg->tls_cert = optarg;
+            break;
+        case 'k':
+            cfg->tls_key = optarg;
+            break;
         case 'h':
             usage();
             exit(0);
@@ -315,4 +358,6 @@ void serve_parse_args(serve_config *cfg, int argc, char **argv,
         args_usage_error(prog, "unexpected argument '%s'", argv[optind]);
     if (cfg->nspecs == 0)
         cfg->specs[cfg->nspecs++] = default_spec;
+    if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL))
+        args_usage_error(prog, "--tls-cert and --tls-key go together");
 }

@@ -24,6 +24,8 @@ typedef struct serve_config {
     bool pin;                       /* worker i on CPU i */
     uint32_t grace_ms;              /* how long a stop lets replies flush */
     nc_listener_options options;
+    const char *tls_cert;           /* --tls-cert: serve TLS with this */
+    const char *tls_key;            /* --tls-key */
     const nc_conn_callbacks *callbacks;
     /* Each worker gets a zeroed block of this many bytes as its loop's
      * data (nc_loop_data), so that it counts without locks. */
@@ -45,8 +47,9 @@ typedef struct serve_extra {
 /* Fill cfg (zeroing it first) from the options every example server
  * takes: --listen SPEC (repeatable; default_spec when none), --threads N
  * (default 1, 0 = one per CPU), --pin, --grace SECONDS (default 5),
- * --idle-timeout SECONDS (default 60, 0 = never) and, when max_conns_ok,
- * --max-conns N. --help calls usage() and exits 0, --version prints the
+ * --idle-timeout SECONDS (default 60, 0 = never), --tls-cert FILE and
+ * --tls-key FILE (PEM; both or neither: then every listener speaks TLS
+ * only) and, when max_conns_ok, --max-conns N. --help calls usage() and exits 0, --version prints the
  * program's and the library's version and exits 0; extra (may be NULL)
  * adds the program's own. A bad argument exits with status 2 after one
  * line on stderr. */
@@ -57,7 +60,8 @@ void serve_parse_args(serve_config *cfg, int argc, char **argv,
 
 /* Start the workers, listen on every spec in each of them (SO_REUSEPORT;
  * unix: paths through one acceptor), print "listening on ADDRESS
- * (WHERE)" per bound address to stdout and, when other hosts cannot
+ * (WHERE; BACKEND[, TLS])" per bound address to stdout and, when other
+ * hosts cannot
  * connect, the library's warning to stderr. Then serve until SIGINT or
  * SIGTERM: stop accepting, let replies flush for grace_ms, close
  * everything, print "worker I: ..." per worker and "total: ...", then
