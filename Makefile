@@ -326,7 +326,7 @@ tsan: deps
 	fi; \
 	wrap=; \
 	if setarch "$$(uname -m)" -R true 2>/dev/null; then wrap="setarch $$(uname -m) -R"; fi; \
-	TSAN_OPTIONS='halt_on_error=1 second_deadlock_stack=1' NC_TEST_WRAPPER="$$wrap" \
+	TSAN_OPTIONS='halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp' NC_TEST_WRAPPER="$$wrap" \
 	    NC_TEST_BACKENDS='$(TEST_BACKENDS)' \
 	    NC_BUILD='$(BUILD)/tsan' bash tests/run-tests.sh --no-scripts $(TSAN_TESTS)
 

@@ -349,7 +349,7 @@ function check_all(   d, i, name, n, lines, k, ret, s, refs, nref, r, first) {
             first = lines[1]
             if (n == 1 && first ~ /^[Nn]one/) continue
             if (first !~ /^ *-E[A-Z0-9]+ /)
-                problem(doc_line[d], doc_names[d] ": the first Errors: line must be \"-EXXX  meaning\" (or \"Errors: none.\")")
+                problem(doc_line[d], doc_names[d] ": the first Errors: line must be \"-ENAME  meaning\" (or \"Errors: none.\")")
         }
     }
     for (i = 1; i <= nfn; i++) {

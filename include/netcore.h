@@ -78,7 +78,7 @@
  * - Then, each at the start of a line, come the labelled parts, in this
  *   order, each running to the next label or the end of the comment:
  *     Returns:   what the function returns (every non-void function).
- *     Errors:    one negative errno per line, "-EXXX  meaning", with
+ *     Errors:    one negative errno per line, "-ENAME  meaning", with
  *                continuation lines indented deeper; or "Errors: none."
  *                (every function returning int).
  *     Thread:    "any thread" or "the loop's thread", then any note.
