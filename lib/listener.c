@@ -509,6 +509,36 @@ static void handle_close(struct handle *h)
     nc_listener_close(container_of(h, nc_listener, handle));
 }
 
+/* The profile l's connections share: its loop, options, callbacks and
+ * TLS context (a reference; a client context is refused), and the
+ * timeout lists its options need. 0, -EINVAL or -ENOMEM; on failure
+ * nothing is held. */
+static int profile_init(nc_listener *l, nc_loop *loop,
+                        const nc_conn_callbacks *cbs, char *errbuf,
+                        size_t errlen)
+{
+    l->prof.loop = loop;
+    l->prof.listener = l;
+    l->prof.opt = l->opt.conn;
+    if (cbs)
+        l->prof.cbs = *cbs;
+    if (l->opt.tls && !nc__tls_ctx_is_server(l->opt.tls)) {
+        nc__errbuf_set(errbuf, errlen, "opts->tls is a client context: a "
+                       "listener needs one from nc_tls_server_new()");
+        return -EINVAL;
+    }
+    if (l->opt.tls) {
+        l->prof.tls = l->opt.tls;
+        nc__tls_ctx_ref(l->prof.tls);
+    }
+    int rc = nc__conn_profile_lists(&l->prof);
+    if (rc < 0 && l->prof.tls) {
+        nc__tls_ctx_unref(l->prof.tls);
+        l->prof.tls = NULL;
+    }
+    return rc;
+}
+
 /* nc_listen without the errbuf's final word. */
 static int listen_on(nc_loop *loop, const char *endpoint,
                      const nc_listener_options *opts,
@@ -540,25 +570,9 @@ static int listen_on(nc_loop *loop, const char *endpoint,
     if (rc < 0)
         nc__errbuf_set(errbuf, errlen, "a connection timeout over 2^31-1 "
                        "ms in the listener's options");
-    l->prof.loop = loop;
-    l->prof.listener = l;
-    l->prof.opt = l->opt.conn;
-    if (cbs)
-        l->prof.cbs = *cbs;
-    if (rc == 0 && l->opt.tls && !nc__tls_ctx_is_server(l->opt.tls)) {
-        nc__errbuf_set(errbuf, errlen, "opts->tls is a client context: a "
-                       "listener needs one from nc_tls_server_new()");
-        rc = -EINVAL;    /* a client context on a listener */
-    }
-    if (rc == 0 && l->opt.tls) {
-        l->prof.tls = l->opt.tls;
-        nc__tls_ctx_ref(l->prof.tls);
-    }
     if (rc == 0)
-        rc = nc__conn_profile_lists(&l->prof);
+        rc = profile_init(l, loop, cbs, errbuf, errlen);
     if (rc < 0) {
-        if (l->prof.tls)
-            nc__tls_ctx_unref(l->prof.tls);
         free(l);
         return rc;
     }
@@ -692,26 +706,13 @@ int nc__listener_new_adopter(nc_loop *loop, const nc_listener_options *opts,
     if (opts)
         l->opt = *opts;
     int rc = nc__conn_options_resolve(&l->opt.conn, &l->opt.conn);
-    l->prof.loop = loop;
-    l->prof.listener = l;
-    l->prof.opt = l->opt.conn;
-    l->prof.tcp = tcp;
-    if (cbs)
-        l->prof.cbs = *cbs;
-    if (rc == 0 && l->opt.tls && !nc__tls_ctx_is_server(l->opt.tls))
-        rc = -EINVAL;    /* as nc_listen: a listener needs a server ctx */
-    if (rc == 0 && l->opt.tls) {
-        l->prof.tls = l->opt.tls;
-        nc__tls_ctx_ref(l->prof.tls);
-    }
     if (rc == 0)
-        rc = nc__conn_profile_lists(&l->prof);
+        rc = profile_init(l, loop, cbs, NULL, 0);
     if (rc < 0) {
-        if (l->prof.tls)
-            nc__tls_ctx_unref(l->prof.tls);
         free(l);
         return rc;
     }
+    l->prof.tcp = tcp;
     l->opt.errbuf = NULL;
     l->opt.errbuf_len = 0;
     l->ud = ud;
