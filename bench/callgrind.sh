@@ -132,25 +132,7 @@ ir() {
 # calls SERVER C N TABLE: sets count to the system calls of the server
 # over N requests, and writes the per-call counts into TABLE.
 calls() {
-    local f=$out_dir/strace.$1-$2-$3.txt
-    bench_start "$tmp/server.out" -- "${server_cmd[@]}" || return 1
-    if ! bench_strace_attach "$server_pid" "$f"; then
-        bench_stop "$server_pid" || true
-        return 1
-    fi
-    if ! load "$2" "$3"; then
-        bench_strace_detach
-        bench_stop "$server_pid" || true
-        return 1
-    fi
-    bench_strace_detach
-    rm -f "$f.log"
-    bench_stop "$server_pid" || {
-        echo "callgrind.sh: $1 did not exit cleanly" >&2
-        return 1
-    }
-    bench_strace_table "$f" > "$4"
-    count=$(bench_strace_calls "$f") && [ -n "$count" ]
+    bench_calls "$out_dir/strace.$1-$2-$3.txt" "$4" "$2" "$3"
 }
 
 per_request() {

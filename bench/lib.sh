@@ -215,3 +215,30 @@ bench_breakdown() {
         { v = ($2 - base[$1]) / d; if (v >= 0.005) printf "%s %.2f\n", $1, v }
     ' "$1" "$2" | sort -k2,2gr | awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2 } END { print "" }'
 }
+
+# bench_calls FILE TABLE LOAD_ARGS...: with the server of server_cmd
+# started and strace attached (its output in FILE), run the caller's
+# `load LOAD_ARGS...`; then stop the server, write strace's per-call
+# table to TABLE and set count to its total number of system calls.
+bench_calls() {
+    local f=$1 table=$2
+    shift 2
+    bench_start "$tmp/server.out" -- "${server_cmd[@]}" || return 1
+    if ! bench_strace_attach "$server_pid" "$f"; then
+        bench_stop "$server_pid" || true
+        return 1
+    fi
+    if ! load "$@"; then
+        bench_strace_detach
+        bench_stop "$server_pid" || true
+        return 1
+    fi
+    bench_strace_detach
+    rm -f "$f.log"
+    bench_stop "$server_pid" || {
+        echo "${0##*/}: ${server_cmd[0]##*/} did not exit cleanly" >&2
+        return 1
+    }
+    bench_strace_table "$f" > "$table"
+    count=$(bench_strace_calls "$f") && [ -n "$count" ]
+}

@@ -130,25 +130,7 @@ ir() {
 # calls SERVER JOB N TABLE: count = the server's system calls over the
 # run; the per-call counts go to TABLE.
 calls() {
-    local f=$out_dir/strace.tls-$1-$2-$3.txt
-    bench_start "$tmp/server.out" -- "${server_cmd[@]}" || return 1
-    if ! bench_strace_attach "$server_pid" "$f"; then
-        bench_stop "$server_pid" || true
-        return 1
-    fi
-    if ! load "$2" "$3"; then
-        bench_strace_detach
-        bench_stop "$server_pid" || true
-        return 1
-    fi
-    bench_strace_detach
-    rm -f "$f.log"
-    bench_stop "$server_pid" || {
-        echo "tls_callgrind.sh: $1 did not exit cleanly" >&2
-        return 1
-    }
-    bench_strace_table "$f" > "$4"
-    count=$(bench_strace_calls "$f") && [ -n "$count" ]
+    bench_calls "$out_dir/strace.tls-$1-$2-$3.txt" "$4" "$2" "$3"
 }
 
 per_unit() {   # per_unit COUNT1 COUNT2 DIVISOR FORMAT
