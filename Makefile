@@ -230,6 +230,9 @@ $(BUILD)/tests/%: $(OBJ)/tests/%.o $(SUPPORT_OBJ) $(COMMON_OBJS) $(STATIC) | dep
 
 # test_oom makes the library's allocations fail on purpose.
 $(BUILD)/tests/test_oom: TEST_LDFLAGS = -Wl,--wrap=malloc,--wrap=realloc,--wrap=calloc
+# test_ring makes io_uring_enter fail on purpose (with liburing only).
+RING_WRAP = -Wl,--wrap=io_uring_submit_and_wait_timeout
+$(BUILD)/tests/test_ring: TEST_LDFLAGS = $(if $(HAVE_URING),$(RING_WRAP))
 
 # Examples link like any program using the installed library would, with
 # an rpath so they run from the build tree.

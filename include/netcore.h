@@ -1174,6 +1174,34 @@ void nc_signal_close(nc_signal *s);
  * no further callback of the connection runs, and on_close follows at
  * the end of the loop iteration.
  *
+ * Calling back into the library. Every callback of a loop (on_open,
+ * on_data, on_drain, on_close, a write's free_fn, timers, deferred and
+ * posted calls, signal handlers, worker hooks) may call any function on
+ * any object of that loop, its own connection and listener included:
+ * write, close, abort, shutdown, pause or resume reading, set timeouts,
+ * stop or close a listener, stop or shut down the loop, stop or free a
+ * timer. Each call either works or returns the error documented for the
+ * object's state at that moment; none frees memory a callback is still
+ * reading, closes a descriptor it no longer owns, or runs another
+ * callback of the same connection nested inside it. Per callback:
+ *
+ * - on_open: the connection is open; everything applies.
+ * - on_data: data stays valid for the whole call, whatever the call
+ *   does (closing or aborting its own connection, or closing another
+ *   one, included). After a close from inside it, no further on_data of
+ *   that connection runs.
+ * - on_drain: everything applies.
+ * - on_close: the connection is closed: writes and nc_conn_shutdown()
+ *   return -ENOTCONN, nc_conn_close(), nc_conn_abort() and reading
+ *   calls do nothing; other objects are unaffected.
+ * - a write's free_fn (nc_conn_write_owned): runs either inside
+ *   nc_conn_write_owned() when the kernel takes the whole buffer at once,
+ *   or from the loop at the end of the iteration in which the buffer was
+ *   sent or dropped, never inside another library call; everything
+ *   applies, as from a deferred call.
+ * - nc_loop_run() from inside the loop returns -EBUSY; nc_loop_free()
+ *   from inside it does nothing.
+ *
  * Example: docs/examples/connections.c
  * ---------------------------------------------------------------------- */
 
@@ -1298,8 +1326,10 @@ typedef struct nc_conn_options {
                                 on_drain runs (default high_water / 4) */
     size_t max_input;        /* unconsumed input allowed (default 1 MiB) */
     size_t read_budget;      /* bytes read per iteration (default 256 KiB) */
-    uint32_t idle_timeout_ms;    /* close after this long with nothing
-                                    received (0 = never) */
+    uint32_t idle_timeout_ms;    /* close after this long with no
+                                    progress either way: nothing received
+                                    and nothing of the output taken by the
+                                    kernel (0 = never) */
     uint32_t connect_timeout_ms; /* nc_connect only (0 = the kernel's) */
     bool no_delay_off;       /* leave Nagle on (TCP_NODELAY is on by
                                 default) */
@@ -1480,9 +1510,12 @@ int nc_conn_writev(nc_conn *c, const struct iovec *iov, int cnt);
 /* Zero-copy write: queue data without copying it.
  *
  * The library takes ownership of data and calls free_fn(data, arg) once
- * it is sent or dropped (by a close), possibly before this function
- * returns if the kernel takes it all at once; free_fn may be NULL. On
- * error the caller keeps ownership.
+ * it is sent or dropped (by a close): inside this call when the kernel
+ * takes it all at once (or, with TLS, once it is encrypted), otherwise
+ * from the loop at the end of the iteration in which that happened, never
+ * nested in another library call, so free_fn may call any function
+ * (close its connection, write again...). free_fn may be NULL. On error
+ * the caller keeps ownership.
  *
  * Returns: 0 on success, or a negative errno.
  * Errors:
@@ -1540,10 +1573,17 @@ void nc_conn_abort(nc_conn *c);
  * reads end of stream); reading goes on and later writes fail with
  * -EPIPE.
  *
+ * With TLS, the close_notify goes first (after what is queued); if it
+ * cannot be sent (the peer reset the connection) the connection is
+ * closed and the send's error returned.
+ *
  * Returns: 0 on success, or a negative errno.
  * Errors:
  *   -EINVAL    c is NULL
  *   -ENOTCONN  not open: connecting, closing or closed
+ *   other      TLS: the close_notify's send failed with this errno
+ *              (-ECONNRESET, -EPIPE, ...): the connection is being closed
+ *              and on_close follows with the same errno
  * Thread: the loop's thread.
  * See also: nc_conn_close, nc_conn_options
  */
@@ -1553,9 +1593,13 @@ int nc_conn_shutdown(nc_conn *c);
  *
  * Independent of the pause caused by high_water: reading happens only
  * when neither applies. While reading is paused the peer's end of stream
- * is not seen either (a reset is). When reading resumes, input left
- * unconsumed is handed to on_data again from the loop, without waiting
- * for new bytes. NULL is allowed.
+ * is not seen either (a reset is), and nothing is lost for it: with TLS,
+ * plain text decrypted before the pause and a close_notify behind it, or
+ * after nc_conn_shutdown() the peer's last bytes and its end (both
+ * directions closed), wait until reading resumes, then arrive in order
+ * with the end last. When reading resumes, input left unconsumed is
+ * handed to on_data again from the loop, without waiting for new bytes.
+ * NULL is allowed.
  *
  * Thread: the loop's thread.
  * See also: nc_conn_options

@@ -171,12 +171,16 @@ int nc__ring_recv(struct ring *r, int fd, uint64_t token)
     return 0;
 }
 
-int nc__ring_poll(struct ring *r, int fd, uint64_t token, unsigned events)
+int nc__ring_poll(struct ring *r, int fd, uint64_t token, unsigned events,
+                  bool multishot)
 {
     struct io_uring_sqe *s = sqe_get(r);
     if (!s)
         return -EBUSY;
-    io_uring_prep_poll_add(s, fd, events);
+    if (multishot)
+        io_uring_prep_poll_multishot(s, fd, events);
+    else
+        io_uring_prep_poll_add(s, fd, events);
     io_uring_sqe_set_data64(s, ud_make(token, 0, RQ_POLL));
     r->live++;
     return 0;
@@ -187,28 +191,36 @@ void nc__ring_cancel(struct ring *r, uint64_t token, enum ring_req kind)
     cancel_later(r, ud_make(token, 0, kind));
 }
 
-void nc__ring_close(struct ring *r, int fd, bool cancel)
+/* Cancel every request on fd and wait until they are gone. */
+static void cancel_fd_now(struct ring *r, int fd)
 {
+    struct io_uring_sync_cancel_reg reg = {
+        .fd = fd, .flags = IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL,
+        .timeout = { .tv_sec = -1, .tv_nsec = -1 },
+    };
+    io_uring_register_sync_cancel(&r->uring, &reg);
+}
+
+void nc__ring_close(struct ring *r, int fd, bool cancel, bool now)
+{
+    struct io_uring_sqe *s = now ? NULL : sqe_get(r);
+    if (cancel && !s) {
+        cancel_fd_now(r, fd);
+        close(fd);
+        return;
+    }
     if (cancel) {
-        struct io_uring_sqe *s = sqe_get(r);
-        if (!s) {
-            struct io_uring_sync_cancel_reg reg = {
-                .fd = fd, .flags = IORING_ASYNC_CANCEL_FD |
-                                   IORING_ASYNC_CANCEL_ALL,
-                .timeout = { .tv_sec = -1, .tv_nsec = -1 },
-            };
-            io_uring_register_sync_cancel(&r->uring, &reg);
-            close(fd);
-            return;
-        }
         io_uring_prep_cancel_fd(s, fd, IORING_ASYNC_CANCEL_ALL);
         /* The close runs whether or not there was anything to cancel. */
         s->flags |= IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
         io_uring_sqe_set_data64(s, RQ_NONE);
-    }
-    struct io_uring_sqe *s = sqe_get(r);
-    if (!s) {
-        io_uring_submit(&r->uring);   /* the cancel goes first */
+        s = sqe_get(r);
+        if (!s) {
+            io_uring_submit(&r->uring);   /* the cancel goes first */
+            close(fd);
+            return;
+        }
+    } else if (!s) {
         close(fd);
         return;
     }
@@ -545,6 +557,30 @@ static int reap(struct ring *r)
     return n;
 }
 
+/* The submission failed before the kernel took everything (-EBUSY while
+ * its completion queue overflows, -EAGAIN short of memory), so requests
+ * wait in the submission queue for the next try. A send among them
+ * points into a connection's output queue and a message slot, which the
+ * callbacks about to run may free (a close) or reuse (the next
+ * iteration's sends): each becomes a no-op with the send's user data,
+ * whose completion (0 bytes) reads as a socket found full, so the bytes
+ * are sent again once it is writable. liburing keeps the submission
+ * array in ring order (index i is entry i), so the entries not taken yet
+ * are those from the kernel's head to liburing's tail. */
+static void defuse_sends(struct ring *r)
+{
+    struct io_uring_sq *sq = &r->uring.sq;
+    unsigned head = io_uring_smp_load_acquire(sq->khead);
+    for (unsigned i = head; i != sq->sqe_tail; i++) {
+        struct io_uring_sqe *s = &sq->sqes[i & sq->ring_mask];
+        uint64_t ud = s->user_data;
+        if (ud_kind(ud) != RQ_SEND)
+            continue;
+        io_uring_prep_nop(s);
+        io_uring_sqe_set_data64(s, ud);
+    }
+}
+
 static int uring_wait(struct backend *b, nc_loop *loop, int timeout_ms)
 {
     struct ring *r = (struct ring *)b;
@@ -569,6 +605,8 @@ static int uring_wait(struct backend *b, nc_loop *loop, int timeout_ms)
                                               NULL);
     nc__loop_woke(loop);
     r->expect = 0;
+    if (io_uring_sq_ready(&r->uring) > 0)
+        defuse_sends(r);
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN &&
         rc != -EBUSY)
         return rc;

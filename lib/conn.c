@@ -215,9 +215,9 @@ void nc__conn_cold_release(nc_conn *c)
 /* ---- interest ---------------------------------------------------------------- */
 
 /* What c wants from the kernel: CF_WANT_READ and CF_WANT_WRITE. */
-uint32_t nc__conn_interest(const nc_conn *c)
+uint64_t nc__conn_interest(const nc_conn *c)
 {
-    uint32_t want = 0;
+    uint64_t want = 0;
     switch (conn_state(c)) {
     case CS_CONNECTING:
         return CF_WANT_WRITE;
@@ -260,13 +260,21 @@ void nc__conn_rearm(nc_conn *c)
         nc__ring_conn_sync(c);
         return;
     }
-    uint32_t want = nc__conn_interest(c);
-    uint32_t have = c->flags & (CF_WANT_READ | CF_WANT_WRITE);
+    uint64_t want = nc__conn_interest(c);
+    uint64_t have = c->flags & (CF_WANT_READ | CF_WANT_WRITE);
+    nc_loop *loop = conn_loop(c);
+    if ((c->flags & (CF_HUP | CF_REGISTERED)) == (CF_HUP | CF_REGISTERED) &&
+        !want) {
+        /* A hang-up is reported whatever the interest: out of the set
+         * until there is something to read. */
+        nc__backend_set(loop->backend, c->fd, 0, BACKEND_DEL, 0);
+        c->flags &= ~(CF_WANT_READ | CF_WANT_WRITE | CF_REGISTERED);
+        return;
+    }
     if (c->flags & CF_REGISTERED ? want == have : !want)
         return;
     unsigned events = (want & CF_WANT_READ ? EV_READ | EV_RDHUP : 0) |
                       (want & CF_WANT_WRITE ? EV_WRITE : 0);
-    nc_loop *loop = conn_loop(c);
     int op = (c->flags & CF_REGISTERED) ? BACKEND_MOD : BACKEND_ADD;
     int rc = nc__backend_set(loop->backend, c->fd,
                              fd_token(c->idle.tag, c->fd), op, events);
@@ -296,8 +304,10 @@ static void deliver_close(struct defer_node *n)
         nc__conn_profile_free((struct conn_profile *)prof);
 }
 
-void nc__conn_teardown(nc_conn *c, nc_close_reason reason, int err,
-                       bool reset)
+/* nc__conn_teardown; with now, the descriptor is free again before this
+ * returns on every backend. */
+static void teardown(nc_conn *c, nc_close_reason reason, int err, bool reset,
+                     bool now)
 {
     if (conn_state(c) == CS_CLOSED)
         return;
@@ -311,15 +321,15 @@ void nc__conn_teardown(nc_conn *c, nc_close_reason reason, int err,
          * as epoll drops it. */
         if ((c->flags & (CF_RING | CF_FULL)) == CF_RING && !reset &&
             c->cold->sending == 0 && c->cold->out.bytes > 0)
-            nc__outq_flush(&c->cold->out, c->fd);
-        nc__outq_clear(&c->cold->out);
+            nc__outq_flush(&c->cold->out, c->fd, loop);
+        nc__outq_clear(&c->cold->out, loop);
         nc__conn_input_clear(c);
     }
     nc__fd_detach(loop, c->fd);
     if (reset)
         nc__set_linger_reset(c->fd);
     if (c->flags & CF_RING)
-        nc__ring_conn_close(c);    /* its requests first, then the fd */
+        nc__ring_conn_close(c, now);   /* its requests first, then the fd */
     else
         close(c->fd);    /* which also takes it out of the epoll set */
     c->fd = -1;
@@ -337,6 +347,17 @@ void nc__conn_teardown(nc_conn *c, nc_close_reason reason, int err,
         nc__listener_conn_gone(c->prof->listener);
     /* on_close must not run nested inside another callback of c. */
     nc__loop_defer(loop, &c->done.close_node, deliver_close);
+}
+
+void nc__conn_teardown(nc_conn *c, nc_close_reason reason, int err,
+                       bool reset)
+{
+    teardown(c, reason, err, reset, false);
+}
+
+void nc__conn_evict(nc_conn *c)
+{
+    teardown(c, NC_CLOSE_IDLE, -EMFILE, false, true);
 }
 
 void nc__conn_shutdown_now(nc_conn *c)
@@ -395,8 +416,16 @@ void nc__conn_flushed(nc_conn *c)
         finish_close(c);
 }
 
-void nc__conn_begin_close(nc_conn *c, nc_close_reason reason)
+void nc__conn_begin_close(nc_conn *c, nc_close_reason reason, int err)
 {
+    if (err || c->cold) {
+        struct conn_cold *k = nc__conn_cold(c);
+        if (!k) {
+            nc__conn_teardown(c, NC_CLOSE_ERROR, -ENOMEM, false);
+            return;
+        }
+        k->close_err = err;
+    }
     conn_set_reason(c, reason);
     conn_set_state(c, CS_CLOSING);
     nc__conn_input_clear(c);
@@ -508,7 +537,7 @@ void nc_conn_close(nc_conn *c)
         nc__conn_teardown(c, NC_CLOSE_LOCAL, 0, false);
         return;
     case CS_OPEN:
-        nc__conn_begin_close(c, NC_CLOSE_LOCAL);
+        nc__conn_begin_close(c, NC_CLOSE_LOCAL, 0);
         return;
     default:
         return;
@@ -527,8 +556,11 @@ int nc_conn_shutdown(nc_conn *c)
         return -EINVAL;
     if (conn_state(c) != CS_OPEN)
         return -ENOTCONN;
-    if (c->flags & CF_TLS)
+    if (c->flags & CF_TLS) {
         nc__tls_close_notify(c);     /* before FIN, after what is queued */
+        if (conn_state(c) == CS_CLOSED)
+            return c->done.close_err ? c->done.close_err : -EPIPE;
+    }
     c->flags |= CF_SHUT_WANTED;
     if (conn_queued(c) == 0 && !(c->flags & CF_SHUT_DONE)) {
         c->flags |= CF_SHUT_DONE;

@@ -56,7 +56,10 @@ struct conn_cold {
     struct defer_node redeliver;   /* hand buffered input back */
     uint16_t idle_override;    /* nc_conn_set_idle_timeout while
                                   connecting: the list to use once open */
-    int close_err;             /* the err a graceful close will report */
+    int close_err;             /* the err a graceful close will report,
+                                  or the end of stream will (pending) */
+    bool in_busy;              /* on_data is reading in: a clear only
+                                  empties it, the free waits (conn_read.c) */
     struct tls_conn *tls;      /* TLS state, or NULL */
     size_t sending;            /* io_uring: bytes in the send submitted */
 };
@@ -70,38 +73,45 @@ enum conn_state {
     CS_CLOSED
 };
 
-/* flags: the state, the close reason, and one bit per condition. */
-#define CF_STATE_MASK 0x7u
+/* flags: the state, the close reason, and one bit per condition. Every
+ * mask is 64 bits wide, so that ~CF_X keeps the upper half. */
+#define CF_BIT(n) ((uint64_t)1 << (n))
+#define CF_STATE_MASK ((uint64_t)0x7)
 #define CF_REASON_SHIFT 3          /* 4 bits: nc_close_reason */
-#define CF_REASON_MASK (0xfu << CF_REASON_SHIFT)
-#define CF_PAUSED (1u << 7)        /* nc_conn_read_stop */
-#define CF_BACKPRESSURE (1u << 8)  /* output above high water */
-#define CF_EOF (1u << 9)           /* the peer's end of stream was read */
-#define CF_SHUT_WANTED (1u << 10)  /* nc_conn_shutdown: FIN after flush */
-#define CF_SHUT_DONE (1u << 11)
-#define CF_SENT (1u << 12)         /* a send went out */
-#define CF_NODELAY_DONE (1u << 13)
-#define CF_DRAINED (1u << 14)      /* the last read emptied the socket */
-#define CF_REDELIVER (1u << 15)    /* a redelivery is queued */
-#define CF_WANT_READ (1u << 16)    /* the kernel watches for input (and the
+#define CF_REASON_MASK ((uint64_t)0xf << CF_REASON_SHIFT)
+#define CF_PAUSED CF_BIT(7)        /* nc_conn_read_stop */
+#define CF_BACKPRESSURE CF_BIT(8)  /* output above high water */
+#define CF_EOF CF_BIT(9)           /* the peer's end of stream was read */
+#define CF_SHUT_WANTED CF_BIT(10)  /* nc_conn_shutdown: FIN after flush */
+#define CF_SHUT_DONE CF_BIT(11)
+#define CF_SENT CF_BIT(12)         /* a send went out */
+#define CF_NODELAY_DONE CF_BIT(13)
+#define CF_DRAINED CF_BIT(14)      /* the last read emptied the socket */
+#define CF_REDELIVER CF_BIT(15)    /* a redelivery is queued */
+#define CF_WANT_READ CF_BIT(16)    /* the kernel watches for input (and the
                                       peer's end: EV_READ | EV_RDHUP) */
-#define CF_WANT_WRITE (1u << 17)   /* the kernel watches for writability */
-#define CF_REGISTERED (1u << 18)   /* known to the kernel's epoll set */
-#define CF_OPENED (1u << 19)       /* the socket opened: counted as open */
-#define CF_TLS (1u << 20)          /* speaks TLS (cold->tls) */
+#define CF_WANT_WRITE CF_BIT(17)   /* the kernel watches for writability */
+#define CF_REGISTERED CF_BIT(18)   /* known to the kernel's epoll set */
+#define CF_OPENED CF_BIT(19)       /* the socket opened: counted as open */
+#define CF_TLS CF_BIT(20)          /* speaks TLS (cold->tls) */
 /* On an io_uring loop (ring.h, conn_ring.c): */
-#define CF_RING (1u << 21)         /* completes through the ring */
-#define CF_R_ARMED (1u << 22)      /* a receive is in the kernel */
-#define CF_R_CANCEL (1u << 23)     /* ... and its cancel was asked for */
-#define CF_P_ARMED (1u << 24)      /* a poll request is in the kernel */
-#define CF_P_OUT (1u << 25)        /* ... for POLLOUT (else hang-ups only) */
-#define CF_P_CANCEL (1u << 26)     /* ... and its cancel was asked for */
-#define CF_SEND_QUEUED (1u << 27)  /* a send waits for the next submission */
-#define CF_FULL (1u << 28)         /* the last send found the socket full */
-#define CF_PEER_SENT (1u << 30)    /* input came while closing (io_uring) */
-#define CF_EOF_PENDING (1u << 29)  /* the end of stream came while input
+#define CF_RING CF_BIT(21)         /* completes through the ring */
+#define CF_R_ARMED CF_BIT(22)      /* a receive is in the kernel */
+#define CF_R_CANCEL CF_BIT(23)     /* ... and its cancel was asked for */
+#define CF_P_ARMED CF_BIT(24)      /* a poll request is in the kernel */
+#define CF_P_OUT CF_BIT(25)        /* ... for POLLOUT (else hang-ups only) */
+#define CF_P_CANCEL CF_BIT(26)     /* ... and its cancel was asked for */
+#define CF_SEND_QUEUED CF_BIT(27)  /* a send waits for the next submission */
+#define CF_FULL CF_BIT(28)         /* the last send found the socket full */
+#define CF_EOF_PENDING CF_BIT(29)  /* the end of stream came while input
                                       was not delivered: it follows that
-                                      input (io_uring) */
+                                      input */
+#define CF_PEER_SENT CF_BIT(30)    /* input came while closing (io_uring) */
+#define CF_HUP CF_BIT(31)          /* the kernel reported a hang-up with
+                                      no error: nothing is left to watch
+                                      for until reading resumes */
+#define CF_ABOVE_LOW CF_BIT(32)    /* the queue grew above low water since
+                                      the last on_drain */
 
 struct nc_conn {
     const struct conn_profile *prof;
@@ -118,7 +128,7 @@ struct nc_conn {
         } done;
     };
     int fd;
-    uint32_t flags;
+    uint64_t flags;
 };
 
 static inline enum conn_state conn_state(const nc_conn *c)
@@ -128,7 +138,7 @@ static inline enum conn_state conn_state(const nc_conn *c)
 
 static inline void conn_set_state(nc_conn *c, enum conn_state s)
 {
-    c->flags = (c->flags & ~CF_STATE_MASK) | (uint32_t)s;
+    c->flags = (c->flags & ~CF_STATE_MASK) | (uint64_t)s;
 }
 
 static inline nc_close_reason conn_reason(const nc_conn *c)
@@ -138,7 +148,7 @@ static inline nc_close_reason conn_reason(const nc_conn *c)
 
 static inline void conn_set_reason(nc_conn *c, nc_close_reason r)
 {
-    c->flags = (c->flags & ~CF_REASON_MASK) | ((uint32_t)r << CF_REASON_SHIFT);
+    c->flags = (c->flags & ~CF_REASON_MASK) | ((uint64_t)r << CF_REASON_SHIFT);
 }
 
 static inline nc_loop *conn_loop(const nc_conn *c)
@@ -182,7 +192,7 @@ int nc__conn_new(const struct conn_profile *prof, int fd, void *ud,
  * accept): read it now, before asking epoll for anything. */
 void nc__conn_open(nc_conn *c, bool input_waiting);
 /* What c wants from the kernel now: CF_WANT_READ and CF_WANT_WRITE. */
-uint32_t nc__conn_interest(const nc_conn *c);
+uint64_t nc__conn_interest(const nc_conn *c);
 /* Bring the kernel's interest in line with the state (a syscall only
  * when it changed); closes c if that fails. */
 void nc__conn_rearm(nc_conn *c);
@@ -190,12 +200,15 @@ void nc__conn_rearm(nc_conn *c);
  * deferred to the end of the iteration. reset sends RST. Idempotent. */
 void nc__conn_teardown(nc_conn *c, nc_close_reason reason, int err,
                        bool reset);
+/* Close c (NC_CLOSE_IDLE, -EMFILE) to admit a new connection: its
+ * descriptor is free again when this returns, on every backend. */
+void nc__conn_evict(nc_conn *c);
 /* Close for an I/O failure err (negative errno) seen during op. */
 void nc__conn_fail(nc_conn *c, nc_op op, int err);
 /* The output queue is empty: finish what waited for it. */
 void nc__conn_flushed(nc_conn *c);
-/* Begin a graceful close that reports reason once it is done. */
-void nc__conn_begin_close(nc_conn *c, nc_close_reason reason);
+/* Begin a graceful close that reports reason and err once it is done. */
+void nc__conn_begin_close(nc_conn *c, nc_close_reason reason, int err);
 /* The cold part, created when missing. NULL when memory is short. */
 struct conn_cold *nc__conn_cold(nc_conn *c);
 /* TLS: the handshake completed; open for the user (on_open). */
@@ -218,14 +231,17 @@ void nc__conn_read_now(nc_conn *c);
 /* Hand n received bytes (plain text) to the user, buffering the rest. */
 void nc__conn_input(nc_conn *c, const char *data, size_t n);
 /* The peer ended its stream; err (0 or a negative value) is what the
- * close this begins will report. */
+ * close this begins will report. While input before it is not delivered
+ * (reading paused, or a redelivery queued) the end waits behind it
+ * (CF_EOF_PENDING), on every backend and for TLS alike. */
 void nc__conn_input_end(nc_conn *c, int err);
 /* Plain text from the TLS layer: delivered like received bytes, or kept
  * unconsumed while the user is not reading. */
 void nc__conn_input_plain(nc_conn *c, const char *data, size_t n);
 /* Reading resumed: hand buffered input back from the loop. */
 void nc__conn_schedule_redeliver(nc_conn *c);
-/* Free the input buffer. */
+/* Drop the unconsumed input. Its memory is freed at once, or, while
+ * on_data is reading it (in_busy), when on_data returns. */
 void nc__conn_input_clear(nc_conn *c);
 /* io_uring: n bytes arrived (from the ring's buffer); more: the socket
  * holds more. */

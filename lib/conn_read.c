@@ -34,9 +34,12 @@ void nc__conn_input_clear(nc_conn *c)
     struct conn_cold *k = c->cold;
     if (!k || !k->in)
         return;
+    k->in_off = k->in_len = 0;
+    if (k->in_busy)
+        return;     /* on_data is reading it: see call_on_buffer */
     free(k->in);
     k->in = NULL;
-    k->in_off = k->in_len = k->in_cap = 0;
+    k->in_cap = 0;
 }
 
 static inline char *in_data(const struct conn_cold *k)
@@ -121,6 +124,22 @@ static size_t call_on_data(nc_conn *c, const char *data, size_t len)
     return used > len ? len : used;
 }
 
+/* Hand on_data the first len bytes of c's own input buffer. on_data may
+ * close c, which drops the input: the buffer it is reading is freed only
+ * once it has returned. Returns what on_data consumed (0 when c is no
+ * longer open, its input gone). */
+static size_t call_on_buffer(nc_conn *c, size_t len)
+{
+    struct conn_cold *k = c->cold;
+    k->in_busy = true;
+    size_t used = call_on_data(c, in_data(k), len);
+    k->in_busy = false;
+    if (conn_state(c) == CS_OPEN)
+        return used;
+    nc__conn_input_clear(c);
+    return 0;
+}
+
 /* Unconsumed input above max_input: the peer sends what we cannot use. */
 static bool over_limit(nc_conn *c)
 {
@@ -144,9 +163,9 @@ static bool deliver_buffered(nc_conn *c)
     while (conn_delivering(c) && c->cold && c->cold->in_len > 0) {
         struct conn_cold *k = c->cold;
         size_t len = k->in_len < LOOP_READ_BUF ? k->in_len : LOOP_READ_BUF;
-        size_t used = call_on_data(c, in_data(k), len);
+        size_t used = call_on_buffer(c, len);
         if (used == 0 && len < k->in_len && conn_delivering(c))
-            used = call_on_data(c, in_data(k), len = k->in_len);
+            used = call_on_buffer(c, len = k->in_len);
         if (conn_state(c) != CS_OPEN)
             return false;   /* closed or closing: the input was dropped */
         bool all = len == k->in_len;
@@ -217,14 +236,10 @@ void nc__conn_input_plain(nc_conn *c, const char *data, size_t n)
         over_limit(c);
 }
 
-void nc__conn_input_end(nc_conn *c, int err)
+/* The peer's end of stream, everything before it delivered. */
+static void end_now(nc_conn *c, int err)
 {
-    c->flags |= CF_EOF | CF_DRAINED;
-    if (err) {
-        struct conn_cold *k = nc__conn_cold(c);
-        if (k)
-            k->close_err = err;
-    }
+    c->flags = (c->flags | CF_EOF | CF_DRAINED) & ~CF_EOF_PENDING;
     switch (conn_state(c)) {
     case CS_OPEN:
         break;
@@ -242,17 +257,36 @@ void nc__conn_input_end(nc_conn *c, int err)
     if (c->prof->opt.keep_half_open) {
         /* The end call: whatever is still unconsumed (maybe nothing), with
          * nc_conn_eof() true. on_data may still write. */
-        if (conn_buffered(c)) {
-            struct conn_cold *k = c->cold;
-            call_on_data(c, in_data(k), k->in_len);
-        } else {
+        if (conn_buffered(c))
+            call_on_buffer(c, c->cold->in_len);
+        else
             call_on_data(c, "", 0);
-        }
         if (conn_state(c) != CS_OPEN)
             return;
     }
     /* Send what is queued, then close. */
-    nc__conn_begin_close(c, NC_CLOSE_PEER);
+    nc__conn_begin_close(c, NC_CLOSE_PEER, err);
+}
+
+void nc__conn_input_end(nc_conn *c, int err)
+{
+    if (conn_state(c) != CS_OPEN ||
+        (conn_delivering(c) && !(c->flags & CF_REDELIVER))) {
+        end_now(c, err);
+        return;
+    }
+    /* Input that came before the end is not delivered yet (reading is
+     * paused, or kept input waits for its redelivery): the end follows
+     * it, as it does in the socket. */
+    struct conn_cold *k = nc__conn_cold(c);
+    if (!k) {
+        nc__conn_teardown(c, NC_CLOSE_ERROR, -ENOMEM, false);
+        return;
+    }
+    k->close_err = err;
+    c->flags |= CF_EOF_PENDING;
+    nc__conn_rearm(c);      /* nothing more to read */
+    nc__conn_schedule_redeliver(c);
 }
 
 /* Hand buffered input back after a pause; then the end of stream that
@@ -269,8 +303,7 @@ static void redeliver_run(struct defer_node *n)
     if ((c->flags & CF_EOF_PENDING) && conn_delivering(c)) {
         /* All of it offered: what is left the user declined, as it
          * would be when epoll reads the end. */
-        c->flags &= ~CF_EOF_PENDING;
-        eof_now(c);
+        end_now(c, c->cold->close_err);
     }
     if (conn_state(c) == CS_CLOSED)
         return;
@@ -308,11 +341,18 @@ static bool keeps_reading(const nc_conn *c)
     }
 }
 
+/* Discarding never uses the loop's read buffer: a close from inside
+ * on_data (of this connection or another) discards, and on_data may still
+ * be reading that buffer. TCP drops the bytes in the kernel (MSG_TRUNC);
+ * a Unix socket reads them into a scratch buffer of its own. */
 int nc__conn_discard_input(nc_conn *c)
 {
-    char *buf = conn_loop(c)->read_buf;
+    char scratch[4096];
+    bool tcp = c->prof->tcp;
     for (size_t budget = c->prof->opt.read_budget; budget > 0;) {
-        ssize_t n = read(c->fd, buf, LOOP_READ_BUF);
+        ssize_t n = tcp ? recv(c->fd, NULL, LOOP_READ_BUF,
+                               MSG_TRUNC | MSG_DONTWAIT)
+                        : read(c->fd, scratch, sizeof(scratch));
         if (n > 0) {
             budget = (size_t)n < budget ? budget - (size_t)n : 0;
             continue;
@@ -436,17 +476,6 @@ void nc__conn_recv_end(nc_conn *c, int res)
         nc__conn_fail(c, NC_OP_READ, res);
         return;
     }
-    if (conn_state(c) == CS_OPEN &&
-        (!conn_delivering(c) || conn_buffered(c) > 0)) {
-        /* The input before it is still to be delivered (or the user
-         * does not read now): the end comes after it, as with epoll,
-         * where it is read only once the socket holds nothing else. What
-         * is buffered is offered once more first (the user may have
-         * declined it for a queue that has drained since). */
-        c->flags |= CF_EOF_PENDING;
-        nc__conn_schedule_redeliver(c);
-        return;
-    }
     eof_now(c);
 }
 
@@ -462,8 +491,12 @@ static void eof_now(nc_conn *c)
 
 /* ---- events ------------------------------------------------------------- */
 
-/* A hang-up or error reported while c does not read: a pending error is a
- * reset or a failure; otherwise both directions are closed. */
+/* A hang-up or error reported while c does not read. A pending error is
+ * a reset or a failure. Without one, both directions are closed (ours by
+ * nc_conn_shutdown): what the peer sent before its end may still be in
+ * the socket, and is read, with the end, when reading resumes; until then
+ * there is nothing left to watch for (CF_HUP), so that a hang-up the
+ * kernel keeps reporting cannot spin the loop. */
 static void conn_hangup(nc_conn *c)
 {
     int soerr = 0;
@@ -474,10 +507,10 @@ static void conn_hangup(nc_conn *c)
         nc__conn_fail(c, NC_OP_READ, -soerr);
         return;
     }
-    c->flags |= CF_EOF;
     switch (conn_state(c)) {
     case CS_OPEN:
-        nc__conn_teardown(c, NC_CLOSE_PEER, 0, false);
+        c->flags |= CF_HUP;
+        nc__conn_rearm(c);
         return;
     case CS_HANDSHAKE:
         nc__conn_teardown(c, NC_CLOSE_TLS, -NC_ETLS_TRUNCATED, false);

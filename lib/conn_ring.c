@@ -16,15 +16,19 @@
 
 /* The poll request c should have: 0 none, else the events (POLLOUT, or
  * EV_HUP for hang-ups only). */
-static unsigned wanted_poll(const nc_conn *c, uint32_t want)
+static unsigned wanted_poll(const nc_conn *c, uint64_t want)
 {
     if (conn_state(c) == CS_CONNECTING)
         return EV_WRITE;
-    if ((want & CF_WANT_WRITE) && (c->flags & CF_FULL))
+    /* Room to send: asked for once the socket was found full, and kept
+     * while output is queued (a multishot poll reports each time room
+     * comes, one completion per wake-up of the socket). */
+    if ((want & CF_WANT_WRITE) && (c->flags & (CF_FULL | CF_P_OUT)))
         return EV_WRITE;
     /* Not reading and open: a reset must still be seen, as epoll sees
      * it, to close the connection now rather than at its next write. */
-    if (!(want & CF_WANT_READ) && conn_state(c) == CS_OPEN)
+    if (!(want & CF_WANT_READ) && conn_state(c) == CS_OPEN &&
+        !(c->flags & CF_HUP))
         return EV_HUP;
     return 0;
 }
@@ -42,7 +46,7 @@ void nc__ring_conn_sync(nc_conn *c)
         return;
     struct ring *r = conn_loop(c)->ring;
     uint64_t token = fd_token(c->idle.tag, c->fd);
-    uint32_t want = nc__conn_interest(c);
+    uint64_t want = nc__conn_interest(c);
 
     int rc = 0;
     if ((want & CF_WANT_READ) && !(c->flags & CF_R_ARMED)) {
@@ -58,7 +62,8 @@ void nc__ring_conn_sync(nc_conn *c)
     unsigned poll = wanted_poll(c, want);
     if (rc == 0 && poll != armed_poll(c)) {
         if (!(c->flags & CF_P_ARMED)) {
-            rc = nc__ring_poll(r, c->fd, token, poll == EV_HUP ? 0 : poll);
+            rc = nc__ring_poll(r, c->fd, token, poll == EV_HUP ? 0 : poll,
+                               conn_state(c) != CS_CONNECTING);
             if (rc == 0)
                 c->flags |= CF_P_ARMED | (poll == EV_WRITE ? CF_P_OUT : 0);
         } else if (!(c->flags & CF_P_CANCEL)) {
@@ -77,10 +82,10 @@ void nc__ring_conn_sync(nc_conn *c)
         nc__conn_teardown(c, NC_CLOSE_ERROR, rc, false);
 }
 
-void nc__ring_conn_close(nc_conn *c)
+void nc__ring_conn_close(nc_conn *c, bool now)
 {
     nc__ring_close(conn_loop(c)->ring, c->fd,
-                   (c->flags & (CF_R_ARMED | CF_P_ARMED)) != 0);
+                   (c->flags & (CF_R_ARMED | CF_P_ARMED)) != 0, now);
     c->flags &= ~(CF_R_ARMED | CF_R_CANCEL | CF_P_ARMED | CF_P_OUT |
                   CF_P_CANCEL | CF_SEND_QUEUED);
 }
@@ -102,7 +107,11 @@ void nc__ring_conn_complete(nc_conn *c, enum ring_req kind, int res,
          * the receive armed again below is submitted. */
         break;
     case RQ_POLL:
-        c->flags &= ~(CF_P_ARMED | CF_P_OUT | CF_P_CANCEL);
+        if (last)
+            c->flags &= ~(CF_P_ARMED | CF_P_OUT | CF_P_CANCEL);
+        else
+            c->flags &= ~CF_P_CANCEL;   /* a cancel that missed it (it was
+                                           running) is asked again below */
         if (res > 0)
             nc__conn_polled(c, (unsigned)res);
         break;

@@ -37,6 +37,20 @@ static inline void before_send(nc_conn *c)
     c->flags |= CF_SENT;
 }
 
+/* n bytes went to the kernel. The peer taking our output is progress:
+ * the idle timeout means nothing moved either way (a reader draining a
+ * large reply is not idle), and while closing it is what keeps the
+ * connection. Not during the TLS handshake, which its own timeout
+ * bounds. */
+static void sent_progress(nc_conn *c, size_t n)
+{
+    nc_loop *loop = conn_loop(c);
+    counter_add(&loop->ctr.bytes_out, (uint64_t)n);
+    enum conn_state s = conn_state(c);
+    if (s == CS_OPEN || s == CS_CLOSING)
+        tentry_touch(loop, &c->idle);
+}
+
 void nc__conn_queue_changed(nc_conn *c)
 {
     const nc_conn_options *o = &c->prof->opt;
@@ -63,14 +77,8 @@ void nc__conn_queue_changed(nc_conn *c)
  * waited for an empty queue. */
 static void flushed_some(nc_conn *c, size_t n)
 {
-    nc_loop *loop = conn_loop(c);
-    if (n > 0) {
-        counter_add(&loop->ctr.bytes_out, (uint64_t)n);
-        /* While closing, the peer taking our output is the activity that
-         * keeps the connection. */
-        if (conn_state(c) == CS_CLOSING)
-            tentry_touch(loop, &c->idle);
-    }
+    if (n > 0)
+        sent_progress(c, n);
     if (conn_queued(c) == 0) {
         nc__conn_flushed(c);
         if (conn_state(c) == CS_CLOSED)
@@ -82,7 +90,7 @@ static void flushed_some(nc_conn *c, size_t n)
 void nc__conn_flush(nc_conn *c)
 {
     before_send(c);
-    ssize_t n = nc__outq_flush(&c->cold->out, c->fd);
+    ssize_t n = nc__outq_flush(&c->cold->out, c->fd, conn_loop(c));
     if (n < 0 && nc_io_classify(NC_OP_WRITE, -1, (int)-n) != NC_IO_AGAIN) {
         nc__conn_fail(c, NC_OP_WRITE, (int)n);
         return;
@@ -123,7 +131,7 @@ void nc__conn_sent(nc_conn *c, int res)
     } else if ((size_t)res < sending) {
         c->flags |= CF_FULL;    /* the socket took what it had room for */
     }
-    nc__outq_consume(&c->cold->out, (size_t)res);
+    nc__outq_consume(&c->cold->out, (size_t)res, conn_loop(c));
     flushed_some(c, (size_t)res);
 }
 
@@ -140,7 +148,8 @@ static int write_check(const nc_conn *c)
 static ssize_t sent_result(nc_conn *c, ssize_t n, int e)
 {
     if (n >= 0) {
-        counter_add(&conn_loop(c)->ctr.bytes_out, (uint64_t)n);
+        if (n > 0)
+            sent_progress(c, (size_t)n);
         return n;
     }
     switch (nc_io_classify(NC_OP_WRITE, n, e)) {
@@ -303,7 +312,9 @@ int nc_conn_write(nc_conn *c, const void *data, size_t len)
         before_send(c);
         ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n == (ssize_t)len) {
-            counter_add(&conn_loop(c)->ctr.bytes_out, len);
+            nc_loop *loop = conn_loop(c);
+            counter_add(&loop->ctr.bytes_out, len);
+            tentry_touch(loop, &c->idle);
             return 0;
         }
         return write_slow(c, data, len, n, n < 0 ? errno : 0);

@@ -179,7 +179,7 @@ static bool evict_one(nc_listener *l)
     nc_conn *victim = nc__conn_oldest_idle(l->loop);
     if (!victim)
         return false;
-    nc__conn_teardown(victim, NC_CLOSE_IDLE, -EMFILE, false);
+    nc__conn_evict(victim);
     l->stats.evicted++;
     counter_add(&l->loop->ctr.evicted, 1);
     return true;
@@ -277,9 +277,11 @@ static void admit_aside(struct defer_node *n)
 {
     nc_listener *l = container_of(n, nc_listener, aside_node);
     l->aside_queued = false;
-    size_t i = 0;
-    while (i < l->naside && !l->stopped && !at_limit(l)) {
-        int fd = l->aside[i++];
+    while (l->naside > 0 && !l->stopped && !at_limit(l)) {
+        /* Out of the list before on_open runs: a stop from inside it
+         * closes what is still listed, and this fd is the connection's. */
+        int fd = l->aside[0];
+        memmove(l->aside, l->aside + 1, --l->naside * sizeof(*l->aside));
         if (accepted(l, fd) < 0) {
             close(fd);
             l->stats.accept_errors++;
@@ -288,8 +290,6 @@ static void admit_aside(struct defer_node *n)
     }
     if (l->stopped)
         return;     /* on_open closed it, and the rest with it */
-    memmove(l->aside, l->aside + i, (l->naside - i) * sizeof(*l->aside));
-    l->naside -= i;
     if (l->naside == 0 && !at_limit(l) && !timer_active(&l->backoff))
         set_accepting(l, true);
 }

@@ -14,6 +14,7 @@
 
 struct chunk {
     struct chunk *next;
+    struct defer_node release;   /* an owned chunk sent or dropped */
     char *data;
     size_t len;     /* bytes in data (the filled part of a copied chunk) */
     size_t off;     /* bytes of data already sent */
@@ -33,11 +34,19 @@ static void chunk_link(struct outq *q, struct chunk *c)
     q->tail = c;
 }
 
-static void chunk_free(struct chunk *c)
+static void release_run(struct defer_node *n)
+{
+    struct chunk *c = container_of(n, struct chunk, release);
+    c->free_fn(c->data, c->arg);
+    free(c);
+}
+
+static void chunk_free(struct chunk *c, nc_loop *loop)
 {
     if (c->cap == 0 && c->free_fn)
-        c->free_fn(c->data, c->arg);
-    free(c);
+        nc__loop_defer(loop, &c->release, release_run);
+    else
+        free(c);
 }
 
 /* Room for need more bytes after the tail's: small at first, doubling
@@ -125,7 +134,7 @@ int nc__outq_append_owned(struct outq *q, void *data, size_t len, size_t off,
     return 0;
 }
 
-void nc__outq_consume(struct outq *q, size_t n)
+void nc__outq_consume(struct outq *q, size_t n, nc_loop *loop)
 {
     q->bytes -= n;
     while (n > 0) {
@@ -139,7 +148,7 @@ void nc__outq_consume(struct outq *q, size_t n)
         q->head = c->next;
         if (!q->head)
             q->tail = NULL;
-        chunk_free(c);
+        chunk_free(c, loop);
     }
 }
 
@@ -154,7 +163,7 @@ int nc__outq_peek(const struct outq *q, struct iovec *iov, int max)
     return cnt;
 }
 
-ssize_t nc__outq_flush(struct outq *q, int fd)
+ssize_t nc__outq_flush(struct outq *q, int fd, nc_loop *loop)
 {
     size_t total = 0;
 
@@ -171,7 +180,7 @@ ssize_t nc__outq_flush(struct outq *q, int fd)
                 continue;
             return total > 0 ? (ssize_t)total : -errno;
         }
-        nc__outq_consume(q, (size_t)n);
+        nc__outq_consume(q, (size_t)n, loop);
         total += (size_t)n;
         if ((size_t)n < want)
             break;      /* the socket is full: wait for writability */
@@ -179,12 +188,12 @@ ssize_t nc__outq_flush(struct outq *q, int fd)
     return (ssize_t)total;
 }
 
-void nc__outq_clear(struct outq *q)
+void nc__outq_clear(struct outq *q, nc_loop *loop)
 {
     struct chunk *c = q->head;
     while (c) {
         struct chunk *next = c->next;
-        chunk_free(c);
+        chunk_free(c, loop);
         c = next;
     }
     q->head = q->tail = NULL;

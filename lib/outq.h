@@ -6,11 +6,17 @@
  * buffers (nc_conn_write_owned) are queued as they are and handed to their
  * free function once sent or dropped. Appends are all or nothing: on
  * -ENOMEM the queue is unchanged.
+ *
+ * A free function is user code, and may close the connection, which
+ * clears this very queue: it never runs while a queue operation is under
+ * way. Its chunk is deferred to the end of the loop's iteration (the chunk
+ * is its own deferred call, so this cannot fail) and the free function
+ * runs from there.
  */
 #ifndef NC_OUTQ_H
 #define NC_OUTQ_H
 
-#include "common.h"
+#include "loop.h"
 
 #include <sys/uio.h>
 
@@ -30,16 +36,17 @@ int nc__outq_append_iov(struct outq *q, const struct iovec *iov, int cnt,
 int nc__outq_append_owned(struct outq *q, void *data, size_t len, size_t off,
                           void (*free_fn)(void *, void *), void *arg);
 /* Send as much as the socket takes (sendmsg, MSG_NOSIGNAL, up to 64
- * chunks at once). Returns bytes sent (>= 0; the socket is full when the
+ * chunks at once). Sent owned chunks go to loop's deferred calls, as for
+ * the functions below. Returns bytes sent (>= 0; the socket is full when the
  * queue is not empty afterwards) or a negative errno when nothing could
  * be sent (-EAGAIN: full). */
-ssize_t nc__outq_flush(struct outq *q, int fd);
+ssize_t nc__outq_flush(struct outq *q, int fd, nc_loop *loop);
 /* Fill iov (at most max) with the queued bytes, oldest first; returns the
  * count. For submitting a send without copying. */
 int nc__outq_peek(const struct outq *q, struct iovec *iov, int max);
 /* Drop n sent bytes from the front. */
-void nc__outq_consume(struct outq *q, size_t n);
-/* Drop everything, calling the owned buffers' free functions. */
-void nc__outq_clear(struct outq *q);
+void nc__outq_consume(struct outq *q, size_t n, nc_loop *loop);
+/* Drop everything. */
+void nc__outq_clear(struct outq *q, nc_loop *loop);
 
 #endif /* NC_OUTQ_H */

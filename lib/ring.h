@@ -44,8 +44,9 @@ enum ring_req {
 /* ---- conn_ring.c --------------------------------------------------- */
 /* Bring c's requests in line with what it wants (conn interest). */
 void nc__ring_conn_sync(nc_conn *c);
-/* c is being closed: cancel its requests and close its fd. */
-void nc__ring_conn_close(nc_conn *c);
+/* c is being closed: cancel its requests and close its fd (with now,
+ * before this returns). */
+void nc__ring_conn_close(nc_conn *c, bool now);
 /* A completion of c's request of kind: res and cqe flags as the kernel
  * gave them; data is the received bytes of an RQ_RECV (res > 0). */
 void nc__ring_conn_complete(nc_conn *c, enum ring_req kind, int res,
@@ -55,14 +56,21 @@ void nc__ring_conn_complete(nc_conn *c, enum ring_req kind, int res,
 /* Arm a receive on fd into the loop's buffer ring (one-shot). 0 or
  * -EBUSY (the kernel takes no request now). */
 int nc__ring_recv(struct ring *r, int fd, uint64_t token);
-/* Arm a one-shot poll on fd for events (0: hang-ups and errors only). 0
- * or -EBUSY. */
-int nc__ring_poll(struct ring *r, int fd, uint64_t token, unsigned events);
+/* Arm a poll on fd for events (0: hang-ups and errors only). 0 or
+ * -EBUSY. A multishot poll completes once per wake-up of the socket that
+ * matches, until cancelled; a one-shot poll once. The kernel reports the
+ * peer's end (POLLRDHUP) to every poll whatever it asked for, so only a
+ * multishot poll can wait for anything else once the peer has ended its
+ * stream: a one-shot poll armed again would complete at once, forever. */
+int nc__ring_poll(struct ring *r, int fd, uint64_t token, unsigned events,
+                  bool multishot);
 /* Cancel the request of kind with token (its completion follows). */
 void nc__ring_cancel(struct ring *r, uint64_t token, enum ring_req kind);
 /* Close fd through the ring: with cancel, every request on it is
- * cancelled first. */
-void nc__ring_close(struct ring *r, int fd, bool cancel);
+ * cancelled first. With now, both happen before this returns (the
+ * number is free again at once: an eviction needs it for the next
+ * accept). */
+void nc__ring_close(struct ring *r, int fd, bool cancel, bool now);
 /* Send the queued output of the connection with token with the next
  * submission (nc__conn_send_iov then says what). 0 or -ENOMEM. */
 int nc__ring_send_later(struct ring *r, uint64_t token);
@@ -79,7 +87,11 @@ void nc__ring_loop_exit(struct ring *r);
 /* Built without liburing: no loop has a ring, so no connection is
  * CF_RING and these are never called. */
 static inline void nc__ring_conn_sync(nc_conn *c) { (void)c; }
-static inline void nc__ring_conn_close(nc_conn *c) { (void)c; }
+static inline void nc__ring_conn_close(nc_conn *c, bool now)
+{
+    (void)c;
+    (void)now;
+}
 static inline void nc__ring_submit(struct ring *r) { (void)r; }
 static inline void nc__ring_loop_exit(struct ring *r) { (void)r; }
 

@@ -43,7 +43,7 @@ static void close_one(nc_conn *c, void *arg)
         nc__conn_teardown(c, NC_CLOSE_SHUTDOWN, 0, false);
         break;
     case CS_OPEN:
-        nc__conn_begin_close(c, NC_CLOSE_SHUTDOWN);
+        nc__conn_begin_close(c, NC_CLOSE_SHUTDOWN, 0);
         break;
     default:
         break;         /* already closing: it finishes as it was */

@@ -59,6 +59,39 @@ int loop_teardown(void **state)
     return 0;
 }
 
+static bool never(void *arg)
+{
+    (void)arg;
+    return false;
+}
+
+uint64_t iterations_during(nc_loop *loop, unsigned ms)
+{
+    nc_loop_stats before, after;
+    if (nc_loop_stats_get(loop, &before) < 0)
+        return UINT64_MAX;
+    run_until(loop, never, NULL, ms);
+    if (nc_loop_stats_get(loop, &after) < 0)
+        return UINT64_MAX;
+    return after.iterations - before.iterations;
+}
+
+bool wait_events(int fd, short events, unsigned timeout_ms)
+{
+    uint64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        struct pollfd p = { .fd = fd, .events = events };
+        uint64_t now = now_ms();
+        if (now >= deadline)
+            return false;
+        int rc = poll(&p, 1, (int)(deadline - now));
+        if (rc == 1)
+            return (p.revents & events) != 0;
+        if (rc == 0 || errno != EINTR)
+            return false;
+    }
+}
+
 bool flag_set(void *arg)
 {
     return *(const bool *)arg;

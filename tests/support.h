@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Run loop one iteration at a time until pred(arg) is true or timeout_ms
  * of real time passed. A guard timer wakes the loop so the bound holds
@@ -18,6 +19,15 @@ bool run_until(nc_loop *loop, bool (*pred)(void *), void *arg,
 /* cmocka fixtures: a fresh loop in *state, freed afterwards. */
 int loop_setup(void **state);
 int loop_teardown(void **state);
+
+/* Run loop for ms of real time in which nothing is expected to happen,
+ * and return how many iterations it made: a loop that waits makes a few,
+ * one that spins hundreds of thousands. */
+uint64_t iterations_during(nc_loop *loop, unsigned ms);
+
+/* Wait until poll() reports any of events on fd (POLLRDHUP, POLLERR...);
+ * true if one came within timeout_ms. */
+bool wait_events(int fd, short events, unsigned timeout_ms);
 
 /* Predicate for run_until: *(bool *)arg. */
 bool flag_set(void *arg);

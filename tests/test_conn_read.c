@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -484,6 +485,352 @@ static void one_read_over_max_input_closes(void **state)
     close(fd);
 }
 
+/* ---- callbacks that call back --------------------------------------------- */
+
+/* A server of custom callbacks for the cases below: what on_data saw,
+ * and what it does. */
+struct probe {
+    nc_loop *loop;
+    nc_listener *l;
+    nc_addr addr;
+    nc_conn *c[2];
+    int opens, closes, want_opens;
+    nc_close_reason reason;
+    int err;
+    enum { P_HOLD, P_CLOSE_ON_REDELIVERY, P_ABORT_ON_REDELIVERY,
+           P_CLOSE_IN_END_CALL, P_CLOSE_OTHER, P_SINK } mode;
+    int calls;
+    int checked;            /* on_data calls that looked at their data
+                               after their own call into the library */
+    bool corrupt;           /* ... and found it changed */
+    char expect;            /* every byte the peer sends, in these cases */
+    size_t got;
+};
+
+static void probe_open(nc_conn *c, void *ud)
+{
+    struct probe *p = ud;
+    if (p->opens < 2)
+        p->c[p->opens] = c;
+    p->opens++;
+}
+
+static bool all_are(const void *data, size_t len, char b)
+{
+    const char *d = data;
+    for (size_t i = 0; i < len; i++)
+        if (d[i] != b)
+            return false;
+    return true;
+}
+
+static void check_data(struct probe *p, const void *data, size_t len)
+{
+    p->checked++;
+    if (len == 0 || !all_are(data, len, p->expect))
+        p->corrupt = true;
+}
+
+static size_t probe_data(nc_conn *c, const void *data, size_t len, void *ud)
+{
+    struct probe *p = ud;
+    p->calls++;
+    switch (p->mode) {
+    case P_HOLD:
+        return 0;
+    case P_CLOSE_ON_REDELIVERY:
+    case P_ABORT_ON_REDELIVERY:
+        if (p->calls == 1) {
+            nc_conn_read_stop(c);   /* keep it, for a redelivery */
+            return 0;
+        }
+        if (p->mode == P_CLOSE_ON_REDELIVERY)
+            nc_conn_close(c);
+        else
+            nc_conn_abort(c);
+        check_data(p, data, len);
+        return len;
+    case P_CLOSE_IN_END_CALL:
+        if (!nc_conn_eof(c))
+            return 0;
+        nc_conn_close(c);
+        check_data(p, data, len);
+        return len;
+    case P_CLOSE_OTHER:
+        if (c != p->c[0])
+            return 0;
+        /* The other connection has input waiting in its socket: closing
+         * it discards that input, and must not touch what this on_data
+         * is reading. */
+        nc_conn_close(p->c[1]);
+        check_data(p, data, len);
+        p->got += len;
+        return len;
+    case P_SINK:
+        p->got += len;
+        check_data(p, data, len);
+        return len;
+    }
+    return len;
+}
+
+static void probe_close(nc_conn *c, nc_close_reason reason, int err, void *ud)
+{
+    struct probe *p = ud;
+    (void)c;
+    p->closes++;
+    p->reason = reason;
+    p->err = err;
+}
+
+static const nc_conn_callbacks probe_cbs = {
+    .on_open = probe_open, .on_data = probe_data, .on_close = probe_close
+};
+
+static void probe_start(struct probe *p, int mode, const nc_conn_options *o)
+{
+    memset(p, 0, sizeof(*p));
+    p->mode = mode;
+    p->expect = 'x';
+    assert_int_equal(nc_loop_new(&p->loop), 0);
+    nc_listener_options lo = { 0 };
+    if (o)
+        lo.conn = *o;
+    assert_int_equal(nc_listen(p->loop, "127.0.0.1:0", &lo, &probe_cbs, p,
+                               &p->l), 0);
+    p->addr = listener_addr0(p->l);
+}
+
+static bool probe_opened_all(void *arg)
+{
+    struct probe *p = arg;
+    return p->opens >= p->want_opens;
+}
+
+/* A client of p's server, its connection open (p->c[n], n the count of
+ * those before it); with paused, the connection's reading is stopped and
+ * the loop has turned once since. */
+static int probe_client(struct probe *p, bool paused)
+{
+    int n = p->opens;
+    int fd = client_connect(&p->addr);
+    assert_true(fd >= 0);
+    p->want_opens = n + 1;
+    assert_true(run_until(p->loop, probe_opened_all, p, 3000));
+    if (paused) {
+        nc_conn_read_stop(p->c[n]);
+        nc_loop_run(p->loop, NC_RUN_NOWAIT);
+    }
+    return fd;
+}
+
+static bool probe_closed(void *arg)
+{
+    return ((struct probe *)arg)->closes >= 1;
+}
+
+static bool probe_called(void *arg)
+{
+    return ((struct probe *)arg)->calls >= 1;
+}
+
+static void send_all(int fd, char b, size_t n)
+{
+    char buf[4096];
+    memset(buf, b, sizeof(buf));
+    while (n > 0) {
+        size_t k = n < sizeof(buf) ? n : sizeof(buf);
+        ssize_t w = send(fd, buf, k, 0);
+        assert_true(w > 0);
+        n -= (size_t)w;
+    }
+}
+
+/* on_data on input handed back from the connection's own buffer closes
+ * or aborts the connection: the bytes it is reading stay valid for the
+ * whole call, as the header promises. */
+static void close_during_redelivery(int mode)
+{
+    struct probe p;
+    probe_start(&p, mode, NULL);
+    int fd = client_connect(&p.addr);
+    assert_true(fd >= 0);
+    send_all(fd, 'x', 3000);
+    assert_true(run_until(p.loop, probe_called, &p, 3000));
+    nc_conn_read_start(p.c[0]);     /* hands the kept 3000 bytes back */
+    assert_true(run_until(p.loop, probe_closed, &p, 3000));
+    assert_int_equal(p.calls, 2);
+    assert_true(p.checked > 0 && !p.corrupt);
+    assert_int_equal(p.closes, 1);
+    assert_int_equal(p.reason, NC_CLOSE_LOCAL);
+    nc_loop_free(p.loop);
+    close(fd);
+}
+
+static void close_from_on_data_of_a_redelivery_keeps_its_data(void **state)
+{
+    (void)state;
+    close_during_redelivery(P_CLOSE_ON_REDELIVERY);
+}
+
+static void abort_from_on_data_of_a_redelivery_keeps_its_data(void **state)
+{
+    (void)state;
+    close_during_redelivery(P_ABORT_ON_REDELIVERY);
+}
+
+/* keep_half_open's end call carries the bytes left unconsumed, from the
+ * connection's buffer; closing from it keeps them valid too. */
+static void close_from_the_end_call_keeps_its_data(void **state)
+{
+    (void)state;
+    struct probe p;
+    nc_conn_options o = { .keep_half_open = true };
+    probe_start(&p, P_CLOSE_IN_END_CALL, &o);
+    int fd = client_connect(&p.addr);
+    assert_true(fd >= 0);
+    send_all(fd, 'x', 3000);
+    assert_int_equal(shutdown(fd, SHUT_WR), 0);
+    assert_true(run_until(p.loop, probe_closed, &p, 3000));
+    assert_true(p.checked > 0 && !p.corrupt);
+    assert_int_equal(p.closes, 1);
+    nc_loop_free(p.loop);
+    close(fd);
+}
+
+/* on_data of one connection closes another, which has input waiting: the
+ * close reads and drops that input, and must not do it in the buffer the
+ * first on_data is reading. */
+static void closing_another_connection_leaves_this_data_alone(void **state)
+{
+    (void)state;
+    struct probe p;
+    probe_start(&p, P_CLOSE_OTHER, NULL);
+    int a = probe_client(&p, false);
+    int b = probe_client(&p, true);
+    send_all(b, 'B', 60000);
+    /* A full read's worth for a, so that its read does not find the
+     * socket empty and a's data fills the whole shared buffer. */
+    send_all(a, 'x', 200000);
+    assert_true(run_until(p.loop, probe_called, &p, 3000));
+    assert_true(p.checked > 0 && !p.corrupt);
+    nc_loop_free(p.loop);
+    close(a);
+    close(b);
+}
+
+/* ---- paused reading and the peer's end ------------------------------------- */
+
+/* Reading paused, then the peer sends its end: the loop waits (the end
+ * is seen when reading resumes) instead of spinning on a hang-up the
+ * kernel keeps reporting. */
+static void paused_connection_does_not_spin_on_the_peers_end(void **state)
+{
+    (void)state;
+    struct probe p;
+    probe_start(&p, P_SINK, NULL);
+    int fd = probe_client(&p, true);
+    send_all(fd, 'x', 100);
+    assert_int_equal(shutdown(fd, SHUT_WR), 0);
+    uint64_t n = iterations_during(p.loop, 300);
+    assert_true(n < 200);
+    assert_int_equal(p.closes, 0);
+    nc_conn_read_start(p.c[0]);
+    assert_true(run_until(p.loop, probe_closed, &p, 3000));
+    assert_int_equal(p.got, 100);
+    assert_int_equal(p.reason, NC_CLOSE_PEER);
+    nc_loop_free(p.loop);
+    close(fd);
+}
+
+/* The peer sends a request and its end, then reads nothing: the large
+ * reply waits in the queue for room (bounded by the idle timeout), and
+ * the loop waits with it instead of spinning. */
+static size_t big_reply(nc_conn *c, const void *data, size_t len, void *ud)
+{
+    (void)data;
+    struct probe *p = ud;
+    if (p->calls++ == 0) {
+        enum { REPLY = 4 << 20 };
+        char *r = malloc(REPLY);
+        assert_non_null(r);
+        memset(r, 'r', REPLY);
+        assert_int_equal(nc_conn_write(c, r, REPLY), 0);
+        free(r);
+    }
+    return len;
+}
+
+static void reply_to_a_peer_that_ended_and_does_not_read_does_not_spin(
+    void **state)
+{
+    (void)state;
+    struct probe p;
+    memset(&p, 0, sizeof(p));
+    assert_int_equal(nc_loop_new(&p.loop), 0);
+    nc_conn_callbacks cbs = { .on_open = probe_open, .on_data = big_reply,
+                              .on_close = probe_close };
+    nc_listener_options lo = { .conn = { .idle_timeout_ms = 60000 } };
+    assert_int_equal(nc_listen(p.loop, "127.0.0.1:0", &lo, &cbs, &p, &p.l),
+                     0);
+    p.addr = listener_addr0(p.l);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int small = 4096;
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small,
+                                sizeof(small)), 0);
+    assert_int_equal(connect(fd, &p.addr.u.sa, p.addr.len), 0);
+    assert_int_equal(send(fd, "GET\n", 4, 0), 4);
+    assert_int_equal(shutdown(fd, SHUT_WR), 0);
+    assert_true(run_until(p.loop, probe_called, &p, 3000));
+    uint64_t n = iterations_during(p.loop, 300);
+    assert_true(n < 200);
+    assert_int_equal(p.closes, 0);
+    /* Reading now, the client gets the whole reply, then the end. */
+    size_t total = 0;
+    char buf[65536];
+    for (;;) {
+        nc_loop_run(p.loop, NC_RUN_NOWAIT);
+        if (!wait_readable(fd, 10))
+            continue;
+        ssize_t r = read(fd, buf, sizeof(buf));
+        if (r <= 0)
+            break;
+        total += (size_t)r;
+    }
+    assert_int_equal(total, 4 << 20);
+    assert_true(run_until(p.loop, probe_closed, &p, 3000));
+    assert_int_equal(p.reason, NC_CLOSE_PEER);
+    nc_loop_free(p.loop);
+    close(fd);
+}
+
+/* Reading paused and our side shut down; the peer sends data and its
+ * end. Both directions are now closed (a hang-up), but the peer's data
+ * is still unread: it is delivered when reading resumes, then the end. */
+static void hangup_while_paused_keeps_the_unread_data(void **state)
+{
+    (void)state;
+    struct probe p;
+    probe_start(&p, P_SINK, NULL);
+    int fd = probe_client(&p, true);
+    assert_int_equal(nc_conn_shutdown(p.c[0]), 0);
+    nc_loop_run(p.loop, NC_RUN_NOWAIT);
+    send_all(fd, 'x', 5000);
+    assert_int_equal(shutdown(fd, SHUT_WR), 0);
+    assert_true(wait_events(nc_conn_fd(p.c[0]), POLLRDHUP, 3000));
+    uint64_t n = iterations_during(p.loop, 200);
+    assert_true(n < 200);
+    assert_int_equal(p.closes, 0);
+    nc_conn_read_start(p.c[0]);
+    assert_true(run_until(p.loop, probe_closed, &p, 3000));
+    assert_int_equal(p.got, 5000);
+    assert_true(p.checked > 0 && !p.corrupt);
+    assert_int_equal(p.reason, NC_CLOSE_PEER);
+    assert_int_equal(p.err, 0);
+    nc_loop_free(p.loop);
+    close(fd);
+}
+
 int main(void)
 {
 #define T(name, setup) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -502,6 +849,14 @@ int main(void)
         T(end_call_without_leftover_has_length_zero, setup_half_open_lines),
         T(partial_message_buffer_is_its_size_and_freed, setup_lines),
         T(one_read_over_max_input_closes, setup_hoard_small),
+        cmocka_unit_test(close_from_on_data_of_a_redelivery_keeps_its_data),
+        cmocka_unit_test(abort_from_on_data_of_a_redelivery_keeps_its_data),
+        cmocka_unit_test(close_from_the_end_call_keeps_its_data),
+        cmocka_unit_test(closing_another_connection_leaves_this_data_alone),
+        cmocka_unit_test(paused_connection_does_not_spin_on_the_peers_end),
+        cmocka_unit_test(
+            reply_to_a_peer_that_ended_and_does_not_read_does_not_spin),
+        cmocka_unit_test(hangup_while_paused_keeps_the_unread_data),
     };
     return cmocka_run_group_tests_name("conn_read", tests, NULL, NULL);
 }

@@ -413,6 +413,100 @@ static void end_of_stream_with_queued_output_flushes_then_closes(void **state)
     free(src);
 }
 
+/* ---- a write's free_fn may call back into the library ----------------- */
+
+struct owned {
+    nc_conn *c;
+    char *data;
+    int frees;
+    int action;             /* 0 nothing, 1 nc_conn_close, 2 nc_conn_abort */
+    int write_rc;           /* what a write from inside free_fn returned */
+};
+
+static void owned_free(void *data, void *arg)
+{
+    struct owned *o = arg;
+    assert_ptr_equal(data, o->data);
+    o->frees++;
+    if (o->action == 1)
+        nc_conn_close(o->c);
+    else if (o->action == 2)
+        nc_conn_abort(o->c);
+    o->write_rc = nc_conn_write(o->c, "late", 4);
+}
+
+enum { BIG = 1 << 20, SMALL = 1000 };
+
+/* Queue a 1 MiB copied write, then two owned buffers of SMALL bytes: a,
+ * whose free_fn aborts the connection, and b, whose free_fn closes it.
+ * Returns the copied buffer, for the caller to free. */
+static char *queue_owned_behind_a_copy(struct fixture *f, struct owned *a,
+                                       struct owned *b)
+{
+    char *big = malloc(BIG);
+    assert_non_null(big);
+    memset(big, 'b', BIG);
+    assert_int_equal(nc_conn_write(f->h.c, big, BIG), 0);
+    assert_true(nc_conn_queued(f->h.c) > 0);
+    *a = (struct owned){ .c = f->h.c, .data = malloc(SMALL), .action = 2 };
+    *b = (struct owned){ .c = f->h.c, .data = malloc(SMALL), .action = 1 };
+    memset(a->data, 'a', SMALL);
+    memset(b->data, 'c', SMALL);
+    assert_int_equal(nc_conn_write_owned(f->h.c, a->data, SMALL, owned_free,
+                                         a), 0);
+    assert_int_equal(nc_conn_write_owned(f->h.c, b->data, SMALL, owned_free,
+                                         b), 0);
+    return big;
+}
+
+/* Owned buffers queued behind a large copied write; the first one's
+ * free_fn aborts the connection while the queue is being consumed (one
+ * send took the end of the copy and both owned buffers). Every free_fn
+ * runs once, the connection closes once, nothing is touched after. */
+static void free_fn_may_abort_while_its_queue_is_consumed(void **state)
+{
+    struct fixture *f = *state;
+    struct owned a, b;
+    char *big = queue_owned_behind_a_copy(f, &a, &b);
+    struct sink s = { f->fd, malloc(BIG + 2 * SMALL), BIG + 2 * SMALL, 0 };
+    run_until(f->loop, held_closed, &f->h, 200);
+    while (!held_closed(&f->h)) {
+        sink_step(&s);
+        run_until(f->loop, held_closed, &f->h, 20);
+        if (s.got == s.len)
+            break;
+    }
+    assert_true(run_until(f->loop, held_closed, &f->h, 3000));
+    assert_int_equal(a.frees, 1);
+    assert_int_equal(b.frees, 1);
+    assert_int_equal(a.write_rc, -ENOTCONN);
+    assert_int_equal(b.write_rc, -ENOTCONN);
+    assert_int_equal(f->h.closes, 1);
+    assert_int_equal(f->h.reason, NC_CLOSE_LOCAL);
+    free(a.data);
+    free(b.data);
+    free(s.buf);
+    free(big);
+}
+
+/* Owned buffers dropped by an abort: each free_fn closes and writes to
+ * the connection being closed, which is refused, and runs once. */
+static void free_fn_of_a_dropped_buffer_may_close_again(void **state)
+{
+    struct fixture *f = *state;
+    struct owned a, b;
+    char *big = queue_owned_behind_a_copy(f, &a, &b);
+    nc_conn_abort(f->h.c);
+    assert_true(run_until(f->loop, held_closed, &f->h, 3000));
+    assert_int_equal(a.frees, 1);
+    assert_int_equal(b.frees, 1);
+    assert_int_equal(a.write_rc, -ENOTCONN);
+    assert_int_equal(f->h.closes, 1);
+    free(a.data);
+    free(b.data);
+    free(big);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -423,6 +517,8 @@ int main(void)
         T(failed_send_returns_the_kernels_errno),
         T(flush_into_a_full_socket_waits),
         T(closing_twice_reports_once),
+        T(free_fn_may_abort_while_its_queue_is_consumed),
+        T(free_fn_of_a_dropped_buffer_may_close_again),
         cmocka_unit_test(no_sigpipe_when_writing_to_a_closed_peer),
         cmocka_unit_test_setup_teardown(
             end_of_stream_with_queued_output_flushes_then_closes,

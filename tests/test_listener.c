@@ -658,14 +658,21 @@ static void emfile_with_evict_idle_closes_the_longest_idle(void **state)
      * evicts the next oldest. */
     char c;
     assert_int_equal(read_full(held[0], &c, 1, 2000), 0);
+    /* Those evicted while the server filled up, oldest first. */
     int first_open = 1;
+    while (first_open < nheld && wait_readable(held[first_open], 50)) {
+        assert_int_equal(read_full(held[first_open], &c, 1, 2000), 0);
+        first_open++;
+    }
     for (int k = 0; k < 5; k++) {
         int fresh;
         assert_true(echo_once(&es.addr, &fresh));
-        while (first_open < nheld && !wait_readable(held[first_open], 0))
-            first_open++;
         assert_true(first_open < nheld);
         assert_int_equal(read_full(held[first_open], &c, 1, 2000), 0);
+        /* One newcomer, one eviction: the next oldest is still open
+         * (its close would have come in the same iteration). */
+        assert_true(first_open + 1 < nheld);
+        assert_false(wait_readable(held[first_open + 1], 50));
         close(held[first_open]);
         held[first_open++] = fresh;
     }
@@ -678,6 +685,105 @@ static void emfile_with_evict_idle_closes_the_longest_idle(void **state)
     struct emfile_report rep = emfile_stop(&es);
     assert_true(rep.evicted >= 6);
     assert_int_equal(rep.shed, 0);
+}
+
+/* ---- connections kept aside, and a stop from on_open --------------------- */
+
+struct aside {
+    nc_listener *l;
+    nc_conn *conns[4];
+    int opens, closes;
+};
+
+static void aside_open(nc_conn *c, void *ud)
+{
+    struct aside *a = ud;
+    a->conns[a->opens++] = c;
+    /* The second connection, admitted when the first closed: stop
+     * accepting from its on_open. */
+    if (a->opens == 2)
+        nc_listener_stop(a->l);
+}
+
+static void aside_close(nc_conn *c, nc_close_reason r, int err, void *ud)
+{
+    (void)r;
+    (void)err;
+    struct aside *a = ud;
+    for (int i = 0; i < 4; i++)
+        if (a->conns[i] == c)
+            a->conns[i] = NULL;
+    a->closes++;
+}
+
+static bool aside_opened_1(void *arg)
+{
+    return ((struct aside *)arg)->opens >= 1;
+}
+
+static bool aside_opened_2(void *arg)
+{
+    return ((struct aside *)arg)->opens >= 2;
+}
+
+/* At max_conns, io_uring has already accepted the next clients and keeps
+ * them aside; the one admitted when a slot frees stops the listener from
+ * its on_open. The stop closes the sockets still waiting, never the one
+ * just handed to a live connection: that connection keeps working, and a
+ * file opened afterwards (which would get its number if it had been
+ * closed) is never closed for it. On epoll the waiting clients are in
+ * the backlog and the same holds. */
+static void stop_from_on_open_of_an_admitted_connection(void **state)
+{
+    (void)state;
+    nc_loop *loop;
+    assert_int_equal(nc_loop_new(&loop), 0);
+    struct aside a = { 0 };
+    nc_conn_callbacks cbs = { .on_open = aside_open,
+                              .on_close = aside_close };
+    nc_listener_options o = { .max_conns = 1 };
+    assert_int_equal(nc_listen(loop, "127.0.0.1:0", &o, &cbs, &a, &a.l), 0);
+    nc_addr addr = listener_addr0(a.l);
+    /* All three wait in the backlog before the loop runs: io_uring's
+     * accept takes them in one go, the first opens, the others are kept
+     * aside. */
+    int c1 = client_connect(&addr);
+    int c2 = client_connect(&addr);
+    int c3 = client_connect(&addr);
+    assert_true(c1 >= 0 && c2 >= 0 && c3 >= 0);
+    assert_true(run_until(loop, aside_opened_1, &a, 3000));
+    run_until(loop, aside_opened_2, &a, 100);
+    assert_int_equal(a.opens, 1);
+    close(c1);
+    assert_true(run_until(loop, aside_opened_2, &a, 3000));
+    nc_loop_run(loop, NC_RUN_NOWAIT);
+    int canary = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    assert_true(canary >= 0);
+    struct stat before;
+    assert_int_equal(fstat(canary, &before), 0);
+    assert_non_null(a.conns[1]);
+    /* Its descriptor is still its socket, connected to c2. */
+    struct sockaddr_storage peer, local;
+    socklen_t plen = sizeof(peer), llen = sizeof(local);
+    assert_int_equal(getpeername(nc_conn_fd(a.conns[1]),
+                                 (struct sockaddr *)&peer, &plen), 0);
+    assert_int_equal(getsockname(c2, (struct sockaddr *)&local, &llen), 0);
+    assert_true(plen == llen && memcmp(&peer, &local, plen) == 0);
+    assert_int_equal(nc_conn_write(a.conns[1], "hi", 2), 0);
+    nc_loop_run(loop, NC_RUN_NOWAIT);
+    char buf[2];
+    assert_int_equal(read_full(c2, buf, 2, 3000), 2);
+    assert_memory_equal(buf, "hi", 2);
+    nc_conn_close(a.conns[1]);
+    run_until(loop, flag_set, &(bool){ false }, 50);
+    struct stat after;
+    assert_int_equal(fstat(canary, &after), 0);
+    assert_true(before.st_ino == after.st_ino && before.st_dev == after.st_dev);
+    close(canary);
+    close(c2);
+    close(c3);
+    nc_loop_free(loop);
+    assert_int_equal(a.closes, 2);
 }
 
 int main(void)
@@ -696,6 +802,7 @@ int main(void)
         cmocka_unit_test(deferred_accept_waits_for_the_first_bytes),
         cmocka_unit_test(emfile_sheds_without_spinning_and_recovers),
         cmocka_unit_test(emfile_with_evict_idle_closes_the_longest_idle),
+        cmocka_unit_test(stop_from_on_open_of_an_admitted_connection),
     };
     return cmocka_run_group_tests_name("listener", tests, NULL, NULL);
 }

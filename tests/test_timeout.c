@@ -505,6 +505,100 @@ static void mixed_timeouts_close_each_once_never_early(void **state)
     free(m);
 }
 
+/* ---- the idle timeout means no progress either way -------------------- */
+
+struct slow_reader {
+    int fd;
+    size_t got, want;
+    int closes;
+    nc_close_reason reason;
+};
+
+static void slow_read_tick(nc_timer *t, void *ud)
+{
+    (void)t;
+    struct slow_reader *r = ud;
+    char buf[16384];
+    ssize_t n = recv(r->fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n > 0)
+        r->got += (size_t)n;
+}
+
+static size_t reply_big(nc_conn *c, const void *data, size_t len, void *ud)
+{
+    (void)data;
+    (void)ud;
+    enum { REPLY = 400000 };
+    char *r = malloc(REPLY);
+    assert_non_null(r);
+    memset(r, 'r', REPLY);
+    int small = 4096;
+    setsockopt(nc_conn_fd(c), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    assert_int_equal(nc_conn_write(c, r, REPLY), 0);
+    free(r);
+    return len;
+}
+
+static void slow_reader_close(nc_conn *c, nc_close_reason reason, int err,
+                              void *ud)
+{
+    (void)c;
+    (void)err;
+    struct slow_reader *r = ud;
+    r->closes++;
+    r->reason = reason;
+}
+
+static bool slow_reader_closed(void *arg)
+{
+    return ((struct slow_reader *)arg)->closes > 0;
+}
+
+static bool slow_reader_done(void *arg)
+{
+    struct slow_reader *r = arg;
+    return r->got >= r->want || r->closes > 0;
+}
+
+/* The client asked once, then drains a large reply slowly, for several
+ * idle timeouts in all: the server receives nothing, but the peer keeps
+ * taking its output, so the connection is not idle. (The server stays
+ * open, as a keep-alive server does; the idle timeout is 200 ms, the
+ * reply takes about a second to read.) */
+static void a_slow_reader_draining_a_reply_is_not_idle(void **state)
+{
+    (void)state;
+    nc_loop *loop;
+    assert_int_equal(nc_loop_new(&loop), 0);
+    struct slow_reader r = { .want = 400000 };
+    nc_conn_callbacks cbs = { .on_data = reply_big,
+                              .on_close = slow_reader_close };
+    nc_listener_options o = { .conn = { .idle_timeout_ms = 200,
+                                        .high_water = 1u << 20 } };
+    nc_listener *l;
+    assert_int_equal(nc_listen(loop, "127.0.0.1:0", &o, &cbs, &r, &l), 0);
+    nc_addr a = listener_addr0(l);
+    r.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int small = 4096;
+    assert_int_equal(setsockopt(r.fd, SOL_SOCKET, SO_RCVBUF, &small,
+                                sizeof(small)), 0);
+    assert_int_equal(connect(r.fd, &a.u.sa, a.len), 0);
+    assert_int_equal(send(r.fd, "GET\n", 4, 0), 4);
+    nc_timer *t;
+    assert_int_equal(nc_timer_new(loop, slow_read_tick, &r, &t), 0);
+    assert_int_equal(nc_timer_start(t, 40, 40), 0);
+    assert_true(run_until(loop, slow_reader_done, &r, 10000));
+    assert_int_equal(r.closes, 0);
+    assert_int_equal(r.got, 400000);
+    nc_timer_free(t);
+    /* Now nothing moves either way: the idle timeout ends it. */
+    assert_true(run_until(loop, slow_reader_closed, &r, 3000));
+    assert_int_equal(r.closes, 1);
+    assert_int_equal(r.reason, NC_CLOSE_IDLE);
+    close(r.fd);
+    nc_loop_free(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -515,6 +609,7 @@ int main(void)
         cmocka_unit_test(graceful_close_gives_up_on_a_stalled_reader),
         cmocka_unit_test(linger_ends_after_linger_ms_with_a_chatty_peer),
         cmocka_unit_test(mixed_timeouts_close_each_once_never_early),
+        cmocka_unit_test(a_slow_reader_draining_a_reply_is_not_idle),
     };
     return cmocka_run_group_tests_name("timeout", tests, NULL, NULL);
 }

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,7 @@ struct side {
     char *in;               /* what on_data received */
     size_t in_len, in_cap;
     bool echo;              /* write back what arrives */
+    bool pause_once;        /* nc_conn_read_stop in the first on_data */
     nc_tls_info info;       /* as of on_open */
     nc_tls_info close_info; /* as of on_close */
 };
@@ -77,6 +79,10 @@ static size_t side_data(nc_conn *c, const void *data, size_t len, void *ud)
     s->in_len += len;
     if (s->echo && nc_conn_write(c, data, len) < 0)
         nc_conn_close(c);
+    if (s->pause_once) {
+        s->pause_once = false;
+        nc_conn_read_stop(c);
+    }
     return len;
 }
 
@@ -528,6 +534,123 @@ static void missing_close_notify_is_a_truncation(void **state)
     free(cli.in);
 }
 
+/* ---- the end of stream waits behind kept plain text ---------------------- */
+
+static void open_paused(nc_conn *c, void *ud)
+{
+    side_open(c, ud);
+    nc_conn_read_stop(c);
+}
+
+static const nc_conn_callbacks paused_cbs = {
+    .on_open = open_paused, .on_data = side_data, .on_close = side_close
+};
+
+static bool queue_empty(void *arg)
+{
+    struct side *s = arg;
+    return s->c && nc_conn_queued(s->c) == 0;
+}
+
+/* A server whose accepted connections start with reading paused, and a
+ * client connected to it; both open. */
+static void paused_pair(struct pair *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->sctx = server_ctx("server.pem", "server.key", NULL);
+    p->cctx = client_ctx(NULL);
+    assert_int_equal(nc_loop_new(&p->loop), 0);
+    nc_listener_options lo = { .tls = p->sctx };
+    assert_int_equal(nc_listen(p->loop, "127.0.0.1:0", &lo, &paused_cbs,
+                               &p->srv, &p->l), 0);
+    nc_addr a = listener_addr0(p->l);
+    nc_addr_format(&a, p->spec, sizeof(p->spec));
+    nc_connect_options co = { .tls = p->cctx };
+    assert_int_equal(nc_connect(p->loop, p->spec, &co, &side_cbs, &p->cli,
+                                NULL), 0);
+    assert_true(run_until(p->loop, side_opened, &p->cli, 3000));
+    assert_true(run_until(p->loop, side_opened, &p->srv, 3000));
+}
+
+/* Three records and the close_notify arrive in one read; on_data pauses
+ * reading after the first. The plain text of the other two is kept, not
+ * dropped by the close_notify behind it: it comes when reading resumes,
+ * then the clean end. */
+static void close_notify_waits_behind_kept_plain_text(void **state)
+{
+    (void)state;
+    enum { N = 40000 };
+    struct pair p;
+    paused_pair(&p);
+    p.srv.pause_once = true;
+    char *src = malloc(N);
+    assert_non_null(src);
+    for (size_t i = 0; i < N; i++)
+        src[i] = (char)('a' + i % 23);
+    assert_int_equal(nc_conn_write(p.cli.c, src, N), 0);
+    assert_int_equal(nc_conn_shutdown(p.cli.c), 0);
+    assert_true(run_until(p.loop, queue_empty, &p.cli, 3000));
+    /* Everything, close_notify and FIN included, is in the server's
+     * socket before it reads anything. */
+    assert_true(wait_events(nc_conn_fd(p.srv.c), POLLRDHUP, 3000));
+    nc_conn_read_start(p.srv.c);
+    assert_true(run_until(p.loop, side_closed, &p.srv, 3000) ||
+                p.srv.in_len > 0);
+    if (p.srv.closes == 0) {
+        /* Paused after the first record: resume for the rest. */
+        nc_conn_read_start(p.srv.c);
+        assert_true(run_until(p.loop, side_closed, &p.srv, 3000));
+    }
+    assert_int_equal(p.srv.in_len, N);
+    assert_memory_equal(p.srv.in, src, N);
+    assert_int_equal(p.srv.reason, NC_CLOSE_PEER);
+    assert_int_equal(p.srv.err, 0);
+    free(src);
+    pair_end(&p);
+}
+
+/* The server shut its side down and paused reading; the peer then ends
+ * TCP without close_notify. The hang-up (both directions closed) waits
+ * for reading to resume, and the end is reported as a truncation. */
+static void truncation_after_a_hangup_is_still_a_truncation(void **state)
+{
+    (void)state;
+    struct pair p;
+    paused_pair(&p);
+    assert_int_equal(nc_conn_shutdown(p.srv.c), 0);
+    assert_true(wait_events(nc_conn_fd(p.cli.c), POLLRDHUP, 3000));
+    assert_int_equal(shutdown(nc_conn_fd(p.cli.c), SHUT_WR), 0);
+    assert_true(wait_events(nc_conn_fd(p.srv.c), POLLRDHUP, 3000));
+    /* The hang-up is seen; nothing may close the connection before
+     * reading resumes. */
+    run_until(p.loop, side_closed, &p.srv, 200);
+    assert_int_equal(p.srv.closes, 0);
+    nc_conn_read_start(p.srv.c);
+    assert_true(run_until(p.loop, side_closed, &p.srv, 3000));
+    assert_int_equal(p.srv.reason, NC_CLOSE_PEER);
+    assert_int_equal(p.srv.err, -NC_ETLS_TRUNCATED);
+    pair_end(&p);
+}
+
+/* The peer reset the connection; nc_conn_shutdown's close_notify cannot
+ * be sent, which closes the connection: the call says so, instead of
+ * returning 0 for a shutdown that will never happen. */
+static void shutdown_after_a_failed_close_notify_fails(void **state)
+{
+    (void)state;
+    struct pair p;
+    paused_pair(&p);
+    nc_conn_abort(p.cli.c);
+    assert_true(wait_events(nc_conn_fd(p.srv.c), POLLERR | POLLHUP, 3000));
+    int rc = nc_conn_shutdown(p.srv.c);
+    assert_true(rc == -ECONNRESET || rc == -EPIPE);
+    assert_true(run_until(p.loop, side_closed, &p.srv, 3000));
+    assert_int_equal(p.srv.closes, 1);
+    assert_int_equal(p.srv.reason, NC_CLOSE_RESET);
+    assert_int_equal(p.srv.err, rc);
+    pair_end(&p);
+}
+
 /* ---- large transfers -------------------------------------------------------- */
 
 struct bulk {
@@ -860,6 +983,9 @@ int main(void)
         cmocka_unit_test(client_certificate_required),
         cmocka_unit_test(second_connection_resumes),
         cmocka_unit_test(missing_close_notify_is_a_truncation),
+        cmocka_unit_test(close_notify_waits_behind_kept_plain_text),
+        cmocka_unit_test(truncation_after_a_hangup_is_still_a_truncation),
+        cmocka_unit_test(shutdown_after_a_failed_close_notify_fails),
         cmocka_unit_test(large_transfer_both_ways),
         cmocka_unit_test(openssl_s_client_echoes_and_closes_cleanly),
         cmocka_unit_test(renegotiation_is_refused_and_named),
