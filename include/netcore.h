@@ -1287,8 +1287,12 @@ typedef struct nc_conn_callbacks {
      * data is valid only during the call. With keep_half_open, the end
      * call (nc_conn_eof() true) carries what is left at the peer's end. */
     size_t (*on_data)(nc_conn *c, const void *data, size_t len, void *ud);
-    /* The output queue, having gone above high_water, fell to low_water or
-     * below; reading (paused meanwhile) has resumed. */
+    /* Output the kernel had refused went out, and what it still refuses
+     * (nc_conn_queued) is at most low_water; reading, if high_water had
+     * paused it, has resumed. Once per such fall: after any write that
+     * left bytes queued (not only above high_water), so that pausing
+     * another connection at any threshold of nc_conn_queued() never
+     * stalls. */
     void (*on_drain)(nc_conn *c, void *ud);
     /* The connection ended; err is 0 or the negative errno behind reason.
      * Called exactly once for every opened connection (and for every
@@ -1312,6 +1316,10 @@ typedef struct nc_conn_callbacks {
  * At the peer's end of stream the connection stops reading, sends what is
  * still queued for the peer (a half-closed peer still reads), then closes
  * with NC_CLOSE_PEER; keep_half_open first hands on_data the end call.
+ * With half_close the connection stays open for writing after the end
+ * call, as long as you like: a proxy passes the end on with
+ * nc_conn_shutdown() on the other side, and that side closes with
+ * NC_CLOSE_PEER once its own output is sent and its peer's end has come.
  * While a graceful close flushes, write progress counts as activity for
  * the idle timeout; without an idle timeout the flush may stall at most
  * 30 s. Once all is sent, if the peer may still be sending, the library
@@ -1337,6 +1345,14 @@ typedef struct nc_conn_options {
                                 once more (the end call: what is still
                                 unconsumed, nc_conn_eof() true) before the
                                 queue is flushed and the connection closed */
+    bool half_close;         /* full-duplex half-close: the peer's end of
+                                stream (FIN, or TLS close_notify) ends only
+                                its direction. on_data gets the end call,
+                                and the connection stays open for writing
+                                until you call nc_conn_shutdown() (then,
+                                the output sent, FIN and the close) or
+                                nc_conn_close(); the idle timeout still
+                                bounds it */
     uint32_t keepalive_idle_s;   /* TCP keepalive after this many idle
                                     seconds (0 = off) */
     uint32_t keepalive_interval_s; /* between probes (0 = kernel default) */
@@ -1530,13 +1546,33 @@ int nc_conn_writev(nc_conn *c, const struct iovec *iov, int cnt);
 int nc_conn_write_owned(nc_conn *c, void *data, size_t len,
                         void (*free_fn)(void *data, void *arg), void *arg);
 
-/* Bytes queued on a connection and not yet taken by the kernel.
+/* Bytes queued on a connection that the kernel refused for lack of room.
+ *
+ * What waits because the peer reads slower than you write: the number
+ * flow control works with (high_water pauses reading above it, on_drain
+ * runs when it falls to low_water). It is the same on both backends: on
+ * io_uring, bytes written inside a callback are offered to the kernel
+ * with the iteration's submission (epoll offers them at once) and count
+ * here only once refused.
  *
  * Returns: the number of bytes queued; 0 for NULL.
  * Thread: the loop's thread.
- * See also: nc_conn_write
+ * See also: nc_conn_write, nc_conn_high_water, nc_conn_callbacks
  */
 size_t nc_conn_queued(const nc_conn *c);
+
+/* The connection's water marks (nc_conn_options, defaults filled in).
+ *
+ * Above high_water of nc_conn_queued() reading pauses; at low_water it
+ * resumes and on_drain runs. A program pausing another connection on
+ * this one's queue can pause at any threshold: on_drain follows.
+ *
+ * Returns: the mark in bytes; 0 for NULL.
+ * Thread: the loop's thread.
+ * See also: nc_conn_queued, nc_conn_options
+ */
+size_t nc_conn_high_water(const nc_conn *c);
+size_t nc_conn_low_water(const nc_conn *c);
 
 /* Close a connection gracefully.
  *
@@ -1571,7 +1607,8 @@ void nc_conn_abort(nc_conn *c);
  *
  * After the queued output is sent, the write side is shut down (the peer
  * reads end of stream); reading goes on and later writes fail with
- * -EPIPE.
+ * -EPIPE. Once the peer's end of stream comes too (or with half_close,
+ * if it came already), the connection closes with NC_CLOSE_PEER.
  *
  * With TLS, the close_notify goes first (after what is queued); if it
  * cannot be sent (the peer reset the connection) the connection is

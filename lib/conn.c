@@ -323,6 +323,7 @@ static void teardown(nc_conn *c, nc_close_reason reason, int err, bool reset,
             c->cold->sending == 0 && c->cold->out.bytes > 0)
             nc__outq_flush(&c->cold->out, c->fd, loop);
         nc__outq_clear(&c->cold->out, loop);
+        c->cold->fresh = 0;
         nc__conn_input_clear(c);
     }
     nc__fd_detach(loop, c->fd);
@@ -406,12 +407,26 @@ static void finish_close(nc_conn *c)
     nc__conn_rearm(c);
 }
 
+void nc__conn_both_done(nc_conn *c)
+{
+    nc__conn_teardown(c, NC_CLOSE_PEER, close_err(c), false);
+}
+
+/* nc_conn_shutdown's FIN, once the queue is empty. With half_close and
+ * the peer's end already delivered, both directions are then done. */
+static void shut_write(nc_conn *c)
+{
+    c->flags |= CF_SHUT_DONE;
+    shutdown(c->fd, SHUT_WR);
+    if ((c->flags & CF_EOF) && conn_state(c) == CS_OPEN &&
+        c->prof->opt.half_close)
+        nc__conn_both_done(c);
+}
+
 void nc__conn_flushed(nc_conn *c)
 {
-    if ((c->flags & CF_SHUT_WANTED) && !(c->flags & CF_SHUT_DONE)) {
-        c->flags |= CF_SHUT_DONE;
-        shutdown(c->fd, SHUT_WR);
-    }
+    if ((c->flags & CF_SHUT_WANTED) && !(c->flags & CF_SHUT_DONE))
+        shut_write(c);
     if (conn_state(c) == CS_CLOSING)
         finish_close(c);
 }
@@ -562,10 +577,8 @@ int nc_conn_shutdown(nc_conn *c)
             return c->done.close_err ? c->done.close_err : -EPIPE;
     }
     c->flags |= CF_SHUT_WANTED;
-    if (conn_queued(c) == 0 && !(c->flags & CF_SHUT_DONE)) {
-        c->flags |= CF_SHUT_DONE;
-        shutdown(c->fd, SHUT_WR);
-    }
+    if (conn_queued(c) == 0 && !(c->flags & CF_SHUT_DONE))
+        shut_write(c);
     return 0;
 }
 
@@ -633,6 +646,16 @@ int nc_conn_set_deadline(nc_conn *c, uint32_t ms)
     nc__tentry_remove(loop, &k->deadline);
     nc__tentry_add(loop, &k->deadline, (uint16_t)id);
     return 0;
+}
+
+size_t nc_conn_high_water(const nc_conn *c)
+{
+    return c ? c->prof->opt.high_water : 0;
+}
+
+size_t nc_conn_low_water(const nc_conn *c)
+{
+    return c ? c->prof->opt.low_water : 0;
 }
 
 bool nc_conn_eof(const nc_conn *c)

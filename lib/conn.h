@@ -62,6 +62,9 @@ struct conn_cold {
                                   empties it, the free waits (conn_read.c) */
     struct tls_conn *tls;      /* TLS state, or NULL */
     size_t sending;            /* io_uring: bytes in the send submitted */
+    size_t fresh;              /* io_uring: bytes at the queue's tail not
+                                  offered to the kernel yet (see
+                                  conn_refused) */
 };
 
 enum conn_state {
@@ -110,8 +113,8 @@ enum conn_state {
 #define CF_HUP CF_BIT(31)          /* the kernel reported a hang-up with
                                       no error: nothing is left to watch
                                       for until reading resumes */
-#define CF_ABOVE_LOW CF_BIT(32)    /* the queue grew above low water since
-                                      the last on_drain */
+#define CF_WAITED CF_BIT(32)       /* output the kernel refused was
+                                      queued since the last on_drain */
 
 struct nc_conn {
     const struct conn_profile *prof;
@@ -161,6 +164,16 @@ static inline size_t conn_queued(const nc_conn *c)
     return c->cold ? c->cold->out.bytes : 0;
 }
 
+/* What of the queue the kernel refused for lack of room: what flow
+ * control sees (backpressure, on_drain, nc_conn_queued). On io_uring a
+ * write inside a callback is offered to the kernel with the iteration's
+ * submission, where epoll offers it at once: until then it is "fresh",
+ * neither sent nor refused, so that both backends show the same queue. */
+static inline size_t conn_refused(const nc_conn *c)
+{
+    return c->cold ? c->cold->out.bytes - c->cold->fresh : 0;
+}
+
 static inline size_t conn_buffered(const nc_conn *c)
 {
     return c->cold ? c->cold->in_len : 0;
@@ -207,6 +220,9 @@ void nc__conn_evict(nc_conn *c);
 void nc__conn_fail(nc_conn *c, nc_op op, int err);
 /* The output queue is empty: finish what waited for it. */
 void nc__conn_flushed(nc_conn *c);
+/* half_close: the peer's end was delivered and our FIN is out: close
+ * (NC_CLOSE_PEER, with the end's err). */
+void nc__conn_both_done(nc_conn *c);
 /* Begin a graceful close that reports reason and err once it is done. */
 void nc__conn_begin_close(nc_conn *c, nc_close_reason reason, int err);
 /* The cold part, created when missing. NULL when memory is short. */
@@ -269,8 +285,11 @@ void nc__conn_flush(nc_conn *c);
 int nc__conn_send_iov(nc_conn *c, struct iovec *iov, int max);
 /* io_uring: the send of cold->sending bytes completed with res. */
 void nc__conn_sent(nc_conn *c, int res);
-/* The queue changed: update backpressure and interest, maybe on_drain. */
-void nc__conn_queue_changed(nc_conn *c);
+/* Bytes were queued: backpressure, interest. */
+void nc__conn_queue_grew(nc_conn *c);
+/* Output went out (or the socket has room again): backpressure released,
+ * on_drain, interest. */
+void nc__conn_queue_shrank(nc_conn *c);
 
 /* ---- connect.c ------------------------------------------------------- */
 /* Writability while connecting: read the outcome and open or fail. */

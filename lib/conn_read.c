@@ -254,7 +254,8 @@ static void end_now(nc_conn *c, int err)
     default:
         return;
     }
-    if (c->prof->opt.keep_half_open) {
+    const nc_conn_options *o = &c->prof->opt;
+    if (o->keep_half_open || o->half_close) {
         /* The end call: whatever is still unconsumed (maybe nothing), with
          * nc_conn_eof() true. on_data may still write. */
         if (conn_buffered(c))
@@ -263,6 +264,23 @@ static void end_now(nc_conn *c, int err)
             call_on_data(c, "", 0);
         if (conn_state(c) != CS_OPEN)
             return;
+    }
+    if (o->half_close) {
+        /* Only the peer's direction ended: ours stays open until
+         * nc_conn_shutdown() (then both are done) or a close. */
+        if (err) {
+            struct conn_cold *k = nc__conn_cold(c);
+            if (!k) {
+                nc__conn_teardown(c, NC_CLOSE_ERROR, -ENOMEM, false);
+                return;
+            }
+            k->close_err = err;
+        }
+        if (c->flags & CF_SHUT_DONE)
+            nc__conn_both_done(c);
+        else
+            nc__conn_rearm(c);
+        return;
     }
     /* Send what is queued, then close. */
     nc__conn_begin_close(c, NC_CLOSE_PEER, err);
@@ -541,7 +559,7 @@ void nc__conn_polled(nc_conn *c, unsigned events)
     if (events & (EV_WRITE | EV_HUP | EV_ERR)) {
         /* Room to send (or a failure the send will report). */
         c->flags &= ~CF_FULL;
-        nc__conn_queue_changed(c);
+        nc__conn_rearm(c);
     }
 }
 

@@ -51,20 +51,28 @@ static void sent_progress(nc_conn *c, size_t n)
         tentry_touch(loop, &c->idle);
 }
 
-void nc__conn_queue_changed(nc_conn *c)
+void nc__conn_queue_grew(nc_conn *c)
 {
-    const nc_conn_options *o = &c->prof->opt;
-    size_t queued = conn_queued(c);
-    bool drained = false;
-    if (!(c->flags & CF_BACKPRESSURE) && queued > o->high_water) {
+    size_t refused = conn_refused(c);
+    if (refused > 0)
+        c->flags |= CF_WAITED;
+    if (!(c->flags & CF_BACKPRESSURE) && refused > c->prof->opt.high_water) {
         /* Reading pauses: bytes may arrive unseen from now on. */
         c->flags = (c->flags | CF_BACKPRESSURE) & ~CF_DRAINED;
-    } else if ((c->flags & CF_BACKPRESSURE) && queued <= o->low_water) {
-        c->flags &= ~CF_BACKPRESSURE;
+    }
+    nc__conn_rearm(c);
+}
+
+void nc__conn_queue_shrank(nc_conn *c)
+{
+    size_t refused = conn_refused(c);
+    bool drained = false;
+    if ((c->flags & CF_WAITED) && refused <= c->prof->opt.low_water) {
+        c->flags &= ~(CF_WAITED | CF_BACKPRESSURE);
         drained = true;
     }
     nc__conn_rearm(c);
-    if (queued == 0)
+    if (conn_queued(c) == 0)
         nc__conn_cold_release(c);
     if (drained && conn_state(c) == CS_OPEN) {
         if (c->prof->cbs.on_drain)
@@ -74,8 +82,10 @@ void nc__conn_queue_changed(nc_conn *c)
 }
 
 /* n bytes of the queue went out (n may be 0): the accounting, then what
- * waited for an empty queue. */
-static void flushed_some(nc_conn *c, size_t n)
+ * waited for an empty queue. first_offer: the bytes were fresh (io_uring),
+ * offered for the first time, so what the kernel did not take is a
+ * refusal, as epoll's first send of them would have found. */
+static void flushed_some(nc_conn *c, size_t n, bool first_offer)
 {
     if (n > 0)
         sent_progress(c, n);
@@ -84,7 +94,10 @@ static void flushed_some(nc_conn *c, size_t n)
         if (conn_state(c) == CS_CLOSED)
             return;
     }
-    nc__conn_queue_changed(c);
+    if (first_offer && conn_refused(c) > 0)
+        nc__conn_queue_grew(c);
+    else
+        nc__conn_queue_shrank(c);
 }
 
 void nc__conn_flush(nc_conn *c)
@@ -95,9 +108,11 @@ void nc__conn_flush(nc_conn *c)
         nc__conn_fail(c, NC_OP_WRITE, (int)n);
         return;
     }
+    bool first_offer = c->cold->fresh > 0;
+    c->cold->fresh = 0;         /* all of it was offered */
     if ((c->flags & CF_RING) && conn_queued(c) > 0)
         c->flags |= CF_FULL;    /* a ring waits for POLLOUT now */
-    flushed_some(c, n > 0 ? (size_t)n : 0);
+    flushed_some(c, n > 0 ? (size_t)n : 0, first_offer);
 }
 
 int nc__conn_send_iov(nc_conn *c, struct iovec *iov, int max)
@@ -131,8 +146,16 @@ void nc__conn_sent(nc_conn *c, int res)
     } else if ((size_t)res < sending) {
         c->flags |= CF_FULL;    /* the socket took what it had room for */
     }
-    nc__outq_consume(&c->cold->out, (size_t)res, conn_loop(c));
-    flushed_some(c, (size_t)res);
+    struct conn_cold *k = c->cold;
+    bool first_offer = k->fresh > 0;
+    nc__outq_consume(&k->out, (size_t)res, conn_loop(c));
+    /* What was offered and not taken is refused; a tail beyond what was
+     * offered keeps what it was. */
+    if (c->flags & CF_FULL)
+        k->fresh = 0;
+    else if (k->fresh > k->out.bytes)
+        k->fresh = k->out.bytes;
+    flushed_some(c, (size_t)res, first_offer);
 }
 
 static int write_check(const nc_conn *c)
@@ -214,17 +237,6 @@ static ssize_t iov_total(const struct iovec *iov, int cnt)
     return (ssize_t)total;
 }
 
-/* Queue what is left of iov after sent bytes went out. */
-static int queue_rest(nc_conn *c, const struct iovec *iov, int cnt,
-                      size_t sent)
-{
-    struct conn_cold *k = nc__conn_cold(c);
-    if (!k || nc__outq_append_iov(&k->out, iov, cnt, sent) < 0)
-        return out_of_memory(c, sent);
-    nc__conn_queue_changed(c);
-    return 0;
-}
-
 /* Whether a write goes to the socket at once: always on epoll; on a ring
  * only from outside the loop (inside, the iteration's submission sends
  * it). */
@@ -233,13 +245,45 @@ static inline bool sends_directly(const nc_conn *c)
     return !(c->flags & CF_RING) || !conn_loop(c)->running;
 }
 
+/* n bytes were just appended to c's queue, none of them offered to the
+ * kernel if offered is false. Such bytes are fresh when epoll would have
+ * sent them at once: nothing refused ahead of them (see conn_refused). */
+static void queued(nc_conn *c, size_t n, bool offered, bool was_clear)
+{
+    if (!offered && was_clear)
+        c->cold->fresh += n;
+    nc__conn_queue_grew(c);
+}
+
+/* Whether bytes queued now would be offered to an empty socket queue,
+ * before they are appended. */
+static inline bool queue_clear(const nc_conn *c)
+{
+    return conn_refused(c) == 0 && !(c->flags & CF_FULL);
+}
+
+/* Queue what is left of iov after sent bytes went out; offered: a send
+ * was tried (the kernel refused the rest). */
+static int queue_rest(nc_conn *c, const struct iovec *iov, int cnt,
+                      size_t sent, bool offered)
+{
+    bool clear = queue_clear(c);
+    size_t before = conn_queued(c);
+    struct conn_cold *k = nc__conn_cold(c);
+    if (!k || nc__outq_append_iov(&k->out, iov, cnt, sent) < 0)
+        return out_of_memory(c, sent);
+    queued(c, k->out.bytes - before, offered, clear);
+    return 0;
+}
+
 /* Send what the kernel takes now, queue the rest: the write path once
  * the arguments are checked. total is the sum of the lengths (> 0). */
 static int write_iov(nc_conn *c, const struct iovec *iov, int cnt,
                      size_t total)
 {
     size_t sent = 0;
-    if (conn_queued(c) == 0 && sends_directly(c)) {
+    bool offered = conn_queued(c) == 0 && sends_directly(c);
+    if (offered) {
         ssize_t n = send_now(c, iov, cnt);
         if (n < 0)
             return (int)n;
@@ -247,7 +291,7 @@ static int write_iov(nc_conn *c, const struct iovec *iov, int cnt,
             return 0;
         sent = (size_t)n;
     }
-    return queue_rest(c, iov, cnt, sent);
+    return queue_rest(c, iov, cnt, sent, offered);
 }
 
 int nc__conn_send_bytes(nc_conn *c, const void *data, size_t len)
@@ -288,17 +332,14 @@ static __attribute__((noinline)) int write_slow(nc_conn *c, const void *data,
     struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
     if (c->flags & CF_TLS)
         return nc__tls_write(c, &iov, 1, len);
-    if (sent == -1 && err == 0) {
-        if (conn_queued(c) > 0 || !sends_directly(c))
-            return queue_rest(c, &iov, 1, 0);
+    if (sent == -1 && err == 0)
         return write_iov(c, &iov, 1, len);
-    }
     ssize_t n = sent_result(c, sent, err);
     if (n == -EINTR)
         return write_iov(c, &iov, 1, len);
     if (n < 0)
         return (int)n;
-    return queue_rest(c, &iov, 1, (size_t)n);
+    return queue_rest(c, &iov, 1, (size_t)n, true);
 }
 
 int nc_conn_write(nc_conn *c, const void *data, size_t len)
@@ -339,7 +380,8 @@ int nc_conn_write_owned(nc_conn *c, void *data, size_t len,
         return rc;
     }
     size_t sent = 0;
-    if (len > 0 && conn_queued(c) == 0 && sends_directly(c)) {
+    bool offered = len > 0 && conn_queued(c) == 0 && sends_directly(c);
+    if (offered) {
         ssize_t n = send_now(c, &iov, 1);
         if (n < 0)
             return (int)n;
@@ -350,14 +392,15 @@ int nc_conn_write_owned(nc_conn *c, void *data, size_t len,
             free_fn(data, arg);
         return 0;
     }
+    bool clear = queue_clear(c);
     struct conn_cold *k = nc__conn_cold(c);
     if (!k || nc__outq_append_owned(&k->out, data, len, sent, free_fn, arg) < 0)
         return out_of_memory(c, sent);
-    nc__conn_queue_changed(c);
+    queued(c, len - sent, offered, clear);
     return 0;
 }
 
 size_t nc_conn_queued(const nc_conn *c)
 {
-    return c ? conn_queued(c) : 0;
+    return c ? conn_refused(c) : 0;
 }

@@ -651,6 +651,56 @@ static void shutdown_after_a_failed_close_notify_fails(void **state)
     pair_end(&p);
 }
 
+/* ---- full-duplex half-close ---------------------------------------------- */
+
+static bool side_ended(void *arg)
+{
+    struct side *s = arg;
+    return s->c && nc_conn_eof(s->c);
+}
+
+/* Both sides with half_close. The client sends its request and its
+ * close_notify; the server, its direction ended, answers later and then
+ * ends its own: each side reads the other's bytes whole and closes with
+ * a clean NC_CLOSE_PEER. */
+static void close_notify_ends_one_direction_with_half_close(void **state)
+{
+    (void)state;
+    struct pair p;
+    memset(&p, 0, sizeof(p));
+    p.sctx = server_ctx("server.pem", "server.key", NULL);
+    p.cctx = client_ctx(NULL);
+    assert_int_equal(nc_loop_new(&p.loop), 0);
+    nc_listener_options lo = { .tls = p.sctx,
+                               .conn = { .half_close = true } };
+    assert_int_equal(nc_listen(p.loop, "127.0.0.1:0", &lo, &side_cbs,
+                               &p.srv, &p.l), 0);
+    nc_addr a = listener_addr0(p.l);
+    nc_addr_format(&a, p.spec, sizeof(p.spec));
+    nc_connect_options co = { .tls = p.cctx,
+                              .conn = { .half_close = true } };
+    assert_int_equal(nc_connect(p.loop, p.spec, &co, &side_cbs, &p.cli,
+                                NULL), 0);
+    assert_true(run_until(p.loop, side_opened, &p.cli, 3000));
+    assert_int_equal(nc_conn_write(p.cli.c, "request", 7), 0);
+    assert_int_equal(nc_conn_shutdown(p.cli.c), 0);
+    assert_true(run_until(p.loop, side_ended, &p.srv, 3000));
+    assert_int_equal(p.srv.in_len, 7);
+    assert_memory_equal(p.srv.in, "request", 7);
+    run_until(p.loop, side_closed, &p.srv, 100);
+    assert_int_equal(p.srv.closes, 0);
+    assert_int_equal(nc_conn_write(p.srv.c, "late reply", 10), 0);
+    assert_int_equal(nc_conn_shutdown(p.srv.c), 0);
+    assert_true(run_until(p.loop, both_closed, &p, 3000));
+    assert_int_equal(p.cli.in_len, 10);
+    assert_memory_equal(p.cli.in, "late reply", 10);
+    assert_int_equal(p.srv.reason, NC_CLOSE_PEER);
+    assert_int_equal(p.srv.err, 0);
+    assert_int_equal(p.cli.reason, NC_CLOSE_PEER);
+    assert_int_equal(p.cli.err, 0);
+    pair_end(&p);
+}
+
 /* ---- large transfers -------------------------------------------------------- */
 
 struct bulk {
@@ -986,6 +1036,7 @@ int main(void)
         cmocka_unit_test(close_notify_waits_behind_kept_plain_text),
         cmocka_unit_test(truncation_after_a_hangup_is_still_a_truncation),
         cmocka_unit_test(shutdown_after_a_failed_close_notify_fails),
+        cmocka_unit_test(close_notify_ends_one_direction_with_half_close),
         cmocka_unit_test(large_transfer_both_ways),
         cmocka_unit_test(openssl_s_client_echoes_and_closes_cleanly),
         cmocka_unit_test(renegotiation_is_refused_and_named),
