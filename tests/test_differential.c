@@ -1572,6 +1572,20 @@ static void run_one(struct run *r)
 
 /* ---- checking ------------------------------------------------------------------- */
 
+/* Kinds of violation, for minimising: a smaller scenario must keep one. */
+enum {
+    C_OPEN, C_TIMEOUT, C_CLOSES, C_BAD_IN, C_PAUSED, C_AFTER_CLOSE,
+    C_BAD_RCV, C_SHUT, C_SPIN, C_CONSUMED, C_WRITTEN, C_EPIPE, C_WERR,
+    C_ZERO, C_REASON, C_LOST, C_ENDCALL, C_PEER_END, C_RCVD, C_PEER_SEND,
+    C_COUNT
+};
+static const char *const cat_name[C_COUNT] = {
+    "open", "timeout", "closes", "bad-input", "data-while-paused",
+    "data-after-close", "bad-output", "shutdown", "spin", "consumed",
+    "written", "epipe", "write-error", "zero-len", "close-reason",
+    "lost-before-end", "end-call", "peer-end", "peer-received", "peer-send",
+};
+
 struct obs {
     bool ran;
     const char *skip;
@@ -1591,11 +1605,13 @@ struct obs {
     unsigned iters, empty;
     double ms;
     uint8_t *w, *in;   /* kept for the comparison between configurations */
+    unsigned cats;     /* the kinds of violation, 1 << C_* */
     char why[1024];
 };
 
-static void why_add(struct obs *o, const char *fmt, ...)
+static void why_add(struct obs *o, unsigned cat, const char *fmt, ...)
 {
+    o->cats |= 1u << cat;
     size_t n = strlen(o->why);
     if (n + 4 >= sizeof(o->why))
         return;
@@ -1675,49 +1691,49 @@ static void check_obs(const struct scen *s, const struct model *m,
                       const struct cfgdef *cfg, struct obs *o)
 {
     if (!o->opened) {
-        why_add(o, "never opened (close %s %s)", reason_short(o->reason),
+        why_add(o, C_OPEN, "never opened (close %s %s)", reason_short(o->reason),
                 nc_errname(o->err));
         return;
     }
     if (o->timeout)
-        why_add(o, "did not end within %u ms", run_limit_ms());
+        why_add(o, C_TIMEOUT, "did not end within %u ms", run_limit_ms());
     if (o->closes != 1)
-        why_add(o, "on_close ran %d times", o->closes);
+        why_add(o, C_CLOSES, "on_close ran %d times", o->closes);
     if (o->bad_in >= 0)
-        why_add(o, "on_data saw a wrong byte at input offset %lld",
+        why_add(o, C_BAD_IN, "on_data saw a wrong byte at input offset %lld",
                 (long long)o->bad_in);
     if (o->data_while_paused)
-        why_add(o, "on_data called while reading was stopped");
+        why_add(o, C_PAUSED, "on_data called while reading was stopped");
     if (o->data_after_close)
-        why_add(o, "on_data called after nc_conn_close/abort");
+        why_add(o, C_AFTER_CLOSE, "on_data called after nc_conn_close/abort");
     if (o->bad_rcv >= 0)
-        why_add(o, "peer received a wrong byte at output offset %lld",
+        why_add(o, C_BAD_RCV, "peer received a wrong byte at output offset %lld",
                 (long long)o->bad_rcv);
     if (o->shut_rc)
-        why_add(o, "nc_conn_shutdown returned %s", nc_errname(o->shut_rc));
+        why_add(o, C_SHUT, "nc_conn_shutdown returned %s", nc_errname(o->shut_rc));
     if (spinning(o))
-        why_add(o, "spinning: %u loop iterations without progress",
+        why_add(o, C_SPIN, "spinning: %u loop iterations without progress",
                 o->empty);
     if (o->consumed != m->consumed)
-        why_add(o, "on_data consumed %llu bytes, the model %llu (first "
+        why_add(o, C_CONSUMED, "on_data consumed %llu bytes, the model %llu (first "
                 "differing input offset %llu)",
                 (unsigned long long)o->consumed,
                 (unsigned long long)m->consumed,
                 (unsigned long long)(o->consumed < m->consumed
                                          ? o->consumed : m->consumed));
     if (o->written != m->out)
-        why_add(o, "the application's writes took %llu bytes, the model "
+        why_add(o, C_WRITTEN, "the application's writes took %llu bytes, the model "
                 "%llu", (unsigned long long)o->written,
                 (unsigned long long)m->out);
     if (o->epipe != m->epipe)
-        why_add(o, "%u writes refused with EPIPE after the shutdown, the "
+        why_add(o, C_EPIPE, "%u writes refused with EPIPE after the shutdown, the "
                 "model %u", o->epipe, m->epipe);
     if (o->other_werr)
-        why_add(o, "a write failed with %s", nc_errname(o->other_werr));
+        why_add(o, C_WERR, "a write failed with %s", nc_errname(o->other_werr));
     if (o->zero_len_calls && !s->khalf)
-        why_add(o, "on_data with len 0 without keep_half_open");
+        why_add(o, C_ZERO, "on_data with len 0 without keep_half_open");
     if (o->zero_len_calls > o->eof_calls)
-        why_add(o, "on_data with len 0 that is not the end call");
+        why_add(o, C_ZERO, "on_data with len 0 that is not the end call");
 
     /* The close. */
     nc_close_reason want = NC_CLOSE_LOCAL;
@@ -1738,29 +1754,29 @@ static void check_obs(const struct scen *s, const struct model *m,
                   (reset_ok ? (o->err == -ECONNRESET || o->err == -EPIPE)
                             : o->err == want_err);
         if (!ok)
-            why_add(o, "closed %s %s, the model %s %s",
+            why_add(o, C_REASON, "closed %s %s, the model %s %s",
                     reason_short(o->reason), nc_errname(o->err),
                     reason_short(want),
                     reset_ok ? "ECONNRESET|EPIPE" : nc_errname(want_err));
     }
     /* Every byte before the peer's end of stream is delivered. */
     if (o->reason == NC_CLOSE_PEER && o->seen != m->total)
-        why_add(o, "the peer's end reported after on_data saw %llu of %llu "
+        why_add(o, C_LOST, "the peer's end reported after on_data saw %llu of %llu "
                 "bytes (first lost input offset %llu)",
                 (unsigned long long)o->seen, (unsigned long long)m->total,
                 (unsigned long long)o->seen);
     if (m->terminal < 0 && o->seen != m->total && o->closes == 1)
         if (o->reason != NC_CLOSE_PEER)
-            why_add(o, "on_data saw %llu of %llu bytes",
+            why_add(o, C_LOST, "on_data saw %llu of %llu bytes",
                     (unsigned long long)o->seen,
                     (unsigned long long)m->total);
     if (s->khalf) {
         unsigned want_calls = m->end_call ? 1 : 0;
         if (o->eof_calls != want_calls)
-            why_add(o, "%u end calls, the model %u", o->eof_calls,
+            why_add(o, C_ENDCALL, "%u end calls, the model %u", o->eof_calls,
                     want_calls);
         else if (want_calls && o->end_len != m->end_len)
-            why_add(o, "the end call carried %llu bytes, the model %llu",
+            why_add(o, C_ENDCALL, "the end call carried %llu bytes, the model %llu",
                     (unsigned long long)o->end_len,
                     (unsigned long long)m->end_len);
     }
@@ -1771,22 +1787,22 @@ static void check_obs(const struct scen *s, const struct model *m,
     } else if (aborted) {
         int want_end = m->shut ? PE_CLEAN : PE_RESET;
         if (o->peer_end != want_end && o->peer_end != PE_RESET)
-            why_add(o, "after the abort the peer saw %s",
+            why_add(o, C_PEER_END, "after the abort the peer saw %s",
                     pe_name[o->peer_end]);
     } else {
         if (o->rcvd != o->written)
-            why_add(o, "the peer received %llu of %llu bytes written "
+            why_add(o, C_RCVD, "the peer received %llu of %llu bytes written "
                     "(first missing output offset %llu)",
                     (unsigned long long)o->rcvd,
                     (unsigned long long)o->written,
                     (unsigned long long)o->rcvd);
         if (o->peer_end != PE_CLEAN)
-            why_add(o, "the peer's stream ended %s (%s), not clean",
+            why_add(o, C_PEER_END, "the peer's stream ended %s (%s), not clean",
                     pe_name[o->peer_end], strerror(o->peer_errno > 0
                                                        ? o->peer_errno : 0));
     }
     if (o->peer_send_failed && m->terminal < 0 && m->end != 3)
-        why_add(o, "a peer send failed (%s)", strerror(o->send_errno > 0
+        why_add(o, C_PEER_SEND, "a peer send failed (%s)", strerror(o->send_errno > 0
                                                            ? o->send_errno
                                                            : 0));
 }
@@ -1946,12 +1962,57 @@ static bool run_scen(const struct scen *s, bool quiet, struct obs *out)
 
 /* ---- minimising a failing scenario ------------------------------------------ */
 
-/* Whether s still fails (in any configuration), trying up to tries times. */
+/* What minimising keeps: a kind of violation in one configuration. */
+static int shrink_cfg, shrink_cat;
+
+/* Whether s still shows the kept violation, trying up to tries times. */
 static bool still_fails(const struct scen *s, unsigned tries)
 {
-    for (unsigned i = 0; i < tries; i++)
-        if (!run_scen(s, true, NULL))
+    for (unsigned i = 0; i < tries; i++) {
+        struct obs obs[4];
+        run_scen(s, true, obs);
+        if (obs[shrink_cfg].cats & (1u << shrink_cat))
             return true;
+    }
+    return false;
+}
+
+/* The violation to keep: NC_DIFF_SHRINK_TARGET ("io_uring/tls:spin"), or
+ * the first of the most telling kinds. */
+static bool shrink_pick(const struct obs *obs)
+{
+    static const int order[] = { C_PAUSED, C_SPIN, C_TIMEOUT, C_LOST,
+                                 C_REASON, C_WERR, C_ENDCALL, C_CONSUMED,
+                                 C_EPIPE, C_RCVD, C_PEER_END, C_WRITTEN };
+    const char *t = getenv("NC_DIFF_SHRINK_TARGET");
+    if (t && *t) {
+        for (int i = 0; i < 4; i++)
+            for (int c = 0; c < C_COUNT; c++) {
+                char name[64];
+                snprintf(name, sizeof(name), "%s:%s", cfgs[i].name,
+                         cat_name[c]);
+                if (strcmp(name, t) == 0 && (obs[i].cats & (1u << c))) {
+                    shrink_cfg = i;
+                    shrink_cat = c;
+                    return true;
+                }
+            }
+        return false;
+    }
+    for (size_t k = 0; k < sizeof(order) / sizeof(order[0]); k++)
+        for (int i = 0; i < 4; i++)
+            if (obs[i].cats & (1u << order[k])) {
+                shrink_cfg = i;
+                shrink_cat = order[k];
+                return true;
+            }
+    for (int i = 0; i < 4; i++)
+        for (int c = 0; c < C_COUNT; c++)
+            if (obs[i].cats & (1u << c)) {
+                shrink_cfg = i;
+                shrink_cat = c;
+                return true;
+            }
     return false;
 }
 
@@ -2262,8 +2323,9 @@ static void differential_scenarios(void **state)
             struct scen s;
             gen(&s, seed);
             bool bad = false;
+            struct obs last[4];
             for (unsigned k = 0; k < repeat; k++, runs++)
-                if (!run_scen(&s, false, NULL))
+                if (!run_scen(&s, false, last))
                     bad = true;
             if (!bad)
                 continue;
@@ -2271,14 +2333,21 @@ static void differential_scenarios(void **state)
             size_t n = strlen(failing);
             snprintf(failing + n, sizeof(failing) - n, "%s%llu",
                      n ? " " : "", (unsigned long long)seed);
-            if (do_shrink) {
+            if (do_shrink && shrink_pick(last)) {
                 struct scen small = s;
+                bool saved[4];
+                memcpy(saved, cfg_on, sizeof(saved));
+                for (int i = 0; i < 4; i++)
+                    cfg_on[i] = saved[i] && i == shrink_cfg;
                 shrink(&small);
+                memcpy(cfg_on, saved, sizeof(saved));
                 small.seed = 0;
                 char desc[4096];
                 scen_format(&small, desc, sizeof(desc));
-                printf("MINIMISED seed %llu to:\n    NC_DIFF_SCENARIO='%s' "
-                       "%s\n", (unsigned long long)seed, desc, argv0);
+                printf("MINIMISED seed %llu, keeping %s:%s:\n"
+                       "    NC_DIFF_SCENARIO='%s' %s\n",
+                       (unsigned long long)seed, cfgs[shrink_cfg].name,
+                       cat_name[shrink_cat], desc, argv0);
                 run_scen(&small, false, NULL);
             }
         }
