@@ -1271,6 +1271,11 @@ static void peer_script(struct peer *p)
                 if (n < 0) {
                     p->send_failed = true;
                     p->progress++;
+                    /* A send can be the call that collects the reset:
+                     * the next read then returns 0, not the error. */
+                    if (p->send_errno == ECONNRESET ||
+                        p->send_errno == EPIPE)
+                        peer_set_end(p, PE_RESET, p->send_errno);
                     break;
                 }
                 p->sent += (uint64_t)n;
@@ -1962,6 +1967,8 @@ static bool run_scen(const struct scen *s, bool quiet, struct obs *out)
 
 /* ---- minimising a failing scenario ------------------------------------------ */
 
+static uint64_t env_u64(const char *name, uint64_t dflt);
+
 /* What minimising keeps: a kind of violation in one configuration. */
 static int shrink_cfg, shrink_cat;
 
@@ -2053,7 +2060,7 @@ static bool sends_ok(const struct scen *s)
 
 static void shrink(struct scen *best)
 {
-    unsigned tries = 3;
+    unsigned tries = (unsigned)env_u64("NC_DIFF_SHRINK_TRIES", 2);
     bool progress = true;
     while (progress) {
         progress = false;
