@@ -206,7 +206,8 @@ void nc__conn_cold_release(nc_conn *c)
 {
     struct conn_cold *k = c->cold;
     if (!k || k->out.head || k->in || k->deadline.list || k->idle_override ||
-        k->tls || (c->flags & CF_REDELIVER) || conn_state(c) == CS_CLOSED)
+        k->tls || k->close_err || (c->flags & (CF_REDELIVER | CF_EOF_PENDING)) ||
+        conn_state(c) == CS_CLOSED)
         return;
     nc__slab_free(&conn_loop(c)->cold_slab, k);
     c->cold = NULL;
@@ -443,6 +444,13 @@ void nc__conn_begin_close(nc_conn *c, nc_close_reason reason, int err)
     }
     conn_set_reason(c, reason);
     conn_set_state(c, CS_CLOSING);
+    /* Input the user left unconsumed: the peer was in the middle of
+     * something and may still be sending, so the close lingers rather
+     * than meet its next bytes with a reset (nginx's lingering close).
+     * Inside on_data the bytes being handed over are in that buffer too:
+     * whoever hands them over tells what was left (conn_read.c). */
+    if (conn_buffered(c) > 0 && !(c->flags & CF_IN_INPUT))
+        c->flags |= CF_PEER_SENT;
     nc__conn_input_clear(c);
     /* TLS says it is done before TCP does. */
     if (c->flags & CF_TLS)
@@ -450,7 +458,10 @@ void nc__conn_begin_close(nc_conn *c, nc_close_reason reason, int err)
     if (conn_state(c) == CS_CLOSED)
         return;
     if (conn_queued(c) == 0) {
-        finish_close(c);
+        if (c->flags & CF_IN_INPUT)
+            nc__conn_rearm(c);      /* nc__conn_input_done goes on */
+        else
+            finish_close(c);
         return;
     }
     /* Without an idle timeout the flush is still bounded. */

@@ -109,12 +109,18 @@ enum conn_state {
 #define CF_EOF_PENDING CF_BIT(29)  /* the end of stream came while input
                                       was not delivered: it follows that
                                       input */
-#define CF_PEER_SENT CF_BIT(30)    /* input came while closing (io_uring) */
+#define CF_PEER_SENT CF_BIT(30)    /* the peer may still be sending: input
+                                      came while closing (io_uring), or
+                                      was left unconsumed by the close */
 #define CF_HUP CF_BIT(31)          /* the kernel reported a hang-up with
                                       no error: nothing is left to watch
                                       for until reading resumes */
 #define CF_WAITED CF_BIT(32)       /* output the kernel refused was
                                       queued since the last on_drain */
+#define CF_IN_INPUT CF_BIT(33)     /* received bytes are being handed to the
+                                      user: a close begun meanwhile decides
+                                      between FIN and lingering only once
+                                      they all have been (input_done) */
 
 struct nc_conn {
     const struct conn_profile *prof;
@@ -238,6 +244,15 @@ void nc__conn_each(nc_loop *loop, void (*fn)(nc_conn *c, void *arg),
                    void *arg);
 /* The longest-idle open connection of the loop, or NULL. */
 nc_conn *nc__conn_oldest_idle(nc_loop *loop);
+
+/* The bytes of one receive were handed to the user (CF_IN_INPUT ends): a
+ * graceful close begun meanwhile goes on, its queue being empty. */
+static inline void nc__conn_input_done(nc_conn *c)
+{
+    c->flags &= ~CF_IN_INPUT;
+    if (conn_state(c) == CS_CLOSING && conn_queued(c) == 0)
+        nc__conn_flushed(c);
+}
 
 /* ---- conn_read.c ----------------------------------------------------- */
 /* The fd table hands a connection its events. */

@@ -131,11 +131,14 @@ static size_t call_on_data(nc_conn *c, const char *data, size_t len)
 static size_t call_on_buffer(nc_conn *c, size_t len)
 {
     struct conn_cold *k = c->cold;
+    size_t had = k->in_len;
     k->in_busy = true;
     size_t used = call_on_data(c, in_data(k), len);
     k->in_busy = false;
     if (conn_state(c) == CS_OPEN)
         return used;
+    if (used < had)
+        c->flags |= CF_PEER_SENT;   /* the close dropped what was left */
     nc__conn_input_clear(c);
     return 0;
 }
@@ -155,8 +158,9 @@ static void eof_now(nc_conn *c);
  * at most a read's size: input kept during a pause on an io_uring loop
  * can be larger than one read, and an echo would queue all of it at once.
  * A slice the user takes nothing of is followed by all of it (a message
- * may be longer than a slice); when the user declines part of all of it,
- * it waits for more input, within max_input. Returns false when c is no
+ * may be longer than a slice); a slice the user takes part of is followed
+ * by the next one; only when the user declines part of all of it does it
+ * wait for more input, within max_input. Returns false when c is no
  * longer open. */
 static bool deliver_buffered(nc_conn *c)
 {
@@ -170,10 +174,11 @@ static bool deliver_buffered(nc_conn *c)
             return false;   /* closed or closing: the input was dropped */
         bool all = len == k->in_len;
         in_consume(c, used);
-        if (used < len) {
-            /* Waits for more input. */
-            return !(all && over_limit(c));
+        if (used < len && all) {
+            /* Declined part of everything there is: waits for more. */
+            return !over_limit(c);
         }
+        /* Otherwise the rest of the buffer follows, in the next slice. */
     }
     return true;
 }
@@ -187,8 +192,12 @@ static inline __attribute__((always_inline)) void input(nc_conn *c,
     struct conn_cold *k = c->cold;
     if (!k || k->in_len == 0) {
         size_t used = call_on_data(c, data, n);
-        if (conn_state(c) != CS_OPEN || used == n)
+        if (used == n)
             return;
+        if (conn_state(c) != CS_OPEN) {
+            c->flags |= CF_PEER_SENT;   /* the close dropped what was left */
+            return;
+        }
         size_t left = n - used;
         if (left > c->prof->opt.max_input) {
             nc__conn_teardown(c, NC_CLOSE_ERROR, -EMSGSIZE, false);
@@ -211,6 +220,20 @@ static inline __attribute__((always_inline)) void input(nc_conn *c,
 void nc__conn_input(nc_conn *c, const char *data, size_t n)
 {
     input(c, data, n);
+}
+
+/* n received bytes of an open connection: to the user (through TLS when
+ * it speaks it), as one input scope (CF_IN_INPUT): a graceful close begun
+ * by a callback goes on once everything the read brought was handled, so
+ * that it knows whether the peer left bytes unconsumed. */
+static void hand_over(nc_conn *c, const char *data, size_t n)
+{
+    c->flags |= CF_IN_INPUT;
+    if (c->flags & CF_TLS)
+        nc__tls_input(c, data, n);
+    else
+        input(c, data, n);
+    nc__conn_input_done(c);
 }
 
 /* Keep n bytes that arrived while the user is not reading. Returns
@@ -316,7 +339,10 @@ static void redeliver_run(struct defer_node *n)
     c->flags &= ~CF_REDELIVER;
     if (conn_state(c) == CS_CLOSED)
         return;     /* its on_close, queued after us, frees k */
-    if (!deliver_buffered(c))
+    c->flags |= CF_IN_INPUT;
+    bool open = deliver_buffered(c);
+    nc__conn_input_done(c);
+    if (!open)
         return;
     if ((c->flags & CF_EOF_PENDING) && conn_delivering(c)) {
         /* All of it offered: what is left the user declined, as it
@@ -409,14 +435,17 @@ static void conn_read(nc_conn *c, unsigned events)
             bool emptied = (size_t)n < LOOP_READ_BUF && !hangup;
             c->flags = (c->flags & ~CF_DRAINED) | (emptied ? CF_DRAINED : 0);
             counter_add(&loop->ctr.bytes_in, (uint64_t)n);
-            if (conn_state(c) == CS_OPEN) {
+            switch (conn_state(c)) {
+            case CS_OPEN:
                 tentry_touch(loop, &c->idle);
-                if (c->flags & CF_TLS)
-                    nc__tls_input(c, buf, (size_t)n);
-                else
-                    input(c, buf, (size_t)n);
-            } else if (conn_state(c) == CS_HANDSHAKE) {
+                hand_over(c, buf, (size_t)n);
+                break;
+            case CS_HANDSHAKE:
                 nc__tls_input(c, buf, (size_t)n);
+                break;
+            default:
+                c->flags |= CF_PEER_SENT;   /* read only to be discarded */
+                break;
             }
             if (emptied || !keeps_reading(c))
                 return;
@@ -468,10 +497,8 @@ void nc__conn_received(nc_conn *c, const char *data, size_t n, bool more)
     switch (conn_state(c)) {
     case CS_OPEN:
         tentry_touch(loop, &c->idle);
-        if (c->flags & CF_TLS)
-            nc__tls_input(c, data, n);
-        else if (conn_delivering(c))
-            input(c, data, n);
+        if (conn_delivering(c) || (c->flags & CF_TLS))
+            hand_over(c, data, n);
         else
             keep_input(c, data, n);
         return;

@@ -174,11 +174,12 @@ static int ssl_failure(SSL *ssl)
     }
 }
 
-/* An SSL call returned r: close c for what went wrong, unless it only
- * waits for more input. Returns true when c was closed. */
-static bool failed(nc_conn *c, struct tls_conn *t, int r)
+/* An SSL call failed with SSL_get_error() e (asked at once: the BIO's
+ * retry flags it reads are the connection's, and any write clears them):
+ * close c for what went wrong, unless it only waits for more input.
+ * Returns true when c was closed. */
+static bool failed_with(nc_conn *c, struct tls_conn *t, int e)
 {
-    int e = SSL_get_error(t->ssl, r);
     if (e == SSL_ERROR_WANT_READ)
         return false;
     if (conn_state(c) == CS_CLOSED)
@@ -198,6 +199,12 @@ static bool failed(nc_conn *c, struct tls_conn *t, int r)
     nc__conn_teardown(c, err == -ENOMEM ? NC_CLOSE_ERROR : NC_CLOSE_TLS, err,
                       false);
     return true;
+}
+
+/* An SSL call returned r: failed_with() its error. */
+static bool failed(nc_conn *c, struct tls_conn *t, int r)
+{
+    return failed_with(c, t, SSL_get_error(t->ssl, r));
 }
 
 /* ---- the handshake ------------------------------------------------------------ */
@@ -334,24 +341,41 @@ int nc__tls_start(nc_conn *c, nc_tls_ctx *ctx, const char *server_name)
 
 /* ---- reading ------------------------------------------------------------------- */
 
-/* Decrypt everything OpenSSL can and hand it to the user. */
+/* Decrypt everything OpenSSL can and hand it to the user. The plain text
+ * of consecutive records is gathered before it is handed over: a peer
+ * that sends many small records (a byte each) would otherwise cost an
+ * on_data call, and a pass over any input the user keeps, per record. */
 static void decrypt(nc_conn *c, struct tls_conn *t)
 {
     char plain[PLAIN_MAX];
+    size_t used = 0;
     while (conn_state(c) == CS_OPEN) {
         ERR_clear_error();
-        int r = SSL_read(t->ssl, plain, sizeof(plain));
+        int r = SSL_read(t->ssl, plain + used, (int)(sizeof(plain) - used));
         if (r > 0) {
-            nc__conn_input_plain(c, plain, (size_t)r);
+            used += (size_t)r;
+            if (used == sizeof(plain)) {
+                nc__conn_input_plain(c, plain, used);
+                used = 0;
+            }
             continue;
         }
-        if (SSL_get_error(t->ssl, r) == SSL_ERROR_ZERO_RETURN) {
+        /* Asked before on_data can write (which resets the BIO's
+         * flags that SSL_get_error reads). */
+        int e = SSL_get_error(t->ssl, r);
+        if (used > 0) {
+            nc__conn_input_plain(c, plain, used);
+            used = 0;
+            if (conn_state(c) != CS_OPEN)
+                return;
+        }
+        if (e == SSL_ERROR_ZERO_RETURN) {
             /* The peer's close_notify: an orderly end of stream. */
             t->notify_received = true;
             nc__conn_input_end(c, 0);
             return;
         }
-        if (failed(c, t, r))
+        if (failed_with(c, t, e))
             return;
         break;
     }
@@ -366,6 +390,8 @@ void nc__tls_input(nc_conn *c, const char *data, size_t n)
         handshake_step(c, t);
     if (t->handshake_done && conn_state(c) != CS_CLOSED)
         decrypt(c, t);
+    if (t->in_len > 0 && conn_state(c) == CS_CLOSING)
+        c->flags |= CF_PEER_SENT;   /* records the close left unread */
     /* OpenSSL stops taking bytes before the end only once the connection
      * is no longer open (closed by a callback or by a failure): what is
      * left would be discarded anyway. */
