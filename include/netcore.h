@@ -1766,8 +1766,12 @@ typedef struct nc_listener_stats {
  * - an interface name: each of its addresses, IPv4 then IPv6; an address
  *   that cannot be bound yet (EADDRNOTAVAIL, an IPv6 address still in
  *   duplicate address detection) is skipped if another one works;
- * - "unix:/path": one socket; a stale socket file left by a dead server
- *   (connecting to it is refused) is removed and the path bound again.
+ * - "unix:/path": one socket. When something is at the path already,
+ *   only a socket file that nobody listens on (left by a dead server:
+ *   connecting to it is refused) is removed and the path bound again.
+ *   Anything else is left exactly as it is and gives -EADDRINUSE: a live
+ *   socket, a regular file, a directory, or a symbolic link (never
+ *   followed nor removed, even to a stale socket).
  *
  * With port 0 and several addresses, all sockets share the port the
  * kernel chose for the first. Every accepted connection is non-blocking
@@ -1781,8 +1785,13 @@ typedef struct nc_listener_stats {
  * text, the message nc_endpoint_parse() gives ("unknown interface
  * 'eth99'", "port 70000 is out of range (0-65535)", "bad IPv4 address
  * '999.1.1.1'"); otherwise the step that failed with the address it
- * failed on ("cannot bind 127.0.0.1:80: Permission denied"). On success
- * errbuf is emptied. With nc_explain(NC_OP_BIND, err), the likely cause:
+ * failed on ("cannot bind 127.0.0.1:80: Permission denied"). For an
+ * address in use it adds what holds it, where this process can see that
+ * (in /proc): "cannot bind 127.0.0.1:7000: Address already in use; held
+ * by echo-server (pid 4242)"; for a unix: path, what is there ("...; that
+ * path is a regular file, not a socket, and is left alone: remove it or
+ * choose another path"). On success errbuf is emptied. With
+ * nc_explain(NC_OP_BIND, err), the likely cause:
  *
  *   char why[256];
  *   nc_listener_options o = { .errbuf = why, .errbuf_len = sizeof why };
@@ -1799,7 +1808,8 @@ typedef struct nc_listener_stats {
  *   -ERANGE         the port is out of range (from parsing the endpoint)
  *   -ENODEV         unknown interface or scope
  *   -ENAMETOOLONG   a Unix path or interface name too long
- *   -EADDRINUSE     the address and port are in use
+ *   -EADDRINUSE     the address and port are in use, or a unix: path
+ *                   holds a live socket or something other than a socket
  *   -EADDRNOTAVAIL  the address is not on this host
  *   -EACCES         binding that port (or path) is not permitted
  *   -ENOENT         the directory of a Unix socket path does not exist

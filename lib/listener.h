@@ -13,6 +13,14 @@ void nc__listener_conn_gone(nc_listener *l);
 /* Stop every listener of the loop (nc_listener_stop): a shutdown. */
 void nc__listeners_stop(nc_loop *loop);
 
+/* ---- who holds an address (holder.c) ---------------------------------- */
+/* The process holding a listening socket on a's address (TCP: the same
+ * port on an overlapping address; unix: the same path): its pid, with its
+ * name (comm) in name (len bytes, NUL-terminated). Best effort, for
+ * messages: -ENOENT when none can be seen (another user's process,
+ * another network namespace), -EINVAL when len is 0. */
+int nc__socket_holder(const nc_addr *a, char *name, size_t len);
+
 /* ---- the workers' accept hand-off (workers_listen.c) ----------------- */
 /* Given every socket l accepts, instead of a connection of l: fn owns fd
  * from then on (it must close it if it cannot hand it on). */
