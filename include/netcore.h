@@ -1699,8 +1699,12 @@ typedef struct nc_listener nc_listener;
 /* Listener settings. A zeroed struct gives the defaults.
  *
  * errbuf and errbuf_len are not settings but a place for nc_listen() to
- * say why it failed: see nc_listen. reuseport lets one listener per thread share a port (the kernel spreads
- * the connections). max_conns counts this listener's open connections;
+ * say why it failed: see nc_listen. reuseport lets one listener per thread
+ * share a port (the kernel spreads the connections); it shares the port
+ * with any socket of the same user that sets SO_REUSEPORT, another
+ * process's too, so a second server on that port would not fail:
+ * nc_workers_listen() shares a port between its workers only. max_conns
+ * counts this listener's open connections;
  * accepting resumes as soon as one closes. accept_budget bounds the
  * accepts per socket per iteration so one busy listener cannot starve the
  * loop; leftover connections are taken in the next iteration.
@@ -2240,7 +2244,11 @@ int nc_workers_start(const nc_workers_options *opts, nc_workers **out);
  * With SO_REUSEPORT (NC_WORKERS_ACCEPT_REUSEPORT, or AUTO for IP
  * endpoints) each worker binds its own listener on the endpoint, as
  * nc_listen() with opts, cbs and ud would, plus reuseport; with port 0
- * every worker gets the port the kernel gave the first. The kernel
+ * every worker gets the port the kernel gave the first. Only the workers
+ * share it: worker 0 binds first without SO_REUSEPORT and sets it only
+ * before listen(), so that a port any other socket holds (another server,
+ * even one that allows sharing) fails with -EADDRINUSE, as with one
+ * nc_listen(), and opts->errbuf names the holder. The kernel
  * spreads the connections by a hash of their addresses and ports, which
  * can leave a worker idle when there are few clients (see
  * docs/performance.md). With NC_WORKERS_ACCEPT_HANDOFF, or AUTO for
@@ -2251,7 +2259,8 @@ int nc_workers_start(const nc_workers_options *opts, nc_workers **out);
  * is reset and counted as shed. Either way callbacks run on the worker
  * that owns the connection: the same ud for all, per-worker state through
  * nc_loop_data(nc_conn_loop(c)). The addresses bound are added to
- * nc_workers_addrs(). Listeners stay until the workers stop.
+ * nc_workers_addrs(). Listeners stay until the workers stop. A failure
+ * is said in opts->errbuf as nc_listen() says it.
  *
  * Returns: NC_WORKERS_ACCEPT_REUSEPORT or NC_WORKERS_ACCEPT_HANDOFF (both
  * positive), the way connections are spread; or a negative errno, and

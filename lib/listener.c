@@ -57,6 +57,8 @@ struct nc_listener {
     listener_handoff_fn handoff;   /* the workers' acceptor: accepted
                                       sockets go there, not to l */
     void *handoff_arg;
+    bool share_after_bind;     /* nc__listen_first: SO_REUSEPORT only
+                                  once bound */
 };
 
 static void admit_aside(struct defer_node *n);
@@ -471,8 +473,13 @@ static int bind_to(const nc_listener_options *o, int fd, const nc_addr *a)
     return failed(o, "cannot bind", a, rc);
 }
 
+/* A listening socket on a. share_after_bind: bind without SO_REUSEPORT,
+ * so that any other holder of the address (one that allows sharing too)
+ * makes the bind fail, then set it before listen(), where the kernel puts
+ * the socket in a group that later binds with SO_REUSEPORT can join (each
+ * such bind checks the flag as it is then). */
 static int open_socket(const nc_listener_options *o, const nc_addr *a,
-                       bool v6only, int *out)
+                       bool v6only, bool share_after_bind, int *out)
 {
     int family = a->u.sa.sa_family;
     int fd = nc__socket_nb(family, SOCK_STREAM);
@@ -499,6 +506,13 @@ static int open_socket(const nc_listener_options *o, const nc_addr *a,
         close(fd);
         return rc;     /* the path, if any, is not ours to remove */
     }
+    if (share_after_bind) {
+        rc = nc__set_int_option(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+        if (rc < 0) {
+            close(fd);
+            return failed(o, "cannot set the socket options of", a, rc);
+        }
+    }
     if (listen(fd, o->backlog) < 0) {
         rc = -errno;
         close(fd);
@@ -515,7 +529,7 @@ static int add_socket(nc_listener *l, const nc_addr *a, bool v6only)
     if (l->nsocks == MAX_SOCKS)
         return -ENOSPC;
     struct lsock *s = &l->socks[l->nsocks];
-    int rc = open_socket(&l->opt, a, v6only, &s->fd);
+    int rc = open_socket(&l->opt, a, v6only, l->share_after_bind, &s->fd);
     if (rc < 0)
         return rc;
     struct sockaddr_storage ss;
@@ -646,10 +660,10 @@ static int profile_init(nc_listener *l, nc_loop *loop,
     return rc;
 }
 
-/* nc_listen without the errbuf's final word. */
+/* nc_listen without the errbuf's final word; first: nc__listen_first. */
 static int listen_on(nc_loop *loop, const char *endpoint,
                      const nc_listener_options *opts,
-                     const nc_conn_callbacks *cbs, void *ud,
+                     const nc_conn_callbacks *cbs, void *ud, bool first,
                      nc_listener **out)
 {
     nc_endpoint ep;
@@ -686,6 +700,10 @@ static int listen_on(nc_loop *loop, const char *endpoint,
     l->ud = ud;
     l->reserve_fd = -1;
     l->ring = loop->ring != NULL;
+    if (first) {
+        l->opt.reuseport = false;
+        l->share_after_bind = true;
+    }
     nc__timer_init(loop, &l->backoff, backoff_done, l, true);
     rc = bind_all(l, &ep);
     if (rc < 0) {
@@ -707,14 +725,15 @@ static int listen_on(nc_loop *loop, const char *endpoint,
     return 0;
 }
 
-int nc_listen(nc_loop *loop, const char *endpoint,
-              const nc_listener_options *opts, const nc_conn_callbacks *cbs,
-              void *ud, nc_listener **out)
+static int listen_with(nc_loop *loop, const char *endpoint,
+                       const nc_listener_options *opts,
+                       const nc_conn_callbacks *cbs, void *ud, bool first,
+                       nc_listener **out)
 {
     char *errbuf = opts ? opts->errbuf : NULL;
     size_t errlen = opts ? opts->errbuf_len : 0;
     nc__errbuf_set(errbuf, errlen, "%s", "");
-    int rc = listen_on(loop, endpoint, opts, cbs, ud, out);
+    int rc = listen_on(loop, endpoint, opts, cbs, ud, first, out);
     if (rc == 0)   /* an interface address skipped on the way said why */
         nc__errbuf_set(errbuf, errlen, "%s", "");
     else if (errbuf && errlen && !errbuf[0])
@@ -723,6 +742,21 @@ int nc_listen(nc_loop *loop, const char *endpoint,
                        endpoint ? endpoint : "(null)",
                        nc_strerror(rc));
     return rc;
+}
+
+int nc_listen(nc_loop *loop, const char *endpoint,
+              const nc_listener_options *opts, const nc_conn_callbacks *cbs,
+              void *ud, nc_listener **out)
+{
+    return listen_with(loop, endpoint, opts, cbs, ud, false, out);
+}
+
+int nc__listen_first(nc_loop *loop, const char *endpoint,
+                     const nc_listener_options *opts,
+                     const nc_conn_callbacks *cbs, void *ud,
+                     nc_listener **out)
+{
+    return listen_with(loop, endpoint, opts, cbs, ud, true, out);
 }
 
 size_t nc_listener_count(const nc_listener *l)

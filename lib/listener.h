@@ -21,6 +21,18 @@ void nc__listeners_stop(nc_loop *loop);
  * another network namespace), -EINVAL when len is 0. */
 int nc__socket_holder(const nc_addr *a, char *name, size_t len);
 
+/* ---- the workers' port (workers_listen.c) ----------------------------- */
+/* nc_listen for the first of the listeners that share a port: each socket
+ * binds without SO_REUSEPORT (opts->reuseport is ignored), so that the
+ * bind fails with -EADDRINUSE while anything else holds the address, even
+ * a socket that allows sharing, and sets it after the bind, before
+ * listen(), so that the listeners bound next with opts->reuseport join
+ * this one. */
+int nc__listen_first(nc_loop *loop, const char *endpoint,
+                     const nc_listener_options *opts,
+                     const nc_conn_callbacks *cbs, void *ud,
+                     nc_listener **out);
+
 /* ---- the workers' accept hand-off (workers_listen.c) ----------------- */
 /* Given every socket l accepts, instead of a connection of l: fn owns fd
  * from then on (it must close it if it cannot hand it on). */

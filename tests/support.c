@@ -152,6 +152,17 @@ nc_addr listener_addr0(const nc_listener *l)
     return a;
 }
 
+const char *self_comm(void)
+{
+    static char name[32];
+    FILE *f = fopen("/proc/self/comm", "r");
+    if (!f || !fgets(name, sizeof(name), f))
+        abort();
+    fclose(f);
+    name[strcspn(name, "\n")] = '\0';
+    return name;
+}
+
 bool under_valgrind(void)
 {
     const char *v = getenv("NC_UNDER_VALGRIND");

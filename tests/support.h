@@ -46,6 +46,10 @@ int count_tcp_state(unsigned port, int state);
 /* The listener's first bound address, for clients to connect to. */
 nc_addr listener_addr0(const nc_listener *l);
 
+/* This process's name as the kernel keeps it (/proc/self/comm, at most
+ * 15 characters): what a message naming the holder of a port says. */
+const char *self_comm(void);
+
 /* True when the tests run under valgrind (NC_UNDER_VALGRIND=1): scale
  * loads down. */
 bool under_valgrind(void);

@@ -78,18 +78,6 @@ struct listen_said {
     const char *explained;   /* how nc_explain(NC_OP_BIND, err) starts */
 };
 
-/* This process's name as the kernel keeps it (/proc/self/comm). */
-static const char *my_name(void)
-{
-    static char name[32];
-    FILE *f = fopen("/proc/self/comm", "r");
-    assert_non_null(f);
-    assert_non_null(fgets(name, sizeof(name), f));
-    fclose(f);
-    name[strcspn(name, "\n")] = '\0';
-    return name;
-}
-
 static void check_listen_says(nc_loop *loop, const struct listen_said *c)
 {
     char why[256];
@@ -142,7 +130,7 @@ static void failed_listen_names_the_fault_in_errbuf(void **state)
     char spec[64], message[160];
     snprintf(spec, sizeof(spec), "127.0.0.1:%u", nc_addr_port(&s.addr));
     snprintf(message, sizeof(message), "cannot bind %s: Address already in "
-             "use; held by %s (pid %d)", spec, my_name(), (int)getpid());
+             "use; held by %s (pid %d)", spec, self_comm(), (int)getpid());
     const struct listen_said in_use = { spec, -EADDRINUSE, message,
                                         "address already in use" };
     check_listen_says(loop, &in_use);

@@ -166,19 +166,8 @@ static void live_socket_is_refused_and_its_holder_named(void **state)
     int live = unix_socket_at(d->at, true);
     char says[96];
     snprintf(says, sizeof(says), "a server is listening on that socket "
-             "(held by ");
+             "(held by %s (pid %d))", self_comm(), (int)getpid());
     assert_refused(d, says);
-    snprintf(says, sizeof(says), " (pid %d))", (int)getpid());
-    nc_loop *loop;
-    char why[256];
-    nc_listener_options o = { .errbuf = why, .errbuf_len = sizeof(why) };
-    nc_listener *l;
-    const nc_conn_callbacks cbs = { 0 };
-    assert_int_equal(nc_loop_new(&loop), 0);
-    assert_int_equal(nc_listen(loop, d->spec, &o, &cbs, NULL, &l),
-                     -EADDRINUSE);
-    assert_non_null(strstr(why, says));
-    nc_loop_free(loop);
     /* The live server still has its socket: a client still reaches it. */
     nc_endpoint ep;
     assert_int_equal(nc_endpoint_parse(&ep, d->spec, NULL, 0), 0);

@@ -66,17 +66,28 @@ static int listen_all(struct server *s, nc_tls_ctx *tls)
 {
     const serve_config *cfg = s->cfg;
     nc_listener_options o = cfg->options;
+    char why[256];
     size_t i;
     int err;
 
     o.tls = tls;
+    /* The library's own words for a failure: the step and the address,
+     * and for an address in use, who holds it. */
+    o.errbuf = why;
+    o.errbuf_len = sizeof why;
     for (i = 0; i < cfg->nspecs; i++) {
+        why[0] = '\0';
         err = nc_workers_listen(s->workers, cfg->specs[i], &o,
                                 cfg->callbacks, NULL);
         if (err < 0) {
-            fprintf(stderr, "%s: cannot listen on %s: %s (%s)\n%s: %s\n",
-                    cfg->prog, cfg->specs[i], nc_strerror(err),
-                    nc_errname(err), cfg->prog, nc_explain(NC_OP_BIND, err));
+            if (why[0] != '\0')
+                fprintf(stderr, "%s: %s\n", cfg->prog, why);
+            else
+                fprintf(stderr, "%s: cannot listen on %s: %s (%s)\n",
+                        cfg->prog, cfg->specs[i], nc_strerror(err),
+                        nc_errname(err));
+            fprintf(stderr, "%s: %s\n", cfg->prog,
+                    nc_explain(NC_OP_BIND, err));
             return err;
         }
     }

@@ -58,14 +58,14 @@ void serve_parse_args(serve_config *cfg, int argc, char **argv,
                       bool max_conns_ok, const serve_extra *extra,
                       void (*usage)(void));
 
-/* Start the workers, listen on every spec in each of them (SO_REUSEPORT;
- * unix: paths through one acceptor), print "listening on ADDRESS
- * (WHERE; BACKEND[, TLS])" per bound address to stdout and, when other
- * hosts cannot
- * connect, the library's warning to stderr. Then serve until SIGINT or
- * SIGTERM: stop accepting, let replies flush for grace_ms, close
- * everything, print "worker I: ..." per worker and "total: ...", then
- * the program's summary. Returns 0 after such a stop, or a negative
+/* Start the workers, listen on every spec in each of them (SO_REUSEPORT
+ * among the workers only: a port another server holds is an error that
+ * names the holder; unix: paths through one acceptor), print "listening
+ * on ADDRESS (WHERE; BACKEND[, TLS])" per bound address to stdout and,
+ * when other hosts cannot connect, the library's warning to stderr. Then
+ * serve until SIGINT or SIGTERM: stop accepting, let replies flush for
+ * grace_ms, close everything, print "worker I: ..." per worker and
+ * "total: ...", then the program's summary. Returns 0 after such a stop, or a negative
  * errno after printing to stderr why it could not start or run. */
 int serve_run(const serve_config *cfg);
 
