@@ -1704,10 +1704,24 @@ typedef struct nc_listener nc_listener;
  * with any socket of the same user that sets SO_REUSEPORT, another
  * process's too, so a second server on that port would not fail:
  * nc_workers_listen() shares a port between its workers only. max_conns
- * counts this listener's open connections;
- * accepting resumes as soon as one closes. accept_budget bounds the
- * accepts per socket per iteration so one busy listener cannot starve the
- * loop; leftover connections are taken in the next iteration.
+ * counts this listener's open connections; accepting resumes as soon as
+ * one closes. accept_budget bounds the accepts per socket per iteration
+ * so one busy listener cannot starve the loop; leftover connections are
+ * taken in the next iteration.
+ *
+ * max_conns_per_addr keeps one client from holding every descriptor: a
+ * connection whose peer IP address has that many open on this listener
+ * already is accepted, reset at once (RST) and counted as shed (in
+ * nc_listener_stats and nc_loop_stats), and never reaches on_open; as
+ * soon as one of them closes, the next is admitted. An IPv4-mapped IPv6
+ * peer (::ffff:a.b.c.d, on a dual-stack socket) counts as its IPv4
+ * address; an IPv6 address counts alone (a host often has a whole /64);
+ * Unix peers are not capped. With nc_workers_listen() the cap applies per
+ * worker (each has its own listener). Off (0), accepting costs nothing
+ * more; on, each listener keeps a small table of the addresses it holds
+ * and, on io_uring or behind the workers' hand-off, asks each accepted
+ * socket for its peer (getpeername). Together with evict_idle it stops a
+ * flood of idle connections from locking new clients out.
  */
 typedef struct nc_listener_options {
     int backlog;              /* 0 = SOMAXCONN */
@@ -1717,6 +1731,10 @@ typedef struct nc_listener_options {
                                  [::] and 0.0.0.0 separately */
     unsigned max_conns;       /* pause accepting at this many open
                                  connections (0 = no limit) */
+    unsigned max_conns_per_addr;  /* open connections from one peer IP
+                                 address, per listener (0 = no cap): one
+                                 more is reset at accept and counted as
+                                 shed; see below */
     unsigned accept_budget;   /* accepts per socket per iteration
                                  (default 64) */
     uint32_t defer_accept_s;  /* TCP_DEFER_ACCEPT: a connection is accepted
@@ -1749,8 +1767,9 @@ typedef struct nc_listener_options {
 typedef struct nc_listener_stats {
     uint64_t accepted;        /* connections opened */
     uint64_t active;          /* connections open now */
-    uint64_t shed;            /* accepted and closed at once because the
-                                 process was out of descriptors */
+    uint64_t shed;            /* accepted and reset at once because the
+                                 process was out of descriptors, or over
+                                 max_conns_per_addr */
     uint64_t fd_exhausted;    /* times accept() failed with EMFILE/ENFILE */
     uint64_t accept_errors;   /* transient accept errors survived */
     uint64_t paused;          /* times accepting was paused (limit, back-off) */
@@ -2092,8 +2111,9 @@ typedef struct nc_loop_stats {
     uint64_t accept_errors;   /* transient accept failures survived */
     uint64_t fd_exhausted;    /* accept() failed for lack of descriptors */
     uint64_t shed;            /* connections reset at once because the
-                                 process was out of descriptors, or over
-                                 a worker's max_conns (nc_workers_listen) */
+                                 process was out of descriptors, over
+                                 max_conns_per_addr, or over a worker's
+                                 max_conns (nc_workers_listen) */
     uint64_t evicted;         /* idle connections closed to admit new
                                  ones (evict_idle) */
 } nc_loop_stats;

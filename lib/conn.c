@@ -315,6 +315,7 @@ void nc__conn_teardown(nc_conn *c, nc_close_reason reason, int err,
         nc__outq_clear(&c->cold->out);
         nc__conn_input_clear(c);
     }
+    int fd = c->fd;
     nc__fd_detach(loop, c->fd);
     if (reset)
         nc__set_linger_reset(c->fd);
@@ -334,7 +335,7 @@ void nc__conn_teardown(nc_conn *c, nc_close_reason reason, int err,
         counter_add(&loop->ctr.connect_failed, 1);
     }
     if (c->prof->listener)
-        nc__listener_conn_gone(c->prof->listener);
+        nc__listener_conn_gone(c->prof->listener, fd);
     /* on_close must not run nested inside another callback of c. */
     nc__loop_defer(loop, &c->done.close_node, deliver_close);
 }

@@ -10,6 +10,7 @@
  */
 #include "listener.h"
 #include "conn.h"
+#include "peercount.h"
 #include "tls.h"
 
 #include <errno.h>
@@ -59,6 +60,7 @@ struct nc_listener {
     void *handoff_arg;
     bool share_after_bind;     /* nc__listen_first: SO_REUSEPORT only
                                   once bound */
+    struct peercount peers;    /* max_conns_per_addr (TCP) */
 };
 
 static void admit_aside(struct defer_node *n);
@@ -103,14 +105,26 @@ static void backoff_done(nc_timer *t, void *ud)
         set_accepting(l, true);
 }
 
-void nc__listener_conn_gone(nc_listener *l)
+void nc__listener_conn_gone(nc_listener *l, int fd)
 {
+    nc__peercount_remove(&l->peers, fd);
     l->stats.active--;
     /* A descriptor or a slot is free again: accept without waiting. */
     if (l->paused && !l->closed && !at_limit(l)) {
         nc__timer_stop(&l->backoff);
         set_accepting(l, true);
     }
+}
+
+/* Reset the connection on fd at once (the client learns now, rather than
+ * waiting or being answered and dropped), and count it as shed: first, so
+ * that a client seeing its reset finds it counted. */
+static void shed_fd(nc_listener *l, int fd)
+{
+    l->stats.shed++;
+    counter_add(&l->loop->ctr.shed, 1);
+    nc__set_linger_reset(fd);
+    close(fd);
 }
 
 enum shed { SHED_ONE, SHED_NONE_PENDING, SHED_FAILED };
@@ -125,12 +139,8 @@ static enum shed shed_one(nc_listener *l, int lfd)
     close(l->reserve_fd);
     int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     int err = errno;
-    if (fd >= 0) {
-        nc__set_linger_reset(fd);
-        close(fd);
-        l->stats.shed++;
-        counter_add(&l->loop->ctr.shed, 1);
-    }
+    if (fd >= 0)
+        shed_fd(l, fd);
     l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (l->reserve_fd < 0)
         return SHED_FAILED;
@@ -154,19 +164,48 @@ static void check_nodelay(nc_listener *l, int fd)
         l->prof.set_nodelay = true;
 }
 
-/* Wrap an accepted socket and open it (on_open runs inside). */
-static int accepted(nc_listener *l, int fd)
+/* max_conns_per_addr: count the connection on fd from peer (len bytes;
+ * NULL: ask the socket). Over the cap, it is shed. */
+static enum peer_verdict count_peer(nc_listener *l, int fd,
+                                    const struct sockaddr *peer,
+                                    socklen_t len)
+{
+    struct sockaddr_storage ss;
+    if (!peer) {
+        len = sizeof(ss);
+        if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+            return PEER_IN;     /* reset already: it will close at once */
+        peer = (struct sockaddr *)&ss;
+    }
+    enum peer_verdict v = nc__peercount_add(&l->peers, fd, peer, len);
+    if (v == PEER_OVER)
+        shed_fd(l, fd);
+    return v;
+}
+
+/* Wrap an accepted socket and open it (on_open runs inside); peer is its
+ * address from accept(), or NULL. 0 also when it was shed at the
+ * per-address cap. */
+static int accepted(nc_listener *l, int fd, const struct sockaddr *peer,
+                    socklen_t peer_len)
 {
     if (l->handoff) {
         l->handoff(l->handoff_arg, fd);
         return 0;
     }
+    if (l->opt.max_conns_per_addr && l->prof.tcp) {
+        enum peer_verdict v = count_peer(l, fd, peer, peer_len);
+        if (v != PEER_IN)
+            return v == PEER_OVER ? 0 : -ENOMEM;
+    }
     if (l->prof.tcp && !l->nodelay_checked && !l->opt.conn.no_delay_off)
         check_nodelay(l, fd);
     nc_conn *c;
     int rc = nc__conn_new(&l->prof, fd, l->ud, &c);
-    if (rc < 0)
+    if (rc < 0) {
+        nc__peercount_remove(&l->peers, fd);
         return rc;
+    }
     /* Counted first: on_open runs inside and may close it again. */
     l->stats.accepted++;
     l->stats.active++;
@@ -190,10 +229,12 @@ static bool evict_one(nc_listener *l)
     return true;
 }
 
-/* A connection accepted as fd: open it. Returns whether to go on. */
-static bool take(nc_listener *l, int fd)
+/* A connection accepted as fd (from peer, or NULL): open it. Returns
+ * whether to go on. */
+static bool take(nc_listener *l, int fd, const struct sockaddr *peer,
+                 socklen_t peer_len)
 {
-    if (accepted(l, fd) < 0) {
+    if (accepted(l, fd, peer, peer_len) < 0) {
         close(fd);
         l->stats.accept_errors++;
         counter_add(&l->loop->ctr.accept_errors, 1);
@@ -242,13 +283,22 @@ static void lsock_ready(struct watch *w, unsigned events)
     nc_listener *l = s->l;
     (void)events;
 
+    /* The peer's address only for the per-address cap: without it the
+     * kernel need not copy it. */
+    bool want_peer = l->opt.max_conns_per_addr && l->prof.tcp;
     for (unsigned i = 0; i < l->opt.accept_budget; i++) {
         if (at_limit(l)) {
             pause_accepting(l, false);
             return;
         }
-        int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd >= 0 ? !take(l, fd) : !accept_failed(l, s, errno))
+        struct sockaddr_storage peer;
+        socklen_t len = sizeof(peer);
+        int fd = accept4(s->fd, want_peer ? (struct sockaddr *)&peer : NULL,
+                         want_peer ? &len : NULL,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0 ? !take(l, fd, want_peer ? (struct sockaddr *)&peer
+                                             : NULL, len)
+                    : !accept_failed(l, s, errno))
             return;
         if (fd >= 0 && l->ring) {
             /* Descriptors again (see lsock_accepted): the kernel accepts
@@ -285,7 +335,7 @@ static void admit_aside(struct defer_node *n)
     size_t i = 0;
     while (i < l->naside && !l->stopped && !at_limit(l)) {
         int fd = l->aside[i++];
-        if (accepted(l, fd) < 0) {
+        if (accepted(l, fd, NULL, 0) < 0) {
             close(fd);
             l->stats.accept_errors++;
             counter_add(&l->loop->ctr.accept_errors, 1);
@@ -319,7 +369,7 @@ static void lsock_accepted(struct watch *w, int res)
         pause_accepting(l, false);
         return;
     }
-    if (take(l, res) && at_limit(l))
+    if (take(l, res, NULL, 0) && at_limit(l))
         pause_accepting(l, false);
 }
 
@@ -700,6 +750,7 @@ static int listen_on(nc_loop *loop, const char *endpoint,
     l->ud = ud;
     l->reserve_fd = -1;
     l->ring = loop->ring != NULL;
+    nc__peercount_init(&l->peers, l->opt.max_conns_per_addr);
     if (first) {
         l->opt.reuseport = false;
         l->share_after_bind = true;
@@ -791,6 +842,7 @@ static void listener_free(struct defer_node *n)
     nc_listener *l = container_of(n, nc_listener, free_node);
     if (l->prof.tls)
         nc__tls_ctx_unref(l->prof.tls);
+    nc__peercount_free(&l->peers);
     free(l->aside);
     free(l);
 }
@@ -858,6 +910,7 @@ int nc__listener_new_adopter(nc_loop *loop, const nc_listener_options *opts,
     l->opt.errbuf_len = 0;
     l->ud = ud;
     l->reserve_fd = -1;
+    nc__peercount_init(&l->peers, l->opt.max_conns_per_addr);
     nc__timer_init(loop, &l->backoff, backoff_done, l, true);
     l->handle.close = handle_close;
     nc__loop_handle_add(loop, &l->handle, HANDLE_IO);
@@ -867,16 +920,16 @@ int nc__listener_new_adopter(nc_loop *loop, const nc_listener_options *opts,
 
 void nc__listener_adopt(nc_listener *l, int fd)
 {
-    if (l->stopped || at_limit(l)) {
-        if (!l->stopped) {
-            l->stats.shed++;
-            counter_add(&l->loop->ctr.shed, 1);
-        }
+    if (l->stopped) {
         nc__set_linger_reset(fd);
         close(fd);
         return;
     }
-    if (accepted(l, fd) < 0) {
+    if (at_limit(l)) {
+        shed_fd(l, fd);
+        return;
+    }
+    if (accepted(l, fd, NULL, 0) < 0) {
         close(fd);
         l->stats.accept_errors++;
         counter_add(&l->loop->ctr.accept_errors, 1);

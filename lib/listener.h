@@ -6,9 +6,10 @@
 
 #include "common.h"
 
-/* A connection accepted by l was closed (called once, from its
- * teardown): l may resume accepting. */
-void nc__listener_conn_gone(nc_listener *l);
+/* A connection accepted by l, on fd, was closed (called once, from its
+ * teardown; fd is closed already): l uncounts it from its peer's address
+ * and may resume accepting. */
+void nc__listener_conn_gone(nc_listener *l, int fd);
 
 /* Stop every listener of the loop (nc_listener_stop): a shutdown. */
 void nc__listeners_stop(nc_loop *loop);

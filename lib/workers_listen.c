@@ -225,6 +225,7 @@ static int listen_handoff(nc_workers *ws, const char *endpoint,
         j.cbs = NULL;
         j.ud = NULL;
         j.opts.max_conns = 0;
+        j.opts.max_conns_per_addr = 0;
         j.route = r;
         j.addrs = addrs;
         rc = run_job(ws, 0, &j);

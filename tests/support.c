@@ -374,6 +374,18 @@ static bool bytes_reached(void *arg)
     return g->s->bytes_in >= g->n;
 }
 
+bool server_wait_opened(struct server *s, unsigned long n)
+{
+    struct count_goal g = { &s->opened, n };
+    return run_until(s->loop, count_reached, &g, 5000);
+}
+
+bool server_wait_closed(struct server *s, unsigned long n)
+{
+    struct count_goal g = { &s->closed, n };
+    return run_until(s->loop, count_reached, &g, 5000);
+}
+
 bool server_wait_bytes(struct server *s, unsigned long long n,
                        unsigned timeout_ms)
 {

@@ -32,18 +32,6 @@ static bool have_ipv6_loopback(void)
     return ok;
 }
 
-static bool opened_n(struct server *s, unsigned long n)
-{
-    struct count_goal g = { &s->opened, n };
-    return run_until(s->loop, count_reached, &g, 5000);
-}
-
-static bool closed_n(struct server *s, unsigned long n)
-{
-    struct count_goal g = { &s->closed, n };
-    return run_until(s->loop, count_reached, &g, 5000);
-}
-
 static void finish(nc_loop *loop, struct server *s)
 {
     nc_loop_free(loop);
@@ -175,7 +163,7 @@ static void port_zero_reports_real_port_and_address_in_use(void **state)
     assert_null(l2);
     int fd = client_connect(&s.addr);
     assert_true(fd >= 0);
-    assert_true(opened_n(&s, 1));
+    assert_true(server_wait_opened(&s, 1));
     /* Accepted sockets are non-blocking and close-on-exec. */
     int cfd = nc_conn_fd(s.recs[0]->conn);
     assert_true(fcntl(cfd, F_GETFL) & O_NONBLOCK);
@@ -203,7 +191,7 @@ static void localhost_binds_both_families_on_one_port(void **state)
     assert_int_equal(nc_listener_addr(s.l, 2, &a6), -EINVAL);
     int f4 = client_connect(&a4), f6 = client_connect(&a6);
     assert_true(f4 >= 0 && f6 >= 0);
-    assert_true(opened_n(&s, 2));
+    assert_true(server_wait_opened(&s, 2));
     close(f4);
     close(f6);
     finish(loop, &s);
@@ -229,7 +217,7 @@ static void wildcard_is_dual_stack(void **state)
     assert_int_equal(nc_endpoint_parse(&ep, spec, NULL, 0), 0);
     int f6 = client_connect(&ep.addr);
     assert_true(f4 >= 0 && f6 >= 0);
-    assert_true(opened_n(&s, 2));
+    assert_true(server_wait_opened(&s, 2));
     close(f4);
     close(f6);
     finish(loop, &s);
@@ -262,13 +250,13 @@ static void unix_listener_echoes_and_unlinks(void **state)
     int fd = client_connect(&s.addr);
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "unix", 4), 4);
-    assert_true(opened_n(&s, 1));
+    assert_true(server_wait_opened(&s, 1));
     char buf[4];
     assert_true(server_wait_bytes(&s, 4, 2000));
     assert_int_equal(read_full(fd, buf, 4, 2000), 4);
     assert_memory_equal(buf, "unix", 4);
     close(fd);
-    assert_true(closed_n(&s, 1));
+    assert_true(server_wait_closed(&s, 1));
     assert_int_equal(s.last_reason, NC_CLOSE_PEER);
     nc_listener_close(s.l);
     struct stat st;
@@ -307,7 +295,7 @@ static void five_hundred_clients_at_once_are_all_accepted(void **state)
     const nc_conn_callbacks cbs = { .on_open = c_open, .on_close = c_close };
     for (int i = 0; i < 500; i++)
         assert_int_equal(nc_connect(loop, spec, NULL, &cbs, &cl, NULL), 0);
-    assert_true(opened_n(&s, 500));
+    assert_true(server_wait_opened(&s, 500));
     struct count_goal g = { &cl.opened, 500 };
     assert_true(run_until(loop, count_reached, &g, 5000));
     nc_listener_stats st;
@@ -333,7 +321,7 @@ static void max_conns_pauses_and_resumes_accepting(void **state)
     int fds[3];
     for (int i = 0; i < 3; i++)
         fds[i] = client_connect(&s.addr);   /* the kernel completes all 3 */
-    assert_true(opened_n(&s, 2));
+    assert_true(server_wait_opened(&s, 2));
     for (int i = 0; i < 10; i++)
         nc_loop_run(loop, NC_RUN_NOWAIT);
     assert_int_equal(s.opened, 2);
@@ -341,7 +329,7 @@ static void max_conns_pauses_and_resumes_accepting(void **state)
     nc_listener_stats_get(s.l, &st);
     assert_true(st.paused >= 1);
     close(fds[0]);
-    assert_true(opened_n(&s, 3));
+    assert_true(server_wait_opened(&s, 3));
     close(fds[1]);
     close(fds[2]);
     finish(loop, &s);
@@ -375,11 +363,11 @@ static void listener_close_from_on_open_and_shutdown_reason(void **state)
     assert_int_equal(nc_loop_new(&loop), 0);
     assert_int_equal(server_start(&s, loop, "127.0.0.1:0", NULL, SERVER_ECHO), 0);
     int a = client_connect(&s.addr), b = client_connect(&s.addr);
-    assert_true(opened_n(&s, 2));
+    assert_true(server_wait_opened(&s, 2));
     nc_listener_stop(s.l);
     assert_true(client_connect(&s.addr) == -ECONNREFUSED);
     nc_listener_close(s.l);
-    assert_true(closed_n(&s, 2));      /* on_close runs from the loop */
+    assert_true(server_wait_closed(&s, 2));      /* on_close runs from the loop */
     assert_int_equal(s.by_reason[NC_CLOSE_SHUTDOWN], 2);
     char c;
     assert_int_equal(read_full(a, &c, 1, 2000), 0);
