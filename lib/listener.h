@@ -14,6 +14,26 @@ void nc__listener_conn_gone(nc_listener *l, int fd);
 /* Stop every listener of the loop (nc_listener_stop): a shutdown. */
 void nc__listeners_stop(nc_loop *loop);
 
+/* ---- one listening socket (listen_socket.c) ---------------------------- */
+/* A non-blocking, close-on-exec socket listening on a with o's options
+ * (SO_REUSEADDR, SO_REUSEPORT, TCP_NODELAY and keepalive for its
+ * connections to inherit, TCP_DEFER_ACCEPT; IPV6_V6ONLY as v6only), in
+ * *out. A unix: path that is taken is bound anyway only if it holds a
+ * stale socket file (not a link to one), which is removed first.
+ * share_after_bind: bind without SO_REUSEPORT, so that any other holder
+ * of the address makes the bind fail, even one that allows sharing, then
+ * set it before listen() (nc__listen_first). On failure nothing is left
+ * open or created, and o->errbuf says which step failed on which address
+ * and, for an address in use, what holds it. */
+int nc__listen_socket(const nc_listener_options *o, const nc_addr *a,
+                      bool v6only, bool share_after_bind, int *out);
+/* Write "STEP ADDRESS: system text" into o->errbuf; returns err. */
+int nc__listen_failed(const nc_listener_options *o, const char *step,
+                      const nc_addr *a, int err);
+/* A unix: endpoint with a path in the file system (not an abstract
+ * name). */
+bool nc__is_unix_path(const nc_addr *a);
+
 /* ---- who holds an address (holder.c) ---------------------------------- */
 /* The process holding a listening socket on a's address (TCP: the same
  * port on an overlapping address; unix: the same path): its pid, with its
