@@ -172,6 +172,41 @@ static void port_zero_reports_real_port_and_address_in_use(void **state)
     finish(loop, &s);
 }
 
+/* Two loops of one process cannot both listen on a port: the second is
+ * told who holds it, over IPv4 and IPv6, for the very address and for
+ * the wildcard that overlaps it. */
+static void second_loop_on_a_taken_port_is_told_who_holds_it(void **state)
+{
+    (void)state;
+    nc_loop *first, *second;
+    struct server s;
+    assert_int_equal(nc_loop_new(&first), 0);
+    assert_int_equal(nc_loop_new(&second), 0);
+    bool v6 = have_ipv6_loopback();
+    assert_int_equal(server_start(&s, first, v6 ? "localhost:0" : "127.0.0.1:0",
+                                  NULL, SERVER_ECHO), 0);
+    unsigned port = nc_addr_port(&s.addr);
+    char held[64], why[256], spec[32];
+    snprintf(held, sizeof(held), "; held by %s (pid %d)", self_comm(),
+             (int)getpid());
+    const char *forms[] = { "127.0.0.1:%u", "*:%u", "[::1]:%u" };
+    for (size_t i = 0; i < (v6 ? 3u : 1u); i++) {
+        nc_listener_options o = { .errbuf = why, .errbuf_len = sizeof(why) };
+        nc_listener *l = NULL;
+        const nc_conn_callbacks cbs = { 0 };
+        snprintf(spec, sizeof(spec), forms[i], port);
+        assert_int_equal(nc_listen(second, spec, &o, &cbs, NULL, &l),
+                         -EADDRINUSE);
+        assert_null(l);
+        if (!strstr(why, "Address already in use") || !strstr(why, held))
+            fail_msg("%s: errbuf \"%s\" does not say \"%s\"", spec, why,
+                     held);
+    }
+    nc_loop_free(second);
+    nc_loop_free(first);
+    server_free(&s);
+}
+
 static void localhost_binds_both_families_on_one_port(void **state)
 {
     (void)state;
@@ -676,6 +711,7 @@ int main(void)
         cmocka_unit_test(bad_endpoint_changes_nothing),
         cmocka_unit_test(failed_listen_names_the_fault_in_errbuf),
         cmocka_unit_test(port_zero_reports_real_port_and_address_in_use),
+        cmocka_unit_test(second_loop_on_a_taken_port_is_told_who_holds_it),
         cmocka_unit_test(localhost_binds_both_families_on_one_port),
         cmocka_unit_test(wildcard_is_dual_stack),
         cmocka_unit_test(unix_listener_echoes_and_unlinks),
