@@ -2,12 +2,15 @@
  * echo-server - send every byte back to whoever sent it.
  *
  *   echo-server --listen SPEC [--listen SPEC ...] [--idle-timeout SECONDS]
- *               [--max-conns N] [--threads N] [--pin] [--grace SECONDS]
- *               [--tls-cert FILE --tls-key FILE]
+ *               [--max-conns N] [--max-per-addr N] [--threads N] [--pin]
+ *               [--grace SECONDS] [--tls-cert FILE --tls-key FILE]
  *
  * The library does the hard parts: it accepts without blocking, closes a
  * connection as soon as the peer closes (no CLOSE_WAIT pile-up), closes
  * idle ones, and pauses reading while a slow peer's output queue is full.
+ * Out of descriptors it closes the longest-idle connection to admit a new
+ * one, and it caps the connections one client address may hold, so that
+ * a flood of idle connections cannot lock other clients out.
  * This file only echoes and prints a summary from the library's counters
  * when stopped; the worker threads (nc_workers), listeners and the
  * graceful stop on SIGTERM are in common/serve.c, shared with http-hello.
@@ -50,8 +53,9 @@ static void summary(void *const *blocks, unsigned n,
 static void usage(void)
 {
     printf("usage: %s [--listen SPEC ...] [--idle-timeout SECONDS]\n"
-           "       [--max-conns N] [--threads N] [--pin] [--grace SECONDS]\n"
-           "       [--tls-cert FILE --tls-key FILE] [--version]\n"
+           "       [--max-conns N] [--max-per-addr N] [--threads N] [--pin]\n"
+           "       [--grace SECONDS] [--tls-cert FILE --tls-key FILE] "
+           "[--version]\n"
            "Echo every byte back. Stop with SIGINT or SIGTERM.\n"
            "  --listen SPEC          endpoint to listen on, repeatable "
            "(default *:7000):\n"
@@ -63,6 +67,9 @@ static void usage(void)
            "(default 60, 0 = never)\n"
            "  --max-conns N          pause accepting at N open connections "
            "per listener and thread\n"
+           "  --max-per-addr N       reset a client address's connections "
+           "past N open per\n"
+           "                         thread (default 128, 0 = no cap)\n"
            "  --threads N            N worker threads, each with its own "
            "loop (default 1,\n"
            "                         0 = one per CPU)\n"
@@ -75,7 +82,9 @@ static void usage(void)
            "  --version              print the version and exit\n"
            "The \"listening on\" lines name the event backend (io_uring or "
            "epoll; NC_BACKEND\n"
-           "chooses) and TLS.\n", PROG);
+           "chooses) and TLS. Out of descriptors, the longest-idle "
+           "connection is closed to\n"
+           "admit a new one.\n", PROG);
 }
 
 int main(int argc, char **argv)

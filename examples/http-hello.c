@@ -4,7 +4,8 @@
  *
  *   http-hello [--listen SPEC ...] [--threads N] [--pin] [--grace SECONDS]
  *              [--idle-timeout SECONDS] [--header-timeout SECONDS]
- *              [--defer-accept] [--tls-cert FILE --tls-key FILE]
+ *              [--max-per-addr N] [--defer-accept]
+ *              [--tls-cert FILE --tls-key FILE]
  *
  * on_data hands us everything received and not yet consumed; we frame as
  * many whole requests as it holds (pipelining), answer them in order with
@@ -15,7 +16,9 @@
  * byte (a deadline the library enforces, which bytes trickling in do not
  * extend: the defence against "slowloris" clients holding connections).
  * An idle keep-alive connection costs this program nothing: it keeps
- * state only while a request is incomplete.
+ * state only while a request is incomplete. Out of descriptors, the
+ * longest-idle one is closed to admit a new client, and one client
+ * address may hold at most --max-per-addr connections (common/serve.c).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -274,8 +277,9 @@ static void usage(void)
     printf("usage: %s [--listen SPEC ...] [--threads N] [--pin] "
            "[--grace SECONDS]\n"
            "       [--idle-timeout SECONDS] [--header-timeout SECONDS] "
-           "[--defer-accept]\n"
-           "       [--tls-cert FILE --tls-key FILE] [--version]\n"
+           "[--max-per-addr N]\n"
+           "       [--defer-accept] [--tls-cert FILE --tls-key FILE] "
+           "[--version]\n"
            "HTTP/1.1 keep-alive server: every GET gets 200 and "
            "\"Hello, World!\".\n"
            "  --listen SPEC            endpoint to listen on, repeatable "
@@ -293,6 +297,10 @@ static void usage(void)
            "this long of\n"
            "                           its first byte (default 10, 0 = "
            "no limit)\n"
+           "  --max-per-addr N         reset a client address's connections "
+           "past N open\n"
+           "                           per thread (default 128, 0 = no "
+           "cap)\n"
            "  --defer-accept           accept a connection only once its "
            "request has\n"
            "                           arrived (TCP_DEFER_ACCEPT)\n"
@@ -302,7 +310,9 @@ static void usage(void)
            "  --version                print the version and exit\n"
            "The \"listening on\" lines name the event backend (io_uring or "
            "epoll; NC_BACKEND\n"
-           "chooses) and TLS.\n", PROG);
+           "chooses) and TLS. Out of descriptors, the longest-idle "
+           "connection is closed to\n"
+           "admit a new one.\n", PROG);
 }
 
 int main(int argc, char **argv)

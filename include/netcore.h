@@ -1780,11 +1780,29 @@ typedef struct nc_listener nc_listener;
 /* Listener settings. A zeroed struct gives the defaults.
  *
  * errbuf and errbuf_len are not settings but a place for nc_listen() to
- * say why it failed: see nc_listen. reuseport lets one listener per thread share a port (the kernel spreads
- * the connections). max_conns counts this listener's open connections;
- * accepting resumes as soon as one closes. accept_budget bounds the
- * accepts per socket per iteration so one busy listener cannot starve the
- * loop; leftover connections are taken in the next iteration.
+ * say why it failed: see nc_listen. reuseport lets one listener per thread
+ * share a port (the kernel spreads the connections); it shares the port
+ * with any socket of the same user that sets SO_REUSEPORT, another
+ * process's too, so a second server on that port would not fail:
+ * nc_workers_listen() shares a port between its workers only. max_conns
+ * counts this listener's open connections; accepting resumes as soon as
+ * one closes. accept_budget bounds the accepts per socket per iteration
+ * so one busy listener cannot starve the loop; leftover connections are
+ * taken in the next iteration.
+ *
+ * max_conns_per_addr keeps one client from holding every descriptor: a
+ * connection whose peer IP address has that many open on this listener
+ * already is accepted, reset at once (RST) and counted as shed (in
+ * nc_listener_stats and nc_loop_stats), and never reaches on_open; as
+ * soon as one of them closes, the next is admitted. An IPv4-mapped IPv6
+ * peer (::ffff:a.b.c.d, on a dual-stack socket) counts as its IPv4
+ * address; an IPv6 address counts alone (a host often has a whole /64);
+ * Unix peers are not capped. With nc_workers_listen() the cap applies per
+ * worker (each has its own listener). Off (0), accepting costs nothing
+ * more; on, each listener keeps a small table of the addresses it holds
+ * and, on io_uring or behind the workers' hand-off, asks each accepted
+ * socket for its peer (getpeername). Together with evict_idle it stops a
+ * flood of idle connections from locking new clients out.
  */
 typedef struct nc_listener_options {
     int backlog;              /* 0 = SOMAXCONN */
@@ -1794,6 +1812,10 @@ typedef struct nc_listener_options {
                                  [::] and 0.0.0.0 separately */
     unsigned max_conns;       /* pause accepting at this many open
                                  connections (0 = no limit) */
+    unsigned max_conns_per_addr;  /* open connections from one peer IP
+                                 address, per listener (0 = no cap): one
+                                 more is reset at accept and counted as
+                                 shed; see below */
     unsigned accept_budget;   /* accepts per socket per iteration
                                  (default 64) */
     uint32_t defer_accept_s;  /* TCP_DEFER_ACCEPT: a connection is accepted
@@ -1826,8 +1848,9 @@ typedef struct nc_listener_options {
 typedef struct nc_listener_stats {
     uint64_t accepted;        /* connections opened */
     uint64_t active;          /* connections open now */
-    uint64_t shed;            /* accepted and closed at once because the
-                                 process was out of descriptors */
+    uint64_t shed;            /* accepted and reset at once because the
+                                 process was out of descriptors, or over
+                                 max_conns_per_addr */
     uint64_t fd_exhausted;    /* times accept() failed with EMFILE/ENFILE */
     uint64_t accept_errors;   /* transient accept errors survived */
     uint64_t paused;          /* times accepting was paused (limit, back-off) */
@@ -1847,8 +1870,12 @@ typedef struct nc_listener_stats {
  * - an interface name: each of its addresses, IPv4 then IPv6; an address
  *   that cannot be bound yet (EADDRNOTAVAIL, an IPv6 address still in
  *   duplicate address detection) is skipped if another one works;
- * - "unix:/path": one socket; a stale socket file left by a dead server
- *   (connecting to it is refused) is removed and the path bound again.
+ * - "unix:/path": one socket. When something is at the path already,
+ *   only a socket file that nobody listens on (left by a dead server:
+ *   connecting to it is refused) is removed and the path bound again.
+ *   Anything else is left exactly as it is and gives -EADDRINUSE: a live
+ *   socket, a regular file, a directory, or a symbolic link (never
+ *   followed nor removed, even to a stale socket).
  *
  * With port 0 and several addresses, all sockets share the port the
  * kernel chose for the first. Every accepted connection is non-blocking
@@ -1862,8 +1889,13 @@ typedef struct nc_listener_stats {
  * text, the message nc_endpoint_parse() gives ("unknown interface
  * 'eth99'", "port 70000 is out of range (0-65535)", "bad IPv4 address
  * '999.1.1.1'"); otherwise the step that failed with the address it
- * failed on ("cannot bind 127.0.0.1:80: Permission denied"). On success
- * errbuf is emptied. With nc_explain(NC_OP_BIND, err), the likely cause:
+ * failed on ("cannot bind 127.0.0.1:80: Permission denied"). For an
+ * address in use it adds what holds it, where this process can see that
+ * (in /proc): "cannot bind 127.0.0.1:7000: Address already in use; held
+ * by echo-server (pid 4242)"; for a unix: path, what is there ("...; that
+ * path is a regular file, not a socket, and is left alone: remove it or
+ * choose another path"). On success errbuf is emptied. With
+ * nc_explain(NC_OP_BIND, err), the likely cause:
  *
  *   char why[256];
  *   nc_listener_options o = { .errbuf = why, .errbuf_len = sizeof why };
@@ -1880,7 +1912,8 @@ typedef struct nc_listener_stats {
  *   -ERANGE         the port is out of range (from parsing the endpoint)
  *   -ENODEV         unknown interface or scope
  *   -ENAMETOOLONG   a Unix path or interface name too long
- *   -EADDRINUSE     the address and port are in use
+ *   -EADDRINUSE     the address and port are in use, or a unix: path
+ *                   holds a live socket or something other than a socket
  *   -EADDRNOTAVAIL  the address is not on this host
  *   -EACCES         binding that port (or path) is not permitted
  *   -ENOENT         the directory of a Unix socket path does not exist
@@ -2159,8 +2192,9 @@ typedef struct nc_loop_stats {
     uint64_t accept_errors;   /* transient accept failures survived */
     uint64_t fd_exhausted;    /* accept() failed for lack of descriptors */
     uint64_t shed;            /* connections reset at once because the
-                                 process was out of descriptors, or over
-                                 a worker's max_conns (nc_workers_listen) */
+                                 process was out of descriptors, over
+                                 max_conns_per_addr, or over a worker's
+                                 max_conns (nc_workers_listen) */
     uint64_t evicted;         /* idle connections closed to admit new
                                  ones (evict_idle) */
 } nc_loop_stats;
@@ -2311,7 +2345,11 @@ int nc_workers_start(const nc_workers_options *opts, nc_workers **out);
  * With SO_REUSEPORT (NC_WORKERS_ACCEPT_REUSEPORT, or AUTO for IP
  * endpoints) each worker binds its own listener on the endpoint, as
  * nc_listen() with opts, cbs and ud would, plus reuseport; with port 0
- * every worker gets the port the kernel gave the first. The kernel
+ * every worker gets the port the kernel gave the first. Only the workers
+ * share it: worker 0 binds first without SO_REUSEPORT and sets it only
+ * before listen(), so that a port any other socket holds (another server,
+ * even one that allows sharing) fails with -EADDRINUSE, as with one
+ * nc_listen(), and opts->errbuf names the holder. The kernel
  * spreads the connections by a hash of their addresses and ports, which
  * can leave a worker idle when there are few clients (see
  * docs/performance.md). With NC_WORKERS_ACCEPT_HANDOFF, or AUTO for
@@ -2322,7 +2360,8 @@ int nc_workers_start(const nc_workers_options *opts, nc_workers **out);
  * is reset and counted as shed. Either way callbacks run on the worker
  * that owns the connection: the same ud for all, per-worker state through
  * nc_loop_data(nc_conn_loop(c)). The addresses bound are added to
- * nc_workers_addrs(). Listeners stay until the workers stop.
+ * nc_workers_addrs(). Listeners stay until the workers stop. A failure
+ * is said in opts->errbuf as nc_listen() says it.
  *
  * Returns: NC_WORKERS_ACCEPT_REUSEPORT or NC_WORKERS_ACCEPT_HANDOFF (both
  * positive), the way connections are spread; or a negative errno, and

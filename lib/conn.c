@@ -327,6 +327,7 @@ static void teardown(nc_conn *c, nc_close_reason reason, int err, bool reset,
         c->cold->fresh = 0;
         nc__conn_input_clear(c);
     }
+    int fd = c->fd;
     nc__fd_detach(loop, c->fd);
     if (reset)
         nc__set_linger_reset(c->fd);
@@ -346,7 +347,7 @@ static void teardown(nc_conn *c, nc_close_reason reason, int err, bool reset,
         counter_add(&loop->ctr.connect_failed, 1);
     }
     if (c->prof->listener)
-        nc__listener_conn_gone(c->prof->listener);
+        nc__listener_conn_gone(c->prof->listener, fd);
     /* on_close must not run nested inside another callback of c. */
     nc__loop_defer(loop, &c->done.close_node, deliver_close);
 }
@@ -392,6 +393,11 @@ static void finish_close(nc_conn *c)
      * is waited for as if its input were still there. */
     bool quiet = c->flags & (CF_EOF | CF_DRAINED);
     if ((c->flags & (CF_PEER_SENT | CF_EOF)) == CF_PEER_SENT)
+        quiet = false;
+    /* A TLS peer that has not ended its stream answers our close_notify
+     * with its own: bytes, which a closed socket would meet with a reset
+     * that destroys whatever the peer has not read yet. */
+    if ((c->flags & (CF_TLS | CF_EOF)) == CF_TLS)
         quiet = false;
     if (quiet) {
         nc__conn_teardown(c, conn_reason(c), close_err(c), false);

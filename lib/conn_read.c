@@ -398,6 +398,8 @@ int nc__conn_discard_input(nc_conn *c)
                                MSG_TRUNC | MSG_DONTWAIT)
                         : read(c->fd, scratch, sizeof(scratch));
         if (n > 0) {
+            /* The peer was still sending: it may send more. */
+            c->flags |= CF_PEER_SENT;
             budget = (size_t)n < budget ? budget - (size_t)n : 0;
             continue;
         }

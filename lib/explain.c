@@ -130,7 +130,10 @@ static const char *explain_bind(int e)
         return "address already in use: another socket holds that address "
                "and port (find it with ss -ltnp); a previous server whose "
                "connections are in TIME_WAIT is not the cause, since the "
-               "library sets SO_REUSEADDR";
+               "library sets SO_REUSEADDR; for a unix: path, a server is "
+               "listening on it, or something that is not a stale socket "
+               "file is there (a file, a directory, a symbolic link), which "
+               "the library never removes";
     case EADDRNOTAVAIL:
         return "that address is not on any interface of this host: list "
                "them with netcore-doctor ifaces, then bind one of them, an "

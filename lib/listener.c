@@ -10,6 +10,7 @@
  */
 #include "listener.h"
 #include "conn.h"
+#include "peercount.h"
 #include "tls.h"
 
 #include <errno.h>
@@ -54,6 +55,9 @@ struct nc_listener {
     listener_handoff_fn handoff;   /* the workers' acceptor: accepted
                                       sockets go there, not to l */
     void *handoff_arg;
+    bool share_after_bind;     /* nc__listen_first: SO_REUSEPORT only
+                                  once bound */
+    struct peercount peers;    /* max_conns_per_addr (TCP) */
 };
 
 static void admit_aside(struct defer_node *n);
@@ -98,14 +102,26 @@ static void backoff_done(nc_timer *t, void *ud)
         set_accepting(l, true);
 }
 
-void nc__listener_conn_gone(nc_listener *l)
+void nc__listener_conn_gone(nc_listener *l, int fd)
 {
+    nc__peercount_remove(&l->peers, fd);
     l->stats.active--;
     /* A descriptor or a slot is free again: accept without waiting. */
     if (l->paused && !l->closed && !at_limit(l)) {
         nc__timer_stop(&l->backoff);
         set_accepting(l, true);
     }
+}
+
+/* Reset the connection on fd at once (the client learns now, rather than
+ * waiting or being answered and dropped), and count it as shed: first, so
+ * that a client seeing its reset finds it counted. */
+static void shed_fd(nc_listener *l, int fd)
+{
+    l->stats.shed++;
+    counter_add(&l->loop->ctr.shed, 1);
+    nc__set_linger_reset(fd);
+    close(fd);
 }
 
 enum shed { SHED_ONE, SHED_NONE_PENDING, SHED_FAILED };
@@ -120,12 +136,8 @@ static enum shed shed_one(nc_listener *l, int lfd)
     close(l->reserve_fd);
     int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     int err = errno;
-    if (fd >= 0) {
-        nc__set_linger_reset(fd);
-        close(fd);
-        l->stats.shed++;
-        counter_add(&l->loop->ctr.shed, 1);
-    }
+    if (fd >= 0)
+        shed_fd(l, fd);
     l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (l->reserve_fd < 0)
         return SHED_FAILED;
@@ -149,19 +161,48 @@ static void check_nodelay(nc_listener *l, int fd)
         l->prof.set_nodelay = true;
 }
 
-/* Wrap an accepted socket and open it (on_open runs inside). */
-static int accepted(nc_listener *l, int fd)
+/* max_conns_per_addr: count the connection on fd from peer (len bytes;
+ * NULL: ask the socket). Over the cap, it is shed. */
+static enum peer_verdict count_peer(nc_listener *l, int fd,
+                                    const struct sockaddr *peer,
+                                    socklen_t len)
+{
+    struct sockaddr_storage ss;
+    if (!peer) {
+        len = sizeof(ss);
+        if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+            return PEER_IN;     /* reset already: it will close at once */
+        peer = (struct sockaddr *)&ss;
+    }
+    enum peer_verdict v = nc__peercount_add(&l->peers, fd, peer, len);
+    if (v == PEER_OVER)
+        shed_fd(l, fd);
+    return v;
+}
+
+/* Wrap an accepted socket and open it (on_open runs inside); peer is its
+ * address from accept(), or NULL. 0 also when it was shed at the
+ * per-address cap. */
+static int accepted(nc_listener *l, int fd, const struct sockaddr *peer,
+                    socklen_t peer_len)
 {
     if (l->handoff) {
         l->handoff(l->handoff_arg, fd);
         return 0;
     }
+    if (l->opt.max_conns_per_addr && l->prof.tcp) {
+        enum peer_verdict v = count_peer(l, fd, peer, peer_len);
+        if (v != PEER_IN)
+            return v == PEER_OVER ? 0 : -ENOMEM;
+    }
     if (l->prof.tcp && !l->nodelay_checked && !l->opt.conn.no_delay_off)
         check_nodelay(l, fd);
     nc_conn *c;
     int rc = nc__conn_new(&l->prof, fd, l->ud, &c);
-    if (rc < 0)
+    if (rc < 0) {
+        nc__peercount_remove(&l->peers, fd);
         return rc;
+    }
     /* Counted first: on_open runs inside and may close it again. */
     l->stats.accepted++;
     l->stats.active++;
@@ -185,10 +226,12 @@ static bool evict_one(nc_listener *l)
     return true;
 }
 
-/* A connection accepted as fd: open it. Returns whether to go on. */
-static bool take(nc_listener *l, int fd)
+/* A connection accepted as fd (from peer, or NULL): open it. Returns
+ * whether to go on. */
+static bool take(nc_listener *l, int fd, const struct sockaddr *peer,
+                 socklen_t peer_len)
 {
-    if (accepted(l, fd) < 0) {
+    if (accepted(l, fd, peer, peer_len) < 0) {
         close(fd);
         l->stats.accept_errors++;
         counter_add(&l->loop->ctr.accept_errors, 1);
@@ -237,13 +280,22 @@ static void lsock_ready(struct watch *w, unsigned events)
     nc_listener *l = s->l;
     (void)events;
 
+    /* The peer's address only for the per-address cap: without it the
+     * kernel need not copy it. */
+    bool want_peer = l->opt.max_conns_per_addr && l->prof.tcp;
     for (unsigned i = 0; i < l->opt.accept_budget; i++) {
         if (at_limit(l)) {
             pause_accepting(l, false);
             return;
         }
-        int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd >= 0 ? !take(l, fd) : !accept_failed(l, s, errno))
+        struct sockaddr_storage peer;
+        socklen_t len = sizeof(peer);
+        int fd = accept4(s->fd, want_peer ? (struct sockaddr *)&peer : NULL,
+                         want_peer ? &len : NULL,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0 ? !take(l, fd, want_peer ? (struct sockaddr *)&peer
+                                             : NULL, len)
+                    : !accept_failed(l, s, errno))
             return;
         if (fd >= 0 && l->ring) {
             /* Descriptors again (see lsock_accepted): the kernel accepts
@@ -282,7 +334,7 @@ static void admit_aside(struct defer_node *n)
          * closes what is still listed, and this fd is the connection's. */
         int fd = l->aside[0];
         memmove(l->aside, l->aside + 1, --l->naside * sizeof(*l->aside));
-        if (accepted(l, fd) < 0) {
+        if (accepted(l, fd, NULL, 0) < 0) {
             close(fd);
             l->stats.accept_errors++;
             counter_add(&l->loop->ctr.accept_errors, 1);
@@ -314,101 +366,19 @@ static void lsock_accepted(struct watch *w, int res)
         pause_accepting(l, false);
         return;
     }
-    if (take(l, res) && at_limit(l))
+    if (take(l, res, NULL, 0) && at_limit(l))
         pause_accepting(l, false);
 }
 
 /* ---- opening ------------------------------------------------------------ */
-
-/* A Unix path left behind by a dead server: nobody accepts on it. */
-static bool unix_path_stale(const nc_addr *a)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return false;
-    bool stale = connect(fd, &a->u.sa, a->len) < 0 && errno == ECONNREFUSED;
-    close(fd);
-    return stale;
-}
-
-/* Options every accepted TCP connection inherits from the listening
- * socket, so that no connection pays a system call for them. */
-static int set_inherited(int fd, const nc_conn_options *o)
-{
-    int rc = 0;
-    if (!o->no_delay_off)
-        rc = nc__set_int_option(fd, IPPROTO_TCP, TCP_NODELAY, 1);
-    return rc == 0 ? nc__set_keepalive(fd, o) : rc;
-}
-
-static bool is_unix_path(const nc_addr *a)
-{
-    return a->u.sa.sa_family == AF_UNIX && a->u.un.sun_path[0];
-}
-
-/* Say in the caller's errbuf which step failed on which address. */
-static int failed(const nc_listener_options *o, const char *step,
-                  const nc_addr *a, int err)
-{
-    char where[NC_ADDRSTRLEN];
-    if (nc_addr_format(a, where, sizeof(where)) < 0)
-        where[0] = '\0';
-    nc__errbuf_set(o->errbuf, o->errbuf_len, "%s %s: %s", step, where,
-                   nc_strerror(err));
-    return err;
-}
-
-static int open_socket(const nc_listener_options *o, const nc_addr *a,
-                       bool v6only, int *out)
-{
-    int family = a->u.sa.sa_family;
-    int fd = nc__socket_nb(family, SOCK_STREAM);
-    if (fd < 0)
-        return failed(o, "cannot create a socket for", a, fd);
-    int rc = 0;
-    if (family != AF_UNIX && !o->reuseaddr_off)
-        rc = nc__set_int_option(fd, SOL_SOCKET, SO_REUSEADDR, 1);
-    if (rc == 0 && o->reuseport)
-        rc = nc__set_int_option(fd, SOL_SOCKET, SO_REUSEPORT, 1);
-    if (rc == 0 && family == AF_INET6)
-        rc = nc__set_int_option(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only);
-    if (rc == 0 && family != AF_UNIX)
-        rc = set_inherited(fd, &o->conn);
-    if (rc == 0 && family != AF_UNIX && o->defer_accept_s)
-        rc = nc__set_int_option(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT,
-                                (int)o->defer_accept_s);
-    if (rc < 0) {
-        close(fd);
-        return failed(o, "cannot set the socket options of", a, rc);
-    }
-    if (bind(fd, &a->u.sa, a->len) < 0) {
-        rc = -errno;
-        if (rc == -EADDRINUSE && is_unix_path(a) && unix_path_stale(a) &&
-            unlink(a->u.un.sun_path) == 0)
-            rc = bind(fd, &a->u.sa, a->len) < 0 ? -errno : 0;
-        if (rc < 0) {
-            close(fd);
-            /* the path, if any, is not ours to remove */
-            return failed(o, "cannot bind", a, rc);
-        }
-    }
-    if (listen(fd, o->backlog) < 0) {
-        rc = -errno;
-        close(fd);
-        if (is_unix_path(a))
-            unlink(a->u.un.sun_path);   /* we created it */
-        return failed(o, "cannot listen on", a, rc);
-    }
-    *out = fd;
-    return 0;
-}
 
 static int add_socket(nc_listener *l, const nc_addr *a, bool v6only)
 {
     if (l->nsocks == MAX_SOCKS)
         return -ENOSPC;
     struct lsock *s = &l->socks[l->nsocks];
-    int rc = open_socket(&l->opt, a, v6only, &s->fd);
+    int rc = nc__listen_socket(&l->opt, a, v6only, l->share_after_bind,
+                               &s->fd);
     if (rc < 0)
         return rc;
     struct sockaddr_storage ss;
@@ -419,7 +389,7 @@ static int add_socket(nc_listener *l, const nc_addr *a, bool v6only)
     if (a->u.sa.sa_family == AF_UNIX)
         s->addr = *a;   /* getsockname may shorten an abstract name */
     s->l = l;
-    if (is_unix_path(a))
+    if (nc__is_unix_path(a))
         memcpy(l->unix_path, a->u.un.sun_path, sizeof(l->unix_path));
     rc = nc__watch_init(l->loop, &s->w, s->fd, lsock_ready, true);
     if (l->ring)
@@ -430,7 +400,8 @@ static int add_socket(nc_listener *l, const nc_addr *a, bool v6only)
         nc__watch_stop(&s->w);
         close(s->fd);
         /* nc_listen's failure path unlinks the path */
-        return failed(&l->opt, "cannot watch the socket of", a, rc);
+        return nc__listen_failed(&l->opt, "cannot watch the socket of", a,
+                                 rc);
     }
     l->nsocks++;
     return 0;
@@ -539,10 +510,10 @@ static int profile_init(nc_listener *l, nc_loop *loop,
     return rc;
 }
 
-/* nc_listen without the errbuf's final word. */
+/* nc_listen without the errbuf's final word; first: nc__listen_first. */
 static int listen_on(nc_loop *loop, const char *endpoint,
                      const nc_listener_options *opts,
-                     const nc_conn_callbacks *cbs, void *ud,
+                     const nc_conn_callbacks *cbs, void *ud, bool first,
                      nc_listener **out)
 {
     nc_endpoint ep;
@@ -579,6 +550,11 @@ static int listen_on(nc_loop *loop, const char *endpoint,
     l->ud = ud;
     l->reserve_fd = -1;
     l->ring = loop->ring != NULL;
+    nc__peercount_init(&l->peers, l->opt.max_conns_per_addr);
+    if (first) {
+        l->opt.reuseport = false;
+        l->share_after_bind = true;
+    }
     nc__timer_init(loop, &l->backoff, backoff_done, l, true);
     rc = bind_all(l, &ep);
     if (rc < 0) {
@@ -600,14 +576,15 @@ static int listen_on(nc_loop *loop, const char *endpoint,
     return 0;
 }
 
-int nc_listen(nc_loop *loop, const char *endpoint,
-              const nc_listener_options *opts, const nc_conn_callbacks *cbs,
-              void *ud, nc_listener **out)
+static int listen_with(nc_loop *loop, const char *endpoint,
+                       const nc_listener_options *opts,
+                       const nc_conn_callbacks *cbs, void *ud, bool first,
+                       nc_listener **out)
 {
     char *errbuf = opts ? opts->errbuf : NULL;
     size_t errlen = opts ? opts->errbuf_len : 0;
     nc__errbuf_set(errbuf, errlen, "%s", "");
-    int rc = listen_on(loop, endpoint, opts, cbs, ud, out);
+    int rc = listen_on(loop, endpoint, opts, cbs, ud, first, out);
     if (rc == 0)   /* an interface address skipped on the way said why */
         nc__errbuf_set(errbuf, errlen, "%s", "");
     else if (errbuf && errlen && !errbuf[0])
@@ -616,6 +593,21 @@ int nc_listen(nc_loop *loop, const char *endpoint,
                        endpoint ? endpoint : "(null)",
                        nc_strerror(rc));
     return rc;
+}
+
+int nc_listen(nc_loop *loop, const char *endpoint,
+              const nc_listener_options *opts, const nc_conn_callbacks *cbs,
+              void *ud, nc_listener **out)
+{
+    return listen_with(loop, endpoint, opts, cbs, ud, false, out);
+}
+
+int nc__listen_first(nc_loop *loop, const char *endpoint,
+                     const nc_listener_options *opts,
+                     const nc_conn_callbacks *cbs, void *ud,
+                     nc_listener **out)
+{
+    return listen_with(loop, endpoint, opts, cbs, ud, true, out);
 }
 
 size_t nc_listener_count(const nc_listener *l)
@@ -650,6 +642,7 @@ static void listener_free(struct defer_node *n)
     nc_listener *l = container_of(n, nc_listener, free_node);
     if (l->prof.tls)
         nc__tls_ctx_unref(l->prof.tls);
+    nc__peercount_free(&l->peers);
     free(l->aside);
     free(l);
 }
@@ -717,6 +710,7 @@ int nc__listener_new_adopter(nc_loop *loop, const nc_listener_options *opts,
     l->opt.errbuf_len = 0;
     l->ud = ud;
     l->reserve_fd = -1;
+    nc__peercount_init(&l->peers, l->opt.max_conns_per_addr);
     nc__timer_init(loop, &l->backoff, backoff_done, l, true);
     l->handle.close = handle_close;
     nc__loop_handle_add(loop, &l->handle, HANDLE_IO);
@@ -726,16 +720,16 @@ int nc__listener_new_adopter(nc_loop *loop, const nc_listener_options *opts,
 
 void nc__listener_adopt(nc_listener *l, int fd)
 {
-    if (l->stopped || at_limit(l)) {
-        if (!l->stopped) {
-            l->stats.shed++;
-            counter_add(&l->loop->ctr.shed, 1);
-        }
+    if (l->stopped) {
         nc__set_linger_reset(fd);
         close(fd);
         return;
     }
-    if (accepted(l, fd) < 0) {
+    if (at_limit(l)) {
+        shed_fd(l, fd);
+        return;
+    }
+    if (accepted(l, fd, NULL, 0) < 0) {
         close(fd);
         l->stats.accept_errors++;
         counter_add(&l->loop->ctr.accept_errors, 1);

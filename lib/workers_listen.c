@@ -1,7 +1,8 @@
 /*
  * workers_listen.c - one endpoint served by every worker: a listener per
- * worker sharing the port (SO_REUSEPORT), or one acceptor in worker 0
- * that hands the sockets it accepts to the workers in turn.
+ * worker sharing the port (SO_REUSEPORT; worker 0 binds first, alone, so
+ * that no other server shares it), or one acceptor in worker 0 that hands
+ * the sockets it accepts to the workers in turn.
  *
  * The hand-off: every worker has a listener without sockets (an
  * "adopter", listener.c) holding the callbacks and options; worker 0's
@@ -37,6 +38,8 @@ struct job {
     const nc_conn_callbacks *cbs;
     void *ud;
     bool adopter;                  /* an adopter, not a listener */
+    bool first;                    /* the first of a shared port's
+                                      listeners (nc__listen_first) */
     bool tcp;                      /* adopter: TCP sockets */
     struct workers_route *route;   /* a listener: hand its sockets off */
     nc_listener *made;
@@ -113,6 +116,9 @@ static void job_run(struct worker *wk, void *arg)
     if (j->adopter)
         j->rc = nc__listener_new_adopter(wk->loop, &j->opts, j->cbs, j->ud,
                                          j->tcp, &j->made);
+    else if (j->first)
+        j->rc = nc__listen_first(wk->loop, j->spec, &j->opts, j->cbs, j->ud,
+                                 &j->made);
     else
         j->rc = nc_listen(wk->loop, j->spec, &j->opts, j->cbs, j->ud,
                           &j->made);
@@ -161,6 +167,9 @@ static int spec_with_port(const nc_endpoint *ep, const nc_addr *first,
     return rc < 0 ? rc : 0;
 }
 
+/* Worker 0 takes the port for itself alone (nc__listen_first: a second
+ * server on it fails, whether or not its sockets allow sharing), and
+ * opens it to the others, which join with SO_REUSEPORT. */
 static int listen_reuseport(nc_workers *ws, const char *endpoint,
                             const nc_endpoint *ep, struct job *tmpl,
                             nc_listener **made, nc_addr *addrs,
@@ -170,7 +179,8 @@ static int listen_reuseport(nc_workers *ws, const char *endpoint,
     int rc = 0;
     for (unsigned i = 0; i < ws->n && rc == 0; i++) {
         struct job j = *tmpl;
-        j.opts.reuseport = true;
+        j.first = i == 0;
+        j.opts.reuseport = i > 0;
         j.spec = i == 0 ? endpoint : spec;
         j.addrs = i == 0 ? addrs : NULL;
         rc = run_job(ws, i, &j);
@@ -215,6 +225,7 @@ static int listen_handoff(nc_workers *ws, const char *endpoint,
         j.cbs = NULL;
         j.ud = NULL;
         j.opts.max_conns = 0;
+        j.opts.max_conns_per_addr = 0;
         j.route = r;
         j.addrs = addrs;
         rc = run_job(ws, 0, &j);

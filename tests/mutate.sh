@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Mutation testing: break the library on purpose, one promised behaviour at
 # a time, and check that a test notices. Each mutant in tests/mutants.txt
-# replaces one exact piece of a file under lib/ (it must occur exactly
-# once); the copy of the tree it lives in is rebuilt and the listed test
+# replaces one exact piece of a file under lib/ or examples/ (it must
+# occur exactly once); the copy of the tree it lives in is rebuilt and the listed test
 # binaries are run. A mutant is killed when one of them fails (or times
 # out), and survives when all pass: a survivor is a promise no test
 # guards. Prints one line per mutant and a summary; exits 1 if any
@@ -34,6 +34,7 @@ for d in lib include tests examples; do
 done
 cp -a "$root/Makefile" "$root/libnetcore.pc.in" "$tree/"
 cp -a "$root/lib" "$pristine/lib"
+cp -a "$root/examples" "$pristine/examples"
 
 build() {
     make -C "$tree" -j"$jobs" BUILD="$work/build" examples tests >"$work/build.log" 2>&1

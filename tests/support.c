@@ -185,6 +185,17 @@ nc_addr listener_addr0(const nc_listener *l)
     return a;
 }
 
+const char *self_comm(void)
+{
+    static char name[32];
+    FILE *f = fopen("/proc/self/comm", "r");
+    if (!f || !fgets(name, sizeof(name), f))
+        abort();
+    fclose(f);
+    name[strcspn(name, "\n")] = '\0';
+    return name;
+}
+
 bool under_valgrind(void)
 {
     const char *v = getenv("NC_UNDER_VALGRIND");
@@ -394,6 +405,18 @@ static bool bytes_reached(void *arg)
 {
     const struct bytes_goal *g = arg;
     return g->s->bytes_in >= g->n;
+}
+
+bool server_wait_opened(struct server *s, unsigned long n)
+{
+    struct count_goal g = { &s->opened, n };
+    return run_until(s->loop, count_reached, &g, 5000);
+}
+
+bool server_wait_closed(struct server *s, unsigned long n)
+{
+    struct count_goal g = { &s->closed, n };
+    return run_until(s->loop, count_reached, &g, 5000);
 }
 
 bool server_wait_bytes(struct server *s, unsigned long long n,

@@ -56,6 +56,10 @@ int count_tcp_state(unsigned port, int state);
 /* The listener's first bound address, for clients to connect to. */
 nc_addr listener_addr0(const nc_listener *l);
 
+/* This process's name as the kernel keeps it (/proc/self/comm, at most
+ * 15 characters): what a message naming the holder of a port says. */
+const char *self_comm(void);
+
 /* True when the tests run under valgrind (NC_UNDER_VALGRIND=1): scale
  * loads down. */
 bool under_valgrind(void);
@@ -117,6 +121,10 @@ int server_start(struct server *s, nc_loop *loop, const char *spec,
                  const nc_listener_options *o, enum server_mode mode);
 /* True if every opened connection saw on_close exactly once. */
 bool server_all_closed_once(const struct server *s);
+/* Run the loop until the server opened (closed) n connections in all,
+ * for at most 5 s; whether it did. */
+bool server_wait_opened(struct server *s, unsigned long n);
+bool server_wait_closed(struct server *s, unsigned long n);
 /* Run the loop until the server received n bytes in all, or timeout_ms. */
 bool server_wait_bytes(struct server *s, unsigned long long n,
                        unsigned timeout_ms);

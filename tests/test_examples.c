@@ -335,6 +335,8 @@ static void bad_arguments_exit_2_with_one_line(void **state)
         {"echo-server", "--bogus", NULL, NULL},
         {"echo-server", "--listen", "[::1:7000", NULL},
         {"echo-server", "--idle-timeout", "soon", NULL},
+        {"echo-server", "--max-per-addr", "-1", NULL},
+        {"http-hello", "--max-per-addr", "lots", NULL},
         {"echo-client", NULL, NULL, NULL},
         {"echo-client", "*:7000", NULL, NULL},
         {"echo-client", "127.0.0.1:7000", "--count", "x"},

@@ -32,18 +32,6 @@ static bool have_ipv6_loopback(void)
     return ok;
 }
 
-static bool opened_n(struct server *s, unsigned long n)
-{
-    struct count_goal g = { &s->opened, n };
-    return run_until(s->loop, count_reached, &g, 5000);
-}
-
-static bool closed_n(struct server *s, unsigned long n)
-{
-    struct count_goal g = { &s->closed, n };
-    return run_until(s->loop, count_reached, &g, 5000);
-}
-
 static void finish(nc_loop *loop, struct server *s)
 {
     nc_loop_free(loop);
@@ -123,13 +111,14 @@ static void failed_listen_names_the_fault_in_errbuf(void **state)
         check_listen_says(loop, &eth99);
     }
 
-    /* A failed bind() names the address it failed on. */
+    /* A failed bind() names the address it failed on, and the process
+     * that holds it (this one). */
     struct server s;
     assert_int_equal(server_start(&s, loop, "127.0.0.1:0", NULL, SERVER_ECHO), 0);
-    char spec[64], message[128];
+    char spec[64], message[160];
     snprintf(spec, sizeof(spec), "127.0.0.1:%u", nc_addr_port(&s.addr));
-    snprintf(message, sizeof(message), "cannot bind %s: Address already in use",
-             spec);
+    snprintf(message, sizeof(message), "cannot bind %s: Address already in "
+             "use; held by %s (pid %d)", spec, self_comm(), (int)getpid());
     const struct listen_said in_use = { spec, -EADDRINUSE, message,
                                         "address already in use" };
     check_listen_says(loop, &in_use);
@@ -174,13 +163,48 @@ static void port_zero_reports_real_port_and_address_in_use(void **state)
     assert_null(l2);
     int fd = client_connect(&s.addr);
     assert_true(fd >= 0);
-    assert_true(opened_n(&s, 1));
+    assert_true(server_wait_opened(&s, 1));
     /* Accepted sockets are non-blocking and close-on-exec. */
     int cfd = nc_conn_fd(s.recs[0]->conn);
     assert_true(fcntl(cfd, F_GETFL) & O_NONBLOCK);
     assert_true(fcntl(cfd, F_GETFD) & FD_CLOEXEC);
     close(fd);
     finish(loop, &s);
+}
+
+/* Two loops of one process cannot both listen on a port: the second is
+ * told who holds it, over IPv4 and IPv6, for the very address and for
+ * the wildcard that overlaps it. */
+static void second_loop_on_a_taken_port_is_told_who_holds_it(void **state)
+{
+    (void)state;
+    nc_loop *first, *second;
+    struct server s;
+    assert_int_equal(nc_loop_new(&first), 0);
+    assert_int_equal(nc_loop_new(&second), 0);
+    bool v6 = have_ipv6_loopback();
+    assert_int_equal(server_start(&s, first, v6 ? "localhost:0" : "127.0.0.1:0",
+                                  NULL, SERVER_ECHO), 0);
+    unsigned port = nc_addr_port(&s.addr);
+    char held[64], why[256], spec[32];
+    snprintf(held, sizeof(held), "; held by %s (pid %d)", self_comm(),
+             (int)getpid());
+    const char *forms[] = { "127.0.0.1:%u", "*:%u", "[::1]:%u" };
+    for (size_t i = 0; i < (v6 ? 3u : 1u); i++) {
+        nc_listener_options o = { .errbuf = why, .errbuf_len = sizeof(why) };
+        nc_listener *l = NULL;
+        const nc_conn_callbacks cbs = { 0 };
+        snprintf(spec, sizeof(spec), forms[i], port);
+        assert_int_equal(nc_listen(second, spec, &o, &cbs, NULL, &l),
+                         -EADDRINUSE);
+        assert_null(l);
+        if (!strstr(why, "Address already in use") || !strstr(why, held))
+            fail_msg("%s: errbuf \"%s\" does not say \"%s\"", spec, why,
+                     held);
+    }
+    nc_loop_free(second);
+    nc_loop_free(first);
+    server_free(&s);
 }
 
 static void localhost_binds_both_families_on_one_port(void **state)
@@ -202,7 +226,7 @@ static void localhost_binds_both_families_on_one_port(void **state)
     assert_int_equal(nc_listener_addr(s.l, 2, &a6), -EINVAL);
     int f4 = client_connect(&a4), f6 = client_connect(&a6);
     assert_true(f4 >= 0 && f6 >= 0);
-    assert_true(opened_n(&s, 2));
+    assert_true(server_wait_opened(&s, 2));
     close(f4);
     close(f6);
     finish(loop, &s);
@@ -228,7 +252,7 @@ static void wildcard_is_dual_stack(void **state)
     assert_int_equal(nc_endpoint_parse(&ep, spec, NULL, 0), 0);
     int f6 = client_connect(&ep.addr);
     assert_true(f4 >= 0 && f6 >= 0);
-    assert_true(opened_n(&s, 2));
+    assert_true(server_wait_opened(&s, 2));
     close(f4);
     close(f6);
     finish(loop, &s);
@@ -261,13 +285,13 @@ static void unix_listener_echoes_and_unlinks(void **state)
     int fd = client_connect(&s.addr);
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "unix", 4), 4);
-    assert_true(opened_n(&s, 1));
+    assert_true(server_wait_opened(&s, 1));
     char buf[4];
     assert_true(server_wait_bytes(&s, 4, 2000));
     assert_int_equal(read_full(fd, buf, 4, 2000), 4);
     assert_memory_equal(buf, "unix", 4);
     close(fd);
-    assert_true(closed_n(&s, 1));
+    assert_true(server_wait_closed(&s, 1));
     assert_int_equal(s.last_reason, NC_CLOSE_PEER);
     nc_listener_close(s.l);
     struct stat st;
@@ -306,7 +330,7 @@ static void five_hundred_clients_at_once_are_all_accepted(void **state)
     const nc_conn_callbacks cbs = { .on_open = c_open, .on_close = c_close };
     for (int i = 0; i < 500; i++)
         assert_int_equal(nc_connect(loop, spec, NULL, &cbs, &cl, NULL), 0);
-    assert_true(opened_n(&s, 500));
+    assert_true(server_wait_opened(&s, 500));
     struct count_goal g = { &cl.opened, 500 };
     assert_true(run_until(loop, count_reached, &g, 5000));
     nc_listener_stats st;
@@ -332,7 +356,7 @@ static void max_conns_pauses_and_resumes_accepting(void **state)
     int fds[3];
     for (int i = 0; i < 3; i++)
         fds[i] = client_connect(&s.addr);   /* the kernel completes all 3 */
-    assert_true(opened_n(&s, 2));
+    assert_true(server_wait_opened(&s, 2));
     for (int i = 0; i < 10; i++)
         nc_loop_run(loop, NC_RUN_NOWAIT);
     assert_int_equal(s.opened, 2);
@@ -340,7 +364,7 @@ static void max_conns_pauses_and_resumes_accepting(void **state)
     nc_listener_stats_get(s.l, &st);
     assert_true(st.paused >= 1);
     close(fds[0]);
-    assert_true(opened_n(&s, 3));
+    assert_true(server_wait_opened(&s, 3));
     close(fds[1]);
     close(fds[2]);
     finish(loop, &s);
@@ -374,11 +398,11 @@ static void listener_close_from_on_open_and_shutdown_reason(void **state)
     assert_int_equal(nc_loop_new(&loop), 0);
     assert_int_equal(server_start(&s, loop, "127.0.0.1:0", NULL, SERVER_ECHO), 0);
     int a = client_connect(&s.addr), b = client_connect(&s.addr);
-    assert_true(opened_n(&s, 2));
+    assert_true(server_wait_opened(&s, 2));
     nc_listener_stop(s.l);
     assert_true(client_connect(&s.addr) == -ECONNREFUSED);
     nc_listener_close(s.l);
-    assert_true(closed_n(&s, 2));      /* on_close runs from the loop */
+    assert_true(server_wait_closed(&s, 2));      /* on_close runs from the loop */
     assert_int_equal(s.by_reason[NC_CLOSE_SHUTDOWN], 2);
     char c;
     assert_int_equal(read_full(a, &c, 1, 2000), 0);
@@ -793,6 +817,7 @@ int main(void)
         cmocka_unit_test(bad_endpoint_changes_nothing),
         cmocka_unit_test(failed_listen_names_the_fault_in_errbuf),
         cmocka_unit_test(port_zero_reports_real_port_and_address_in_use),
+        cmocka_unit_test(second_loop_on_a_taken_port_is_told_who_holds_it),
         cmocka_unit_test(localhost_binds_both_families_on_one_port),
         cmocka_unit_test(wildcard_is_dual_stack),
         cmocka_unit_test(unix_listener_echoes_and_unlinks),

@@ -310,6 +310,106 @@ static void bad_arguments_are_refused_and_change_nothing(void **state)
     nc_workers_free(NULL);
 }
 
+/* ---- one port, one server ------------------------------------------------- */
+
+static nc_addr first_bound(nc_workers *w)
+{
+    nc_addr a;
+    size_t n = 0;
+    assert_int_equal(nc_workers_addrs(w, &a, 1, &n), 0);
+    assert_int_equal(n, 1);
+    return a;
+}
+
+/* A TCP socket of "another program" listening on 127.0.0.1 with
+ * SO_REUSEPORT set before its bind; its port in *port. */
+static int reuseport_listener(unsigned *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), on = 1;
+    nc_addr a = { .len = sizeof(struct sockaddr_in) };
+    a.u.in4.sin_family = AF_INET;
+    a.u.in4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_true(fd >= 0);
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on,
+                                sizeof(on)), 0);
+    assert_int_equal(bind(fd, &a.u.sa, a.len), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    socklen_t len = a.len;
+    assert_int_equal(getsockname(fd, &a.u.sa, &len), 0);
+    *port = nc_addr_port(&a);
+    return fd;
+}
+
+/* Workers share their port with one another, never with a second server:
+ * the second group's bind fails, and errbuf names who holds the port. */
+static void a_second_server_on_a_taken_port_fails_naming_the_holder(void **state)
+{
+    (void)state;
+    const nc_conn_callbacks cbs = { 0 };
+    char why[256], spec[NC_ADDRSTRLEN], held[64];
+    nc_listener_options o = { .errbuf = why, .errbuf_len = sizeof(why) };
+    snprintf(held, sizeof(held), "; held by %s (pid %d)", self_comm(),
+             (int)getpid());
+    for (unsigned threads = 1; threads <= 2; threads++) {
+        struct rec r1 = { .fail_index = -1 }, r2 = { .fail_index = -1 };
+        nc_workers *first = start(&r1, threads, false);
+        nc_workers *second = start(&r2, threads, false);
+        assert_int_equal(nc_workers_listen(first, "127.0.0.1:0", NULL, &cbs,
+                                           NULL), NC_WORKERS_ACCEPT_REUSEPORT);
+        nc_addr a = first_bound(first);
+        assert_true(nc_addr_format(&a, spec, sizeof(spec)) > 0);
+        assert_int_equal(nc_workers_listen(second, spec, &o, &cbs, NULL),
+                         -EADDRINUSE);
+        if (!strstr(why, "Address already in use") || !strstr(why, held))
+            fail_msg("errbuf \"%s\" does not say \"%s\"", why, held);
+        size_t n = 99;
+        assert_int_equal(nc_workers_addrs(second, NULL, 0, &n), 0);
+        assert_int_equal(n, 0);
+
+        /* Nor with another program's socket that allows sharing. */
+        unsigned port;
+        int other = reuseport_listener(&port);
+        snprintf(spec, sizeof(spec), "127.0.0.1:%u", port);
+        assert_int_equal(nc_workers_listen(second, spec, &o, &cbs, NULL),
+                         -EADDRINUSE);
+        assert_non_null(strstr(why, held));
+        close(other);
+        nc_workers_free(second);
+        nc_workers_free(first);
+    }
+}
+
+static void workers_of_one_group_share_the_port_and_all_accept(void **state)
+{
+    (void)state;
+    const unsigned W = 4, N = 64;
+    const nc_conn_callbacks cbs = { 0 };
+    struct rec r = { .fail_index = -1 };
+    nc_workers *w = start(&r, W, false);
+    assert_int_equal(nc_workers_listen(w, "127.0.0.1:0", NULL, &cbs, NULL),
+                     NC_WORKERS_ACCEPT_REUSEPORT);
+    nc_addr a = first_bound(w);
+    int fds[64];
+    for (unsigned i = 0; i < N; i++) {
+        fds[i] = client_connect(&a);
+        assert_true(fds[i] >= 0);
+    }
+    /* The kernel spreads them by a hash of their ports: with 64 clients,
+     * a worker left without any would happen once in 10^7 runs. */
+    nc_loop_stats per[MAXW], sum;
+    uint64_t until = now_ms() + 5000;
+    do {
+        assert_int_equal(nc_workers_stats(w, per, MAXW, &sum), (int)W);
+    } while (sum.accepted < N && now_ms() < until && sched_yield() == 0);
+    assert_int_equal(sum.accepted, N);
+    for (unsigned i = 0; i < W; i++)
+        if (per[i].accepted == 0)
+            fail_msg("worker %u accepted nothing", i);
+    for (unsigned i = 0; i < N; i++)
+        close(fds[i]);
+    nc_workers_free(w);
+}
+
 /* ---- signals ---------------------------------------------------------------- */
 
 static void sigterm_stops_nc_workers_run_gracefully(void **state)
@@ -398,6 +498,8 @@ int main(void)
         cmocka_unit_test(a_failing_on_start_fails_the_start),
         cmocka_unit_test(posts_to_all_while_they_stop_run_once_each),
         cmocka_unit_test(bad_arguments_are_refused_and_change_nothing),
+        cmocka_unit_test(a_second_server_on_a_taken_port_fails_naming_the_holder),
+        cmocka_unit_test(workers_of_one_group_share_the_port_and_all_accept),
         cmocka_unit_test(sigterm_stops_nc_workers_run_gracefully),
         cmocka_unit_test(a_signal_handled_by_a_worker_stops_all),
     };

@@ -18,6 +18,10 @@
 #include "netinfo.h"
 
 #define DEFAULT_GRACE_MS 5000
+/* Connections one client address may hold per worker: enough for a
+ * browser's six, a proxy or a benchmark's hundred; far fewer than the
+ * descriptors a process usually has (1024 by default). */
+#define DEFAULT_MAX_PER_ADDR 128
 #define MAX_ADDRS 256
 
 struct server {
@@ -66,17 +70,28 @@ static int listen_all(struct server *s, nc_tls_ctx *tls)
 {
     const serve_config *cfg = s->cfg;
     nc_listener_options o = cfg->options;
+    char why[256];
     size_t i;
     int err;
 
     o.tls = tls;
+    /* The library's own words for a failure: the step and the address,
+     * and for an address in use, who holds it. */
+    o.errbuf = why;
+    o.errbuf_len = sizeof why;
     for (i = 0; i < cfg->nspecs; i++) {
+        why[0] = '\0';
         err = nc_workers_listen(s->workers, cfg->specs[i], &o,
                                 cfg->callbacks, NULL);
         if (err < 0) {
-            fprintf(stderr, "%s: cannot listen on %s: %s (%s)\n%s: %s\n",
-                    cfg->prog, cfg->specs[i], nc_strerror(err),
-                    nc_errname(err), cfg->prog, nc_explain(NC_OP_BIND, err));
+            if (why[0] != '\0')
+                fprintf(stderr, "%s: %s\n", cfg->prog, why);
+            else
+                fprintf(stderr, "%s: cannot listen on %s: %s (%s)\n",
+                        cfg->prog, cfg->specs[i], nc_strerror(err),
+                        nc_errname(err));
+            fprintf(stderr, "%s: %s\n", cfg->prog,
+                    nc_explain(NC_OP_BIND, err));
             return err;
         }
     }
@@ -250,6 +265,7 @@ static struct option *option_table(const serve_extra *extra)
         {"grace", required_argument, NULL, 'g'},
         {"idle-timeout", required_argument, NULL, 'i'},
         {"max-conns", required_argument, NULL, 'm'},
+        {"max-per-addr", required_argument, NULL, 'a'},
         {"tls-cert", required_argument, NULL, 'c'},
         {"tls-key", required_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},
@@ -291,6 +307,12 @@ void serve_parse_args(serve_config *cfg, int argc, char **argv,
     cfg->threads = 1;
     cfg->grace_ms = DEFAULT_GRACE_MS;
     cfg->options.conn.idle_timeout_ms = 60000;
+    /* Defences on by default: out of descriptors, the longest-idle
+     * connection makes room for a new one (instead of every newcomer
+     * being reset while idle ones hold on), and one address cannot take
+     * the descriptors alone. */
+    cfg->options.evict_idle = true;
+    cfg->options.max_conns_per_addr = DEFAULT_MAX_PER_ADDR;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
@@ -330,6 +352,13 @@ void serve_parse_args(serve_config *cfg, int argc, char **argv,
                 args_usage_error(prog, "--max-conns '%s' is not a number "
                                  "from 1 to %u", optarg, UINT32_MAX);
             cfg->options.max_conns = (unsigned)value;
+            break;
+        case 'a':
+            if (args_uint(optarg, 0, UINT32_MAX, &value) < 0)
+                args_usage_error(prog, "--max-per-addr '%s' is not a number "
+                                 "from 0 (no cap) to %u", optarg,
+                                 UINT32_MAX);
+            cfg->options.max_conns_per_addr = (unsigned)value;
             break;
         case 'c':
             cfg->tls_cert = optarg;

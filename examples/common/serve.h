@@ -47,25 +47,28 @@ typedef struct serve_extra {
 /* Fill cfg (zeroing it first) from the options every example server
  * takes: --listen SPEC (repeatable; default_spec when none), --threads N
  * (default 1, 0 = one per CPU), --pin, --grace SECONDS (default 5),
- * --idle-timeout SECONDS (default 60, 0 = never), --tls-cert FILE and
- * --tls-key FILE (PEM; both or neither: then every listener speaks TLS
- * only) and, when max_conns_ok, --max-conns N. --help calls usage() and exits 0, --version prints the
- * program's and the library's version and exits 0; extra (may be NULL)
- * adds the program's own. A bad argument exits with status 2 after one
- * line on stderr. */
+ * --idle-timeout SECONDS (default 60, 0 = never), --max-per-addr N
+ * (connections one client address may hold per worker: default 128, 0 =
+ * no cap), --tls-cert FILE and --tls-key FILE (PEM; both or neither: then
+ * every listener speaks TLS only) and, when max_conns_ok, --max-conns N.
+ * evict_idle is always on: out of descriptors, the longest-idle
+ * connection is closed to admit a new one. --help calls usage() and
+ * exits 0, --version prints the program's and the library's version and
+ * exits 0; extra (may be NULL) adds the program's own. A bad argument
+ * exits with status 2 after one line on stderr. */
 void serve_parse_args(serve_config *cfg, int argc, char **argv,
                       const char *prog, const char *default_spec,
                       bool max_conns_ok, const serve_extra *extra,
                       void (*usage)(void));
 
-/* Start the workers, listen on every spec in each of them (SO_REUSEPORT;
- * unix: paths through one acceptor), print "listening on ADDRESS
- * (WHERE; BACKEND[, TLS])" per bound address to stdout and, when other
- * hosts cannot
- * connect, the library's warning to stderr. Then serve until SIGINT or
- * SIGTERM: stop accepting, let replies flush for grace_ms, close
- * everything, print "worker I: ..." per worker and "total: ...", then
- * the program's summary. Returns 0 after such a stop, or a negative
+/* Start the workers, listen on every spec in each of them (SO_REUSEPORT
+ * among the workers only: a port another server holds is an error that
+ * names the holder; unix: paths through one acceptor), print "listening
+ * on ADDRESS (WHERE; BACKEND[, TLS])" per bound address to stdout and,
+ * when other hosts cannot connect, the library's warning to stderr. Then
+ * serve until SIGINT or SIGTERM: stop accepting, let replies flush for
+ * grace_ms, close everything, print "worker I: ..." per worker and
+ * "total: ...", then the program's summary. Returns 0 after such a stop, or a negative
  * errno after printing to stderr why it could not start or run. */
 int serve_run(const serve_config *cfg);
 
