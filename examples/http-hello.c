@@ -117,11 +117,14 @@ static void on_open(nc_conn *c, void *ud)
 }
 
 /* Keep, or drop, the state of an incomplete request: head_pending says
- * that the bytes left unconsumed are the start of a request head. */
+ * that the bytes left unconsumed are the start of a request head, and
+ * new_head that this head began in the bytes just received (a request
+ * before it was complete): its deadline starts now, whatever the one
+ * before it had left. */
 static void track_partial(nc_conn *c, struct http_partial *p,
-                          bool head_pending)
+                          bool head_pending, bool new_head)
 {
-    if (head_pending && (p == NULL || !p->head_deadline)) {
+    if (head_pending && (p == NULL || !p->head_deadline || new_head)) {
         if (p == NULL && (p = calloc(1, sizeof *p)) == NULL) {
             nc_conn_abort(c);
             return;
@@ -151,7 +154,7 @@ static size_t on_data(nc_conn *c, const void *data, size_t len, void *ud)
     char out[16384];
     size_t used = 0, outlen = 0;
     uint64_t skip = p != NULL ? p->skip : 0;
-    bool last = false;
+    bool last = false, framed = false;
 
     while (used < len && !last) {
         http_request req;
@@ -189,6 +192,7 @@ static size_t on_data(nc_conn *c, const void *data, size_t len, void *ud)
                                    : CONN_NONE);
             used += req.head_len;
             skip = req.body_len;
+            framed = true;
         }
         stats->answers++;
         stats->status[status_slot(status)]++;
@@ -213,7 +217,7 @@ static size_t on_data(nc_conn *c, const void *data, size_t len, void *ud)
         nc_conn_abort(c);
         return len;
     }
-    track_partial(c, p, skip == 0 && used < len);
+    track_partial(c, p, skip == 0 && used < len, framed);
     return used;
 }
 
