@@ -318,6 +318,72 @@ static void http_header_timeout_restarts_for_each_pipelined_head(void **st)
     assert_null(strstr(p->buf[OUT], "deadline passed"));
 }
 
+/* A body announced as 1,000,000 bytes and sent a byte every 50 ms: each
+ * byte keeps the idle timer from firing, but with --body-timeout 0.3 and
+ * --body-min-rate 1000 the body owes 300 bytes in every 0.3 s, and the
+ * server closes the connection when the first window passes short. */
+static void http_body_timeout_ends_a_trickling_body(void **state)
+{
+    static const char head[] = "POST / HTTP/1.1\r\nHost: t\r\n"
+                               "Content-Length: 1000000\r\n\r\n";
+    struct proc *p = proc_start("http-hello", "--listen", "127.0.0.1:0",
+                                "--body-timeout", "0.3", "--body-min-rate",
+                                "1000", "--idle-timeout", "10", NULL);
+    unsigned port = listen_port(p);
+    uint64_t until = deadline(), start;
+    bool closed = false;
+    int fd;
+
+    (void)state;
+    fd = tcp_connect(port);
+    start = now_ms();
+    send_all(fd, head, sizeof head - 1);
+    while (!closed && ms_left(until) > 0) {
+        closed = closed_within(fd, 50, NULL);
+        if (!closed)
+            send(fd, "b", 1, MSG_NOSIGNAL);
+    }
+    assert_true(closed);
+    assert_true(now_ms() - start >= 300);
+    close(fd);
+    assert_int_equal(proc_stop(p, SIGTERM), 0);
+    assert_non_null(strstr(p->buf[OUT], "deadline passed 1"));
+}
+
+/* A body that arrives at twice the minimum rate goes on past
+ * --body-timeout: 1,200 bytes, 100 every 50 ms, against 300 bytes owed
+ * per 0.3 s. The request after it is answered on the same connection. */
+static void http_body_at_the_minimum_rate_is_not_cut_off(void **state)
+{
+    static const char head[] = "POST / HTTP/1.1\r\nHost: t\r\n"
+                               "Content-Length: 1200\r\n\r\n";
+    static const char last[] =
+        "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    struct proc *p = proc_start("http-hello", "--listen", "127.0.0.1:0",
+                                "--body-timeout", "0.3", "--body-min-rate",
+                                "1000", NULL);
+    char chunk[100], buf[4096];
+    bool eof;
+    int fd, i;
+
+    (void)state;
+    memset(chunk, 'b', sizeof chunk);
+    fd = tcp_connect(listen_port(p));
+    send_all(fd, head, sizeof head - 1);
+    for (i = 0; i < 12; i++) {
+        assert_false(closed_within(fd, 50, NULL));
+        send_all(fd, chunk, sizeof chunk);
+    }
+    send_all(fd, last, sizeof last - 1);
+    read_until_eof(fd, buf, sizeof buf, &eof);
+    assert_true(eof);
+    assert_non_null(strstr(buf, "HTTP/1.1 200 OK\r\n"));
+    close(fd);
+    assert_int_equal(proc_stop(p, SIGTERM), 0);
+    assert_non_null(strstr(p->buf[OUT], "2 answers by status: 200 1, 405 1"));
+    assert_null(strstr(p->buf[OUT], "deadline passed"));
+}
+
 #define CASE(f) cmocka_unit_test_teardown(f, proc_teardown)
 
 int main(void)
@@ -328,6 +394,8 @@ int main(void)
         CASE(http_answers_every_pipelined_request_before_closing),
         CASE(http_header_timeout_ends_a_trickling_head),
         CASE(http_header_timeout_restarts_for_each_pipelined_head),
+        CASE(http_body_timeout_ends_a_trickling_body),
+        CASE(http_body_at_the_minimum_rate_is_not_cut_off),
     };
 
     signal(SIGPIPE, SIG_IGN);
