@@ -787,6 +787,25 @@ nc_backend nc_loop_backend(const nc_loop *loop);
  */
 const char *nc_backend_name(nc_backend backend);
 
+/* What the NC_BACKEND environment variable asks for.
+ *
+ * The rule nc_loop_new() applies, for a program to check or explain:
+ * unset, empty or "auto" is NC_BACKEND_AUTO; "epoll" and "io_uring"
+ * (lower case, exactly) name a backend; anything else names none, and a
+ * one-line message naming the variable, its value and the values it may
+ * hold is written into errbuf (errlen bytes) when errbuf is not NULL.
+ * Whether the backend can run here is nc_loop_new_with()'s to say.
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL  out is NULL, or NC_BACKEND names no backend (then
+ *            nc_loop_new() fails with -EINVAL too)
+ * Thread: any thread (it reads the environment, which no other thread
+ * may be changing).
+ * See also: nc_loop_new, nc_backend_name
+ */
+int nc_backend_from_env(nc_backend *out, char *errbuf, size_t errlen);
+
 /* Free a loop and everything still alive on it.
  *
  * Call it from the loop's own thread, when the loop is not running:
