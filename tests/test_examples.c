@@ -471,6 +471,79 @@ static void doctor_names_the_backends(void **state)
     assert_int_equal(proc_finish(d), 2);
 }
 
+/* NC_BACKEND as the test runner set it, put back by backend_teardown
+ * whatever a case below did to it. */
+static char saved_backend[64];
+static bool backend_was_set;
+
+static void set_backend(const char *value)
+{
+    const char *v = getenv("NC_BACKEND");
+
+    if (!backend_was_set && v != NULL)
+        snprintf(saved_backend, sizeof saved_backend, "%s", v);
+    backend_was_set = backend_was_set || v != NULL;
+    assert_int_equal(setenv("NC_BACKEND", value, 1), 0);
+}
+
+static int backend_teardown(void **state)
+{
+    if (backend_was_set)
+        setenv("NC_BACKEND", saved_backend, 1);
+    else
+        unsetenv("NC_BACKEND");
+    backend_was_set = false;
+    return proc_teardown(state);
+}
+
+/* Whether text names the variable, its value and what is allowed, and
+ * not only the system's "Invalid argument". */
+static void names_the_bad_backend(const char *text, const char *value)
+{
+    char want[64];
+
+    snprintf(want, sizeof want, "NC_BACKEND=%s ", value);
+    assert_non_null(strstr(text, want));
+    assert_non_null(strstr(text, "epoll, io_uring"));
+    assert_null(strstr(text, "Invalid argument"));
+}
+
+/* NC_BACKEND naming no backend ("bogus", or "EPOLL": the names are lower
+ * case): every program refuses to start and says which variable holds
+ * which value and what it may hold; netcore-doctor backend agrees. */
+static void bad_nc_backend_is_named_and_refused_by_every_program(void **st)
+{
+    static const char *const values[] = {"bogus", "EPOLL"};
+    struct proc *p;
+    size_t i;
+
+    (void)st;
+    for (i = 0; i < 2; i++) {
+        set_backend(values[i]);
+        p = proc_start("echo-server", "--listen", "127.0.0.1:0", NULL);
+        assert_int_equal(proc_finish(p), 1);
+        names_the_bad_backend(p->buf[ERR], values[i]);
+        p = proc_start("http-hello", "--listen", "127.0.0.1:0", NULL);
+        assert_int_equal(proc_finish(p), 1);
+        names_the_bad_backend(p->buf[ERR], values[i]);
+        p = proc_start("echo-client", "127.0.0.1:1", "--message", "x", NULL);
+        assert_int_equal(proc_finish(p), 1);
+        names_the_bad_backend(p->buf[ERR], values[i]);
+        p = proc_start("netcore-doctor", "backend", NULL);
+        assert_int_equal(proc_finish(p), 1);
+        names_the_bad_backend(p->buf[ERR], values[i]);
+        p = proc_start("netcore-doctor", "backend", "epoll", NULL);
+        assert_int_equal(proc_finish(p), 1);
+        names_the_bad_backend(p->buf[ERR], values[i]);
+    }
+    /* A name it knows is fine, for the doctor as for the programs. */
+    set_backend("epoll");
+    p = proc_start("netcore-doctor", "backend", NULL);
+    assert_int_equal(proc_finish(p), 0);
+    assert_non_null(strstr(p->buf[OUT], "epoll     available (the default "
+                                        "here)"));
+}
+
 /* ---- the programs and their output ------------------------------------------- */
 
 static void every_program_prints_its_version(void **state)
@@ -523,6 +596,9 @@ int main(void)
         CASE(doctor_finds_no_close_wait_for_echo_server),
         CASE(doctor_lists_interfaces_and_primary),
         CASE(doctor_names_the_backends),
+        cmocka_unit_test_teardown(
+            bad_nc_backend_is_named_and_refused_by_every_program,
+            backend_teardown),
         CASE(every_program_prints_its_version),
         CASE(server_outlives_its_stdout_reader),
     };

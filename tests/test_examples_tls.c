@@ -154,6 +154,37 @@ static void doctor_shows_the_handshake_and_an_expired_certificate(void **s)
     assert_int_equal(proc_stop(old, SIGTERM), 0);
 }
 
+/* --tls against a server that speaks no TLS: the doctor says how it
+ * would have verified (which CAs, which name) and that the handshake
+ * failed before there was a certificate to verify, not "off". */
+static void doctor_tls_to_a_plain_server_says_what_was_configured(void **s)
+{
+    struct proc *plain = proc_start("echo-server", "--listen", "127.0.0.1:0",
+                                    NULL);
+    char target[32], want[PATH_MAX + 64];
+    struct proc *d;
+
+    (void)s;
+    snprintf(target, sizeof target, "127.0.0.1:%u", listen_port(plain));
+    d = proc_start("netcore-doctor", "connect", target, "--tls", "--tls-ca",
+                   cert("ca.pem"), NULL);
+    assert_int_equal(proc_finish(d), 1);
+    assert_null(strstr(d->buf[OUT], "verification: off"));
+    assert_non_null(strstr(d->buf[OUT], "\nverification: not reached: the "
+                                        "handshake failed before the server "
+                                        "showed a certificate\n"));
+    snprintf(want, sizeof want, "\n  configured: the CAs in %s, for the "
+             "address 127.0.0.1\n", cert("ca.pem"));
+    assert_non_null(strstr(d->buf[OUT], want));
+    assert_non_null(strstr(d->buf[OUT], "connect to 127.0.0.1:"));
+    d = proc_start("netcore-doctor", "connect", target, "--tls",
+                   "--tls-name", "example.test", NULL);
+    assert_int_equal(proc_finish(d), 1);
+    assert_non_null(strstr(d->buf[OUT], "\n  configured: the system's CA "
+                                        "store, for the name example.test\n"));
+    assert_int_equal(proc_stop(plain, SIGTERM), 0);
+}
+
 static void bad_tls_arguments_are_named(void **state)
 {
     struct proc *p;
@@ -209,6 +240,7 @@ int main(void)
         CASE(plain_http_to_https_gets_nothing),
         CASE(echo_client_verifies_the_server),
         CASE(doctor_shows_the_handshake_and_an_expired_certificate),
+        CASE(doctor_tls_to_a_plain_server_says_what_was_configured),
         CASE(bad_tls_arguments_are_named),
     };
     nc_tls_ctx *probe = NULL;

@@ -213,8 +213,9 @@ int serve_run(const serve_config *cfg)
     o.ud = &s;
     err = nc_workers_start(&o, &s.workers);
     if (err < 0) {
+        char why[512];
         fprintf(stderr, "%s: cannot start the worker threads: %s\n",
-                cfg->prog, nc_strerror(err));
+                cfg->prog, netinfo_loop_trouble(err, why, sizeof why));
         for (i = 0; i < SERVE_MAX_THREADS; i++)
             free(s.blocks[i]);
         nc_tls_ctx_free(tls);
