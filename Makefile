@@ -148,7 +148,7 @@ TSAN_TESTS = $(patsubst tests/%.c,$(BUILD)/tsan/tests/%,\
              $(if $(TEST_SRCS),$(shell grep -lE 'pthread_create|nc_workers_start|"--threads"' $(TEST_SRCS))))
 
 TEST_PACKAGES = libcmocka-dev pkg-config iproute2 nftables valgrind groff-base man-db \
-                libssl-dev openssl curl liburing-dev
+                libssl-dev openssl curl liburing-dev testssl.sh
 # ab (apache2-utils), strace and valgrind drive bench/churn.sh and
 # bench/callgrind.sh; nginx-light is optional (churn.sh skips its rows).
 BENCH_PACKAGES = libuv1-dev libev-dev libevent-dev wrk apache2-utils strace \
@@ -276,6 +276,7 @@ deps:
 	$(PKG_CONFIG) --exists liburing 2>/dev/null || missing="$$missing liburing-dev"; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
+	command -v testssl >/dev/null 2>&1 || missing="$$missing testssl.sh"; \
 	command -v groff >/dev/null 2>&1 || missing="$$missing groff"; \
 	command -v man >/dev/null 2>&1 || missing="$$missing man"; \
 	if [ -n "$$missing" ]; then \

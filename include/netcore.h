@@ -1946,7 +1946,11 @@ typedef struct nc_tls_options {
  *
  * Loads the certificate chain and key (they must match), and ca_file for
  * client certificates when require_peer_cert is set. TLS 1.2 and 1.3 are
- * accepted; renegotiation is refused; session tickets let clients
+ * accepted; on TLS 1.2 only forward-secret AEAD suites are offered (ECDHE
+ * with AES-GCM or ChaCha20-Poly1305: no CBC), and the server chooses by
+ * its own order of preference, not the client's (a client that prefers
+ * ChaCha20, one without AES instructions, gets it); TLS 1.3's suites are
+ * all AEAD. Renegotiation is refused; session tickets let clients
  * resume. On failure a one-line message naming the file and what is
  * wrong with it is written into errbuf (errlen bytes) when errbuf is not
  * NULL. *out is owned by the caller: free it with nc_tls_ctx_free().

@@ -158,6 +158,15 @@ static int sni_select(SSL *ssl, int *alert, void *arg)
     return SSL_TLSEXT_ERR_OK;
 }
 
+/* A server's TLS 1.2 suites, in its order of preference: forward secrecy
+ * (ECDHE) and AEAD only, AES-GCM first (hardware) then ChaCha20-Poly1305;
+ * no CBC, whose MAC-then-encrypt invites padding oracles (LUCKY13). TLS
+ * 1.3's suites are all AEAD, and OpenSSL's defaults stay. */
+#define SERVER_TLS12_SUITES \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
 /* Settings every SSL_CTX of ours shares. */
 static SSL_CTX *ssl_ctx_new(bool server)
 {
@@ -166,6 +175,14 @@ static SSL_CTX *ssl_ctx_new(bool server)
     if (!s)
         return NULL;
     SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION);
+    /* The server chooses, by its order; a client that puts ChaCha20
+     * first (one without AES instructions, as phones) gets it. */
+    if (server && (SSL_CTX_set_cipher_list(s, SERVER_TLS12_SUITES) != 1 ||
+                   !SSL_CTX_set_options(s, SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                           SSL_OP_PRIORITIZE_CHACHA))) {
+        SSL_CTX_free(s);
+        return NULL;
+    }
     /* Renegotiation is refused; buffers of idle connections are released
      * (an idle TLS connection holds no 16 KiB record buffers). */
     SSL_CTX_set_options(s, SSL_OP_NO_RENEGOTIATION);

@@ -104,6 +104,11 @@ static bool side_opened(void *arg)
     return ((struct side *)arg)->opens > 0;
 }
 
+static bool side_settled(void *arg)
+{
+    return side_opened(arg) || side_closed(arg);
+}
+
 struct pair {
     nc_loop *loop;
     nc_tls_ctx *sctx, *cctx;
@@ -604,8 +609,10 @@ static void sclient_output(nc_watch *w, int fd, unsigned events, void *ud)
     }
 }
 
-/* Starts s_client against a (TLS 1.2, so that it may ask to renegotiate). */
-static void sclient_start(struct sclient *s, nc_loop *loop, const nc_addr *a)
+/* Starts s_client against a (TLS 1.2, so that it may ask to renegotiate),
+ * offering the TLS 1.2 suites of cipher (NULL: its defaults). */
+static void sclient_start(struct sclient *s, nc_loop *loop, const nc_addr *a,
+                          const char *cipher)
 {
     memset(s, 0, sizeof(*s));
     char spec[NC_ADDRSTRLEN];
@@ -622,7 +629,7 @@ static void sclient_start(struct sclient *s, nc_loop *loop, const nc_addr *a)
         close(to[0]); close(to[1]); close(from[0]); close(from[1]);
         execlp("openssl", "openssl", "s_client", "-connect", spec,
                "-CAfile", cert("ca.pem"), "-tls1_2", "-no_ign_eof",
-               (char *)NULL);
+               cipher ? "-cipher" : (char *)NULL, cipher, (char *)NULL);
         _exit(127);
     }
     close(to[0]);
@@ -665,7 +672,7 @@ static void openssl_s_client_echoes_and_closes_cleanly(void **state)
     nc_addr a = server_only(&p, server_ctx("server.pem", "server.key", NULL));
     p.srv.echo = true;
     struct sclient s;
-    sclient_start(&s, p.loop, &a);
+    sclient_start(&s, p.loop, &a, NULL);
     assert_true(run_until(p.loop, side_opened, &p.srv, 10000));
     assert_int_equal(write(s.in, "echo-me-please\n", 15), 15);
     assert_true(run_until(p.loop, sclient_printed, &s, 10000));
@@ -690,7 +697,7 @@ static void renegotiation_is_refused_and_named(void **state)
     nc_addr a = server_only(&p, server_ctx("server.pem", "server.key", NULL));
     p.srv.echo = true;
     struct sclient s;
-    sclient_start(&s, p.loop, &a);
+    sclient_start(&s, p.loop, &a, NULL);
     assert_true(run_until(p.loop, side_opened, &p.srv, 10000));
     assert_int_equal(write(s.in, "echo-me-please\n", 15), 15);
     assert_true(run_until(p.loop, sclient_printed, &s, 10000));
@@ -703,6 +710,54 @@ static void renegotiation_is_refused_and_named(void **state)
     assert_true(run_until(p.loop, sclient_done, &s, 10000));
     sclient_end(&s);
     pair_end(&p);
+}
+
+/* One s_client handshake offering only cipher: the suite the server
+ * chose ("" when it refused them all). */
+static void tls12_handshake(const char *cipher, char *chosen, size_t len)
+{
+    struct pair p;
+    nc_addr a = server_only(&p, server_ctx("server.pem", "server.key", NULL));
+    struct sclient s;
+    sclient_start(&s, p.loop, &a, cipher);
+    assert_true(run_until(p.loop, side_settled, &p.srv, 10000));
+    snprintf(chosen, len, "%s", p.srv.opens > 0 ? p.srv.info.cipher : "");
+    if (p.srv.opens == 0) {
+        assert_int_equal(p.srv.reason, NC_CLOSE_TLS);
+        assert_true(run_until(p.loop, sclient_done, &s, 10000));
+        assert_non_null(strstr(s.text, "handshake failure"));
+    }
+    close(s.in);            /* s_client ends at the end of its input */
+    s.in = -1;
+    assert_true(run_until(p.loop, sclient_done, &s, 10000));
+    sclient_end(&s);
+    pair_end(&p);
+}
+
+/* On TLS 1.2 a server offers only forward-secret AEAD suites (ECDHE with
+ * AES-GCM or ChaCha20-Poly1305; no CBC: LUCKY13), and picks by its own
+ * order, not the client's. */
+static void tls12_offers_only_aead_suites_in_the_servers_order(void **state)
+{
+    (void)state;
+    static const char *const cbc[] = {
+        "ECDHE-ECDSA-AES128-SHA256", "ECDHE-ECDSA-AES256-SHA384",
+        "ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA",
+    };
+    char chosen[64];
+    for (size_t i = 0; i < sizeof(cbc) / sizeof(cbc[0]); i++) {
+        tls12_handshake(cbc[i], chosen, sizeof(chosen));
+        assert_string_equal(chosen, "");
+    }
+    tls12_handshake("ECDHE-ECDSA-AES256-GCM-SHA384", chosen, sizeof(chosen));
+    assert_string_equal(chosen, "ECDHE-ECDSA-AES256-GCM-SHA384");
+    tls12_handshake("ECDHE-ECDSA-CHACHA20-POLY1305", chosen, sizeof(chosen));
+    assert_string_equal(chosen, "ECDHE-ECDSA-CHACHA20-POLY1305");
+    /* The client prefers CBC, then AES-256: the server's first choice
+     * among what it offers wins. */
+    tls12_handshake("ECDHE-ECDSA-AES256-SHA384:ECDHE-ECDSA-AES256-GCM-SHA384:"
+                    "ECDHE-ECDSA-AES128-GCM-SHA256", chosen, sizeof(chosen));
+    assert_string_equal(chosen, "ECDHE-ECDSA-AES128-GCM-SHA256");
 }
 
 /* ---- contexts: bad files, and sharing across threads ---------------------- */
@@ -862,6 +917,7 @@ int main(void)
         cmocka_unit_test(missing_close_notify_is_a_truncation),
         cmocka_unit_test(large_transfer_both_ways),
         cmocka_unit_test(openssl_s_client_echoes_and_closes_cleanly),
+        cmocka_unit_test(tls12_offers_only_aead_suites_in_the_servers_order),
         cmocka_unit_test(renegotiation_is_refused_and_named),
         cmocka_unit_test(bad_files_are_named),
         cmocka_unit_test(contexts_are_shared_across_threads),
