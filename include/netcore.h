@@ -1966,7 +1966,8 @@ typedef struct nc_tls_options {
  *   -ENOMEM    out of memory
  *   -ENOTSUP   the library was built without OpenSSL
  * Thread: any thread.
- * See also: nc_tls_client_new, nc_tls_add_name, nc_tls_ctx_free
+ * See also: nc_tls_client_new, nc_tls_add_name, nc_tls_set_cert,
+ * nc_tls_ctx_free
  */
 int nc_tls_server_new(const nc_tls_options *o, nc_tls_ctx **out,
                       char *errbuf, size_t errlen);
@@ -2016,6 +2017,34 @@ int nc_tls_client_new(const nc_tls_options *o, nc_tls_ctx **out,
  * See also: nc_tls_server_new
  */
 int nc_tls_add_name(nc_tls_ctx *ctx, const char *name, const char *cert_file,
+                    const char *key_file, char *errbuf, size_t errlen);
+
+/* Replace a server context's certificate and key, for new handshakes.
+ *
+ * Loads cert_file (the chain, PEM) and key_file as nc_tls_server_new()
+ * does; every handshake that starts afterwards, in any loop or thread
+ * using ctx, presents them. Connections already open, or with their
+ * handshake under way, keep the certificate they have, and the rest of
+ * the context stays: trust for client certificates, ALPN, session
+ * tickets (a session resumed across the change keeps the certificate it
+ * was made with), and the SNI certificates of nc_tls_add_name(), which
+ * are not replaced. This is what a server does on SIGHUP once a renewed
+ * certificate has been written: the example servers do. On failure
+ * nothing changes, and errbuf and errlen are as for nc_tls_server_new().
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL    a NULL argument, a client context, or a key that does not
+ *              match the certificate
+ *   -ENOENT    a file does not exist
+ *   -EACCES    a file cannot be read
+ *   -EBADMSG   a file holds no valid PEM certificate or key
+ *   -ENOMEM    out of memory
+ *   -ENOTSUP   the library was built without OpenSSL
+ * Thread: any thread, also while loops of other threads use ctx.
+ * See also: nc_tls_server_new, nc_tls_add_name
+ */
+int nc_tls_set_cert(nc_tls_ctx *ctx, const char *cert_file,
                     const char *key_file, char *errbuf, size_t errlen);
 
 /* Release the caller's reference to a TLS context.

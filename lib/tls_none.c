@@ -42,6 +42,15 @@ int nc_tls_add_name(nc_tls_ctx *ctx, const char *name, const char *cert_file,
     return unsupported(errbuf, errlen);
 }
 
+int nc_tls_set_cert(nc_tls_ctx *ctx, const char *cert_file,
+                    const char *key_file, char *errbuf, size_t errlen)
+{
+    (void)ctx;
+    (void)cert_file;
+    (void)key_file;
+    return unsupported(errbuf, errlen);
+}
+
 void nc_tls_ctx_free(nc_tls_ctx *ctx)
 {
     (void)ctx;

@@ -411,6 +411,82 @@ static void sni_picks_the_certificate_by_name(void **state)
     pair_end(&p);
 }
 
+/* A full handshake with p's server (a client context of its own, so
+ * that no session is resumed), with SNI name or none: the issuer of the
+ * certificate it was shown. */
+static void issuer_seen(struct pair *p, const char *server_name,
+                        char *issuer, size_t len)
+{
+    nc_tls_options off = { .verify_peer_off = true };
+    struct side s = { 0 };
+    nc_connect_options co = { .tls = client_ctx(&off),
+                              .server_name = server_name };
+    assert_int_equal(nc_connect(p->loop, p->spec, &co, &side_cbs, &s, NULL),
+                     0);
+    assert_true(run_until(p->loop, side_opened, &s, 3000));
+    assert_false(s.info.resumed);
+    snprintf(issuer, len, "%s", s.info.peer_issuer);
+    nc_conn_close(s.c);
+    assert_true(run_until(p->loop, side_closed, &s, 3000));
+    nc_tls_ctx_free(co.tls);
+    free(s.in);
+}
+
+/* nc_tls_set_cert: handshakes that start afterwards, with SNI or without,
+ * see the new certificate; an open connection keeps its own and goes on;
+ * SNI certificates stay; a pair that does not match changes nothing. */
+static void set_cert_applies_to_new_handshakes_only(void **state)
+{
+    (void)state;
+    nc_tls_ctx *sctx = server_ctx("server.pem", "server.key", NULL);
+    nc_tls_options off = { .verify_peer_off = true };
+    char why[256], issuer[256];
+    assert_int_equal(nc_tls_add_name(sctx, "alt.example", cert("alt.pem"),
+                                     cert("alt.key"), why, sizeof(why)), 0);
+    struct pair p;
+    pair_start(&p, sctx, client_ctx(&off), NULL);
+    assert_true(run_until(p.loop, side_opened, &p.cli, 3000));
+    assert_string_equal(p.cli.info.peer_issuer, "CN = libnetcore test CA");
+
+    assert_int_equal(nc_tls_set_cert(sctx, cert("server.pem"),
+                                     cert("alt.key"), why, sizeof(why)),
+                     -EINVAL);
+    assert_non_null(strstr(why, "does not match"));
+    issuer_seen(&p, "localhost", issuer, sizeof(issuer));
+    assert_string_equal(issuer, "CN = libnetcore test CA");
+
+    assert_int_equal(nc_tls_set_cert(sctx, cert("untrusted.pem"),
+                                     cert("untrusted.key"), why,
+                                     sizeof(why)), 0);
+    issuer_seen(&p, "localhost", issuer, sizeof(issuer));
+    assert_string_equal(issuer, "CN = someone else's CA");
+    issuer_seen(&p, NULL, issuer, sizeof(issuer));        /* no SNI */
+    assert_string_equal(issuer, "CN = someone else's CA");
+    issuer_seen(&p, "alt.example", issuer, sizeof(issuer));
+    assert_string_equal(issuer, "CN = libnetcore test CA");
+    /* Replaced again: the one before is let go, this one is used. */
+    assert_int_equal(nc_tls_set_cert(sctx, cert("server.pem"),
+                                     cert("server.key"), NULL, 0), 0);
+    issuer_seen(&p, NULL, issuer, sizeof(issuer));
+    assert_string_equal(issuer, "CN = libnetcore test CA");
+
+    /* The first connection still talks, with what it was shown. */
+    assert_int_equal(nc_conn_write(p.cli.c, "hello, tls!", 11), 0);
+    assert_true(run_until(p.loop, echoed, &p, 3000));
+    assert_string_equal(p.cli.info.peer_issuer, "CN = libnetcore test CA");
+
+    assert_int_equal(nc_tls_set_cert(p.cctx, cert("server.pem"),
+                                     cert("server.key"), why, sizeof(why)),
+                     -EINVAL);
+    assert_int_equal(nc_tls_set_cert(NULL, cert("server.pem"),
+                                     cert("server.key"), NULL, 0), -EINVAL);
+    assert_int_equal(nc_tls_set_cert(sctx, "/nonexistent.pem",
+                                     cert("server.key"), NULL, 0), -ENOENT);
+    nc_conn_close(p.cli.c);
+    assert_true(run_until(p.loop, side_closed, &p.cli, 3000));
+    pair_end(&p);
+}
+
 static void alpn_agrees_on_a_protocol(void **state)
 {
     (void)state;
@@ -911,6 +987,7 @@ int main(void)
         cmocka_unit_test(garbage_is_a_tls_failure),
         cmocka_unit_test(silent_client_hits_the_handshake_timeout),
         cmocka_unit_test(sni_picks_the_certificate_by_name),
+        cmocka_unit_test(set_cert_applies_to_new_handshakes_only),
         cmocka_unit_test(alpn_agrees_on_a_protocol),
         cmocka_unit_test(client_certificate_required),
         cmocka_unit_test(second_connection_resumes),
