@@ -9,8 +9,9 @@
  * connection as soon as the peer closes (no CLOSE_WAIT pile-up), closes
  * idle ones, and pauses reading while a slow peer's output queue is full.
  * This file only echoes and prints a summary from the library's counters
- * when stopped; the worker threads (nc_workers), listeners and the
- * graceful stop on SIGTERM are in common/serve.c, shared with http-hello.
+ * when stopped; the worker threads (nc_workers), listeners, the graceful
+ * stop on SIGTERM and SIGHUP (the TLS certificate read again) are in
+ * common/serve.c, shared with http-hello.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -75,7 +76,11 @@ static void usage(void)
            "  --version              print the version and exit\n"
            "The \"listening on\" lines name the event backend (io_uring or "
            "epoll; NC_BACKEND\n"
-           "chooses) and TLS.\n", PROG);
+           "chooses) and TLS. SIGHUP reads --tls-cert and --tls-key again "
+           "for the\n"
+           "connections to come (those open keep theirs); without TLS it "
+           "says so. Either\n"
+           "way the server goes on serving.\n", PROG);
 }
 
 int main(int argc, char **argv)

@@ -358,7 +358,11 @@ static void usage(void)
            "  --version                print the version and exit\n"
            "The \"listening on\" lines name the event backend (io_uring or "
            "epoll; NC_BACKEND\n"
-           "chooses) and TLS.\n", PROG);
+           "chooses) and TLS. SIGHUP reads --tls-cert and --tls-key again "
+           "for the\n"
+           "connections to come (those open keep theirs); without TLS it "
+           "says so. Either\n"
+           "way the server goes on serving.\n", PROG);
 }
 
 int main(int argc, char **argv)
