@@ -32,6 +32,8 @@ LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 MANDIR ?= $(PREFIX)/share/man
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
 
 # --- flags -------------------------------------------------------------
 # CFLAGS is the tunable part; the language, warnings and include paths
@@ -419,16 +421,35 @@ pc: | $(BUILD)
 $(BUILD):
 	mkdir -p $@
 
-install: lib pc man
-	install -d '$(DESTDIR)$(INCLUDEDIR)' '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(PKGCONFIGDIR)'
+# The directories install puts files in. Those it has to create (and
+# their parents) are listed, one per line and without DESTDIR, in
+# DIRS_RECORD, so that uninstall removes exactly those, and only when
+# empty: never one that was there before. Paths must not hold spaces.
+INSTALL_DIRS = $(INCLUDEDIR) $(LIBDIR) $(PKGCONFIGDIR) $(MANDIR)/man3 $(BINDIR) \
+               $(DATADIR)/libnetcore
+DIRS_RECORD = $(DATADIR)/libnetcore/installed-dirs
+
+define install_dirs
+made=; \
+for d in $(INSTALL_DIRS); do \
+    while [ ! -d '$(DESTDIR)'"$$d" ]; do made="$$made $$d"; d=$$(dirname "$$d"); done; \
+done; \
+for d in $(INSTALL_DIRS); do install -d '$(DESTDIR)'"$$d" || exit 1; done; \
+record='$(DESTDIR)$(DIRS_RECORD)'; \
+{ cat "$$record" 2>/dev/null; for d in $$made; do echo "$$d"; done; } | sort -u >"$$record.new" && \
+    mv "$$record.new" "$$record"
+endef
+
+install: lib pc man $(BUILD)/bin/netcore-doctor
+	@$(install_dirs)
 	install -m 644 include/netcore.h '$(DESTDIR)$(INCLUDEDIR)/netcore.h'
 	install -m 644 $(STATIC) '$(DESTDIR)$(LIBDIR)/libnetcore.a'
 	install -m 755 $(SHARED) '$(DESTDIR)$(LIBDIR)/$(SHARED_FILE)'
 	ln -sf $(SHARED_FILE) '$(DESTDIR)$(LIBDIR)/$(SONAME)'
 	ln -sf $(SONAME) '$(DESTDIR)$(LIBDIR)/libnetcore.so'
 	install -m 644 $(PC) '$(DESTDIR)$(PKGCONFIGDIR)/libnetcore.pc'
-	install -d '$(DESTDIR)$(MANDIR)/man3'
 	install -m 644 $(MAN_PAGES) '$(DESTDIR)$(MANDIR)/man3/'
+	install -m 755 $(BUILD)/bin/netcore-doctor '$(DESTDIR)$(BINDIR)/netcore-doctor'
 	@$(ldconfig_if_searched)
 
 uninstall:
@@ -438,7 +459,15 @@ uninstall:
 	    '$(DESTDIR)$(LIBDIR)/$(SONAME)' \
 	    '$(DESTDIR)$(LIBDIR)/libnetcore.so' \
 	    '$(DESTDIR)$(PKGCONFIGDIR)/libnetcore.pc' \
+	    '$(DESTDIR)$(BINDIR)/netcore-doctor' \
 	    $(foreach m,$(MAN_NAMES),'$(DESTDIR)$(MANDIR)/man3/$(m)')
+	@record='$(DESTDIR)$(DIRS_RECORD)'; \
+	if [ -f "$$record" ]; then \
+	    dirs=$$(sort -r "$$record"); rm -f "$$record"; \
+	    for d in $$dirs; do \
+	        if rmdir '$(DESTDIR)'"$$d" 2>/dev/null; then echo "rmdir '$(DESTDIR)$$d'"; fi; \
+	    done; \
+	fi
 
 clean:
 	rm -rf '$(BUILD)'
