@@ -541,15 +541,17 @@ static void doctor_names_the_backends(void **state)
 /* NC_BACKEND as the test runner set it, put back by backend_teardown
  * whatever a case below did to it. */
 static char saved_backend[64];
-static bool backend_was_set;
+static bool backend_saved, backend_was_set;
 
 static void set_backend(const char *value)
 {
     const char *v = getenv("NC_BACKEND");
 
-    if (!backend_was_set && v != NULL)
-        snprintf(saved_backend, sizeof saved_backend, "%s", v);
-    backend_was_set = backend_was_set || v != NULL;
+    if (!backend_saved) {
+        backend_saved = true;
+        backend_was_set = v != NULL;
+        snprintf(saved_backend, sizeof saved_backend, "%s", v ? v : "");
+    }
     assert_int_equal(setenv("NC_BACKEND", value, 1), 0);
 }
 
@@ -557,9 +559,9 @@ static int backend_teardown(void **state)
 {
     if (backend_was_set)
         setenv("NC_BACKEND", saved_backend, 1);
-    else
+    else if (backend_saved)
         unsetenv("NC_BACKEND");
-    backend_was_set = false;
+    backend_saved = false;
     return proc_teardown(state);
 }
 
