@@ -2435,7 +2435,12 @@ int nc_workers_wait(nc_workers *w);
  * Returns when every worker has ended, however they were stopped. Block
  * SIGINT and SIGTERM before printing anything that makes someone send
  * them (a "listening on" line): until this runs, they would take their
- * default action.
+ * default action. Other signals keep theirs: SIGHUP (a "reload", or a
+ * terminal that closed) and SIGQUIT end the process on the spot, replies
+ * in flight and all. Block SIGHUP in this thread too and handle it with
+ * nc_signal_start() on a worker's loop (the workers have it blocked), as
+ * the example servers do to read their TLS certificate again
+ * (nc_tls_set_cert()).
  *
  * Returns: what nc_workers_wait() returns, or a negative errno.
  * Errors:
