@@ -32,6 +32,8 @@ LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 MANDIR ?= $(PREFIX)/share/man
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
 
 # --- flags -------------------------------------------------------------
 # CFLAGS is the tunable part; the language, warnings and include paths
@@ -58,17 +60,26 @@ VALGRIND = valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect 
            --error-exitcode=99 --trace-children=no --fair-sched=yes
 
 # --- optional dependencies -----------------------------------------------
+# $(call check_choice,VAR): stop unless VAR is auto, yes or no.
+check_choice = $(if $(filter-out 1,$(words $($(1))) $(words $(filter auto yes no,$($(1))))),\
+    $(error $(1)=$($(1)) is not a choice: use $(1)=auto (the default: build it in when \
+    pkg-config finds it), $(1)=yes (stop without it) or $(1)=no (leave it out)))
+
 # TLS comes from OpenSSL 3 (Debian's libssl-dev) when pkg-config finds it:
 # TLS=auto (the default) builds it in then, TLS=no never, TLS=yes or stop.
-# Without it lib/tls_none.c stands in and the TLS calls return -ENOTSUP.
+# Without it lib/tls_none.c stands in and the TLS calls return -ENOTSUP,
+# saying why (NC_TLS_OFF: it was switched off).
 TLS ?= auto
+$(call check_choice,TLS)
 ifneq ($(TLS),no)
 HAVE_TLS := $(shell $(PKG_CONFIG) --exists 'openssl >= 3' 2>/dev/null && echo 1)
 endif
 ifeq ($(TLS)$(HAVE_TLS),yes)
 $(error TLS=yes, but pkg-config finds no OpenSSL 3: apt-get install libssl-dev)
 endif
-TLS_CFLAGS := $(if $(HAVE_TLS),$(shell $(PKG_CONFIG) --cflags openssl))
+TLS_CFLAGS := $(if $(HAVE_TLS),$(shell $(PKG_CONFIG) --cflags openssl),$(if $(filter no,$(TLS)),-DNC_TLS_OFF))
+TLS_LEFT_OUT := $(strip $(if $(HAVE_TLS),,$(if $(filter no,$(TLS)),switched off (TLS=no),\
+    pkg-config finds no OpenSSL 3 (apt-get install libssl-dev)); the TLS calls return -ENOTSUP))
 TLS_LIBS := $(if $(HAVE_TLS),$(shell $(PKG_CONFIG) --libs openssl))
 REQUIRES_PRIVATE := $(if $(HAVE_TLS),openssl)
 LIB_EXCLUDED := $(if $(HAVE_TLS),lib/tls_none.c,lib/tls.c lib/tls_ctx.c)
@@ -78,6 +89,7 @@ LIB_EXCLUDED := $(if $(HAVE_TLS),lib/tls_none.c,lib/tls.c lib/tls_ctx.c)
 # URING=no never, URING=yes or stop. Without it every loop runs on epoll
 # and asking for io_uring returns -ENOTSUP.
 URING ?= auto
+$(call check_choice,URING)
 ifneq ($(URING),no)
 HAVE_URING := $(shell $(PKG_CONFIG) --exists liburing 2>/dev/null && echo 1)
 endif
@@ -88,6 +100,8 @@ URING_CFLAGS := $(if $(HAVE_URING),-DNC_HAVE_URING $(shell $(PKG_CONFIG) --cflag
 URING_LIBS := $(if $(HAVE_URING),$(shell $(PKG_CONFIG) --libs liburing))
 REQUIRES_PRIVATE += $(if $(HAVE_URING),liburing)
 LIB_EXCLUDED += $(if $(HAVE_URING),,lib/backend_uring.c lib/conn_ring.c)
+URING_LEFT_OUT := $(strip $(if $(HAVE_URING),,$(if $(filter no,$(URING)),switched off (URING=no),\
+    pkg-config finds no liburing (apt-get install liburing-dev)); every loop runs on epoll))
 # What the library links with, beyond libc and pthreads.
 DEP_LIBS = $(TLS_LIBS) $(URING_LIBS)
 
@@ -148,7 +162,7 @@ TSAN_TESTS = $(patsubst tests/%.c,$(BUILD)/tsan/tests/%,\
              $(if $(TEST_SRCS),$(shell grep -lE 'pthread_create|nc_workers_start|"--threads"' $(TEST_SRCS))))
 
 TEST_PACKAGES = libcmocka-dev pkg-config iproute2 nftables valgrind groff-base man-db \
-                libssl-dev openssl curl liburing-dev socat
+                libssl-dev openssl curl liburing-dev socat testssl.sh
 # ab (apache2-utils), strace and valgrind drive bench/churn.sh and
 # bench/callgrind.sh; nginx-light is optional (churn.sh skips its rows).
 BENCH_PACKAGES = libuv1-dev libev-dev libevent-dev wrk apache2-utils strace \
@@ -187,6 +201,14 @@ $(FLAGS_STAMP):
 	@mkdir -p $(@D)
 	@printf '%s\n' '$(FLAGS_TEXT)' > $@
 
+# What the library leaves out, said once per build directory and choice:
+# the stamp is remade (and the lines printed) when the flags change.
+FEATURES_STAMP = $(BUILD)/.left-out
+$(FEATURES_STAMP): $(FLAGS_STAMP)
+	@$(if $(TLS_LEFT_OUT),echo 'make: built without TLS: $(TLS_LEFT_OUT)';) \
+	 $(if $(URING_LEFT_OUT),echo 'make: built without io_uring: $(URING_LEFT_OUT)';) \
+	 touch $@
+
 $(OBJ)/lib/%.o: lib/%.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(COMPILE) $(LIB_CFLAGS) -c $< -o $@
@@ -206,12 +228,12 @@ $(OBJ)/examples/%.o: examples/%.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(COMPILE) -c $< -o $@
 
-$(STATIC): $(LIB_OBJS)
+$(STATIC): $(LIB_OBJS) $(FEATURES_STAMP)
 	@mkdir -p $(@D)
 	@rm -f $@
 	$(AR) rcs $@ $(LIB_OBJS)
 
-$(SHARED): $(LIB_OBJS)
+$(SHARED): $(LIB_OBJS) $(FEATURES_STAMP)
 	@mkdir -p $(@D)
 	@test -n '$(LIB_OBJS)' || { echo 'make: no sources in lib/*.c' >&2; exit 1; }
 	$(CC) -shared -Wl,-soname,$(SONAME) $(SO_LDFLAGS) $(NC_LDFLAGS) \
@@ -280,6 +302,7 @@ deps:
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	command -v socat >/dev/null 2>&1 || missing="$$missing socat"; \
+	command -v testssl >/dev/null 2>&1 || missing="$$missing testssl.sh"; \
 	command -v groff >/dev/null 2>&1 || missing="$$missing groff"; \
 	command -v man >/dev/null 2>&1 || missing="$$missing man"; \
 	if [ -n "$$missing" ]; then \
@@ -422,16 +445,35 @@ pc: | $(BUILD)
 $(BUILD):
 	mkdir -p $@
 
-install: lib pc man
-	install -d '$(DESTDIR)$(INCLUDEDIR)' '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(PKGCONFIGDIR)'
+# The directories install puts files in. Those it has to create (and
+# their parents) are listed, one per line and without DESTDIR, in
+# DIRS_RECORD, so that uninstall removes exactly those, and only when
+# empty: never one that was there before. Paths must not hold spaces.
+INSTALL_DIRS = $(INCLUDEDIR) $(LIBDIR) $(PKGCONFIGDIR) $(MANDIR)/man3 $(BINDIR) \
+               $(DATADIR)/libnetcore
+DIRS_RECORD = $(DATADIR)/libnetcore/installed-dirs
+
+define install_dirs
+made=; \
+for d in $(INSTALL_DIRS); do \
+    while [ ! -d '$(DESTDIR)'"$$d" ]; do made="$$made $$d"; d=$$(dirname "$$d"); done; \
+done; \
+for d in $(INSTALL_DIRS); do install -d '$(DESTDIR)'"$$d" || exit 1; done; \
+record='$(DESTDIR)$(DIRS_RECORD)'; \
+{ cat "$$record" 2>/dev/null; for d in $$made; do echo "$$d"; done; } | sort -u >"$$record.new" && \
+    mv "$$record.new" "$$record"
+endef
+
+install: lib pc man $(BUILD)/bin/netcore-doctor
+	@$(install_dirs)
 	install -m 644 include/netcore.h '$(DESTDIR)$(INCLUDEDIR)/netcore.h'
 	install -m 644 $(STATIC) '$(DESTDIR)$(LIBDIR)/libnetcore.a'
 	install -m 755 $(SHARED) '$(DESTDIR)$(LIBDIR)/$(SHARED_FILE)'
 	ln -sf $(SHARED_FILE) '$(DESTDIR)$(LIBDIR)/$(SONAME)'
 	ln -sf $(SONAME) '$(DESTDIR)$(LIBDIR)/libnetcore.so'
 	install -m 644 $(PC) '$(DESTDIR)$(PKGCONFIGDIR)/libnetcore.pc'
-	install -d '$(DESTDIR)$(MANDIR)/man3'
 	install -m 644 $(MAN_PAGES) '$(DESTDIR)$(MANDIR)/man3/'
+	install -m 755 $(BUILD)/bin/netcore-doctor '$(DESTDIR)$(BINDIR)/netcore-doctor'
 	@$(ldconfig_if_searched)
 
 uninstall:
@@ -441,7 +483,15 @@ uninstall:
 	    '$(DESTDIR)$(LIBDIR)/$(SONAME)' \
 	    '$(DESTDIR)$(LIBDIR)/libnetcore.so' \
 	    '$(DESTDIR)$(PKGCONFIGDIR)/libnetcore.pc' \
+	    '$(DESTDIR)$(BINDIR)/netcore-doctor' \
 	    $(foreach m,$(MAN_NAMES),'$(DESTDIR)$(MANDIR)/man3/$(m)')
+	@record='$(DESTDIR)$(DIRS_RECORD)'; \
+	if [ -f "$$record" ]; then \
+	    dirs=$$(sort -r "$$record"); rm -f "$$record"; \
+	    for d in $$dirs; do \
+	        if rmdir '$(DESTDIR)'"$$d" 2>/dev/null; then echo "rmdir '$(DESTDIR)$$d'"; fi; \
+	    done; \
+	fi
 
 clean:
 	rm -rf '$(BUILD)'
@@ -459,7 +509,16 @@ help:
 	@echo '  demo           build and run examples/demo.sh'
 	@echo '  man            the man pages and api.md from include/netcore.h, in $(DOC_OUT)'
 	@echo '  api-md         regenerate docs/api.md (committed) from include/netcore.h'
-	@echo '  install, uninstall, clean'
+	@echo '  install        the header, both libraries, libnetcore.pc, the man pages and'
+	@echo '                 netcore-doctor; uninstall removes them and the directories'
+	@echo '                 install made (when empty)'
+	@echo '  clean          remove $(BUILD)'
 	@echo 'variables: CC=$(CC) CFLAGS=$(CFLAGS) WERROR=1 BUILD=$(BUILD)'
+	@echo '  TLS=auto|yes|no    TLS through OpenSSL 3 (libssl-dev): built in when pkg-config'
+	@echo '                     finds it (auto), or stop without it (yes), or left out (no);'
+	@echo '                     now TLS=$(TLS): $(if $(HAVE_TLS),built in,left out)'
+	@echo '  URING=auto|yes|no  the io_uring backend through liburing (liburing-dev), the same;'
+	@echo '                     now URING=$(URING): $(if $(HAVE_URING),built in,left out)'
 	@echo '  PREFIX=$(PREFIX) LIBDIR=$(LIBDIR) INCLUDEDIR=$(INCLUDEDIR)'
-	@echo '  PKGCONFIGDIR=$(PKGCONFIGDIR) MANDIR=$(MANDIR) DESTDIR=$(DESTDIR)'
+	@echo '  PKGCONFIGDIR=$(PKGCONFIGDIR) MANDIR=$(MANDIR) BINDIR=$(BINDIR)'
+	@echo '  DATADIR=$(DATADIR) DESTDIR=$(DESTDIR)'

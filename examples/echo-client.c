@@ -575,8 +575,10 @@ int main(int argc, char **argv)
     err = nc_loop_new(&cl.loop);
     if (sessions == NULL || cl.latency_ns == NULL ||
         (cl.load && pattern == NULL) || err < 0) {
+        char why[512];
         fprintf(stderr, "%s: cannot start: %s\n", PROG,
-                nc_strerror(err < 0 ? err : -ENOMEM));
+                netinfo_loop_trouble(err < 0 ? err : -ENOMEM, why,
+                                     sizeof why));
         return 1;
     }
 

@@ -12,8 +12,9 @@
  * one, and it caps the connections one client address may hold, so that
  * a flood of idle connections cannot lock other clients out.
  * This file only echoes and prints a summary from the library's counters
- * when stopped; the worker threads (nc_workers), listeners and the
- * graceful stop on SIGTERM are in common/serve.c, shared with http-hello.
+ * when stopped; the worker threads (nc_workers), listeners, the graceful
+ * stop on SIGTERM and SIGHUP (the TLS certificate read again) are in
+ * common/serve.c, shared with http-hello.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -84,7 +85,11 @@ static void usage(void)
            "epoll; NC_BACKEND\n"
            "chooses) and TLS. Out of descriptors, the longest-idle "
            "connection is closed to\n"
-           "admit a new one.\n", PROG);
+           "admit a new one. SIGHUP reads --tls-cert and --tls-key again "
+           "for the\n"
+           "connections to come (those open keep theirs); without TLS it "
+           "says so. Either\n"
+           "way the server goes on serving.\n", PROG);
 }
 
 int main(int argc, char **argv)

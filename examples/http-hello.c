@@ -4,7 +4,8 @@
  *
  *   http-hello [--listen SPEC ...] [--threads N] [--pin] [--grace SECONDS]
  *              [--idle-timeout SECONDS] [--header-timeout SECONDS]
- *              [--max-per-addr N] [--defer-accept]
+ *              [--max-per-addr N] [--body-timeout SECONDS]
+ *              [--body-min-rate RATE] [--defer-accept]
  *              [--tls-cert FILE --tls-key FILE]
  *
  * on_data hands us everything received and not yet consumed; we frame as
@@ -12,13 +13,17 @@
  * one write, and return how many bytes we used: the library keeps the rest
  * and calls again when more arrives.
  *
- * A request head must be complete within --header-timeout of its first
- * byte (a deadline the library enforces, which bytes trickling in do not
- * extend: the defence against "slowloris" clients holding connections).
- * An idle keep-alive connection costs this program nothing: it keeps
- * state only while a request is incomplete. Out of descriptors, the
- * longest-idle one is closed to admit a new client, and one client
- * address may hold at most --max-per-addr connections (common/serve.c).
+ * Each request head must be complete within --header-timeout of its
+ * first byte (a deadline the library enforces, which bytes trickling in
+ * do not extend: the defence against "slowloris" clients holding
+ * connections). A body must keep arriving at --body-min-rate: RATE x
+ * SECONDS bytes within --body-timeout of the head, and again within it
+ * of each time they did, so a slow but honest upload goes on and a body
+ * trickled a byte at a time is cut off. An idle keep-alive connection
+ * costs this program nothing: it keeps state only while a request is
+ * incomplete. Out of descriptors, the longest-idle one is closed to
+ * admit a new client, and one client address may hold at most
+ * --max-per-addr connections (common/serve.c).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -38,6 +43,14 @@ static const char hello[] = "Hello, World!";
 /* How long a request head may take to arrive (--header-timeout). */
 static uint32_t header_timeout_ms = 10000;
 
+/* A request body must bring body_quota bytes (--body-min-rate times
+ * --body-timeout) within body_timeout_ms of its head, and again within
+ * body_timeout_ms of each time it did: a body arriving at the minimum
+ * rate or faster is never cut off, one trickling in is. 0: no limit. */
+static uint32_t body_timeout_ms = 20000;
+static uint64_t body_min_rate = 500;
+static uint64_t body_quota;
+
 /* One per worker thread, found through the loop (nc_loop_data); the
  * library counts connections and bytes itself. */
 struct http_stats {
@@ -45,10 +58,15 @@ struct http_stats {
     uint64_t status[6];     /* 200, 400, 405, 431, 501, other */
 };
 
+/* What part of a request is incomplete, and so what the connection's
+ * deadline (nc_conn_set_deadline) bounds. */
+enum { PENDING_NONE, PENDING_HEAD, PENDING_BODY };
+
 /* Per connection, only while a request is incomplete (else NULL). */
 struct http_partial {
     uint64_t skip;          /* request body bytes still to discard */
-    bool head_deadline;     /* the deadline for an incomplete head is set */
+    uint64_t due;           /* body bytes due before the deadline moves */
+    int pending;            /* PENDING_HEAD or PENDING_BODY */
 };
 
 enum { CONN_NONE, CONN_KEEP_ALIVE, CONN_CLOSE };
@@ -119,31 +137,47 @@ static void on_open(nc_conn *c, void *ud)
     nc_conn_set_data(c, NULL);   /* no state until a request is partial */
 }
 
-/* Keep, or drop, the state of an incomplete request: head_pending says
- * that the bytes left unconsumed are the start of a request head. */
-static void track_partial(nc_conn *c, struct http_partial *p,
-                          bool head_pending)
+/* Keep, or drop, the state of an incomplete request, and bound it in
+ * time. want is what is incomplete once the bytes just received are used
+ * (PENDING_*), fresh says that it began in them (the request before it
+ * was completed there), skip how much of a pending body is still to come
+ * and body_n how many of its bytes these were. A head gets
+ * --header-timeout from its first byte; a body --body-timeout from the
+ * end of its head, restarted each time body_quota more bytes came. */
+static void track_partial(nc_conn *c, struct http_partial *p, int want,
+                          bool fresh, uint64_t skip, uint64_t body_n)
 {
-    if (head_pending && (p == NULL || !p->head_deadline)) {
-        if (p == NULL && (p = calloc(1, sizeof *p)) == NULL) {
+    bool restart = fresh || p == NULL || p->pending != want;
+
+    if (want == PENDING_NONE) {
+        if (p != NULL) {
+            nc_conn_set_deadline(c, 0);
+            free(p);
+            nc_conn_set_data(c, NULL);
+        }
+        return;
+    }
+    if (p == NULL) {
+        if ((p = calloc(1, sizeof *p)) == NULL) {
             nc_conn_abort(c);
             return;
         }
         nc_conn_set_data(c, p);
-        if (header_timeout_ms > 0 &&
-            nc_conn_set_deadline(c, header_timeout_ms) < 0) {
-            nc_conn_abort(c);
-            return;
-        }
-        p->head_deadline = true;
-    } else if (!head_pending && p != NULL && p->head_deadline) {
-        nc_conn_set_deadline(c, 0);
-        p->head_deadline = false;
     }
-    if (p != NULL && !p->head_deadline && p->skip == 0) {
-        free(p);
-        nc_conn_set_data(c, NULL);
+    p->skip = skip;
+    if (want == PENDING_BODY && !restart && body_quota > 0) {
+        if (body_n >= p->due)
+            restart = true;     /* the quota came in time: a new window */
+        else
+            p->due -= body_n;
     }
+    if (!restart)
+        return;
+    p->pending = want;
+    p->due = body_quota;
+    if (nc_conn_set_deadline(c, want == PENDING_HEAD ? header_timeout_ms
+                                                     : body_timeout_ms) < 0)
+        nc_conn_abort(c);
 }
 
 static size_t on_data(nc_conn *c, const void *data, size_t len, void *ud)
@@ -153,8 +187,8 @@ static size_t on_data(nc_conn *c, const void *data, size_t len, void *ud)
     const char *in = data;
     char out[16384];
     size_t used = 0, outlen = 0;
-    uint64_t skip = p != NULL ? p->skip : 0;
-    bool last = false;
+    uint64_t skip = p != NULL ? p->skip : 0, body_n = 0;
+    bool last = false, framed = false;
 
     while (used < len && !last) {
         http_request req;
@@ -165,6 +199,7 @@ static size_t on_data(nc_conn *c, const void *data, size_t len, void *ud)
             size_t n = len - used < skip ? len - used : (size_t)skip;
             skip -= n;
             used += n;
+            body_n += n;
             continue;
         }
         if (sizeof out - outlen < 512) {
@@ -192,6 +227,8 @@ static size_t on_data(nc_conn *c, const void *data, size_t len, void *ud)
                                    : CONN_NONE);
             used += req.head_len;
             skip = req.body_len;
+            body_n = 0;
+            framed = true;
         }
         stats->answers++;
         stats->status[status_slot(status)]++;
@@ -207,16 +244,9 @@ static size_t on_data(nc_conn *c, const void *data, size_t len, void *ud)
         nc_conn_close(c);
         return len;
     }
-    if (p != NULL)
-        p->skip = skip;
-    else if (skip > 0 && (p = calloc(1, sizeof *p)) != NULL) {
-        p->skip = skip;
-        nc_conn_set_data(c, p);
-    } else if (skip > 0) {
-        nc_conn_abort(c);
-        return len;
-    }
-    track_partial(c, p, skip == 0 && used < len);
+    track_partial(c, p, skip > 0 ? PENDING_BODY
+                        : used < len ? PENDING_HEAD : PENDING_NONE,
+                  framed, skip, body_n);
     return used;
 }
 
@@ -263,12 +293,25 @@ static bool defer_accept;
 
 static const char *parse_option(int val, const char *arg)
 {
-    if (val == 257) {
+    switch (val) {
+    case 256:
+        if (args_seconds_ms(arg, &header_timeout_ms) < 0 ||
+            header_timeout_ms > 0x7fffffffu)
+            return "--header-timeout is not a number of seconds";
+        break;
+    case 257:
         defer_accept = true;
-        return NULL;
+        break;
+    case 258:
+        if (args_seconds_ms(arg, &body_timeout_ms) < 0 ||
+            body_timeout_ms > 0x7fffffffu)
+            return "--body-timeout is not a number of seconds";
+        break;
+    case 259:
+        if (args_uint(arg, 0, UINT32_MAX, &body_min_rate) < 0)
+            return "--body-min-rate is not a number of bytes per second";
+        break;
     }
-    if (args_seconds_ms(arg, &header_timeout_ms) < 0)
-        return "--header-timeout is not a number of seconds";
     return NULL;
 }
 
@@ -278,8 +321,9 @@ static void usage(void)
            "[--grace SECONDS]\n"
            "       [--idle-timeout SECONDS] [--header-timeout SECONDS] "
            "[--max-per-addr N]\n"
-           "       [--defer-accept] [--tls-cert FILE --tls-key FILE] "
-           "[--version]\n"
+           "       [--defer-accept] [--body-timeout SECONDS] "
+           "[--body-min-rate RATE]\n"
+           "       [--tls-cert FILE --tls-key FILE] [--version]\n"
            "HTTP/1.1 keep-alive server: every GET gets 200 and "
            "\"Hello, World!\".\n"
            "  --listen SPEC            endpoint to listen on, repeatable "
@@ -301,6 +345,18 @@ static void usage(void)
            "past N open\n"
            "                           per thread (default 128, 0 = no "
            "cap)\n"
+           "  --body-timeout SECONDS   a request body must keep arriving: "
+           "RATE x SECONDS\n"
+           "                           bytes of it within this long of "
+           "the head, and again\n"
+           "                           within this long of each time they "
+           "did, or the\n"
+           "                           connection closes (default 20, 0 = "
+           "no limit)\n"
+           "  --body-min-rate RATE     that minimum rate, in bytes per "
+           "second (default 500;\n"
+           "                           0 = the whole body within "
+           "--body-timeout)\n"
            "  --defer-accept           accept a connection only once its "
            "request has\n"
            "                           arrived (TCP_DEFER_ACCEPT)\n"
@@ -312,7 +368,11 @@ static void usage(void)
            "epoll; NC_BACKEND\n"
            "chooses) and TLS. Out of descriptors, the longest-idle "
            "connection is closed to\n"
-           "admit a new one.\n", PROG);
+           "admit a new one. SIGHUP reads --tls-cert and --tls-key again "
+           "for the\n"
+           "connections to come (those open keep theirs); without TLS it "
+           "says so. Either\n"
+           "way the server goes on serving.\n", PROG);
 }
 
 int main(int argc, char **argv)
@@ -321,6 +381,8 @@ int main(int argc, char **argv)
     static const struct option own[] = {
         {"header-timeout", required_argument, NULL, 256},
         {"defer-accept", no_argument, NULL, 257},
+        {"body-timeout", required_argument, NULL, 258},
+        {"body-min-rate", required_argument, NULL, 259},
         {NULL, 0, NULL, 0},
     };
     static const serve_extra extra = {own, parse_option};
@@ -328,6 +390,7 @@ int main(int argc, char **argv)
 
     serve_parse_args(&cfg, argc, argv, PROG, "*:8080", false, &extra,
                      usage);
+    body_quota = body_min_rate * body_timeout_ms / 1000;
     /* The client speaks first in HTTP: with --defer-accept the kernel
      * hands over a connection only when its request has arrived, and the
      * library reads it at once (TCP_DEFER_ACCEPT, nginx's "deferred"). A

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -257,14 +258,24 @@ static int cmd_port(const nc_iface_list *list, uint16_t port)
 
 /* ---- connect ----------------------------------------------------------- */
 
+struct tls_args {
+    bool on;              /* --tls */
+    const char *ca;       /* --tls-ca */
+    const char *name;     /* --tls-name */
+};
+
 struct probe {
     const char *target;
+    bool tls;
+    char verify[PATH_MAX + 128];  /* what verification was set to check */
     int status;
 };
 
 /* What a TLS handshake agreed, or what the peer's certificate was when it
- * failed. */
-static void print_tls(nc_conn *c)
+ * failed; then the verification: its outcome, and what it was set to
+ * check (so that a failure before any certificate is not taken for
+ * verification being off). */
+static void print_tls(nc_conn *c, const struct probe *p)
 {
     nc_tls_info t;
     char expiry[64] = "unknown";
@@ -290,7 +301,32 @@ static void print_tls(nc_conn *c)
     printf("verification: %s\n",
            t.peer_verified ? "ok (the chain and the name check out)"
            : t.verify_result != 0 ? "failed"
-           : "off");
+           : t.peer_subject[0] != '\0' ? "not finished: the handshake "
+                                         "failed after the certificate"
+           : "not reached: the handshake failed before the server showed "
+             "a certificate");
+    printf("  configured: %s\n", p->verify);
+}
+
+/* What verification checks: against which CAs, and which name (without
+ * --tls-name, the library checks the address connected to). */
+static void describe_verify(const struct tls_args *tls, const char *target,
+                            char *buf, size_t len)
+{
+    char host[NC_ADDRSTRLEN] = "connected to";
+    nc_endpoint ep;
+
+    if (nc_endpoint_parse(&ep, target, NULL, 0) < 0)
+        ep.kind = NC_EP_ANY;    /* cannot be: main() checked it */
+    if (ep.kind == NC_EP_ADDR)
+        netinfo_host(&ep.addr, host, sizeof host);
+    else if (ep.kind == NC_EP_LOCALHOST)
+        snprintf(host, sizeof host, "connected to (127.0.0.1 or ::1)");
+    snprintf(buf, len, "%s%s, for the %s %s",
+             tls->ca != NULL ? "the CAs in " : "the system's CA store",
+             tls->ca != NULL ? tls->ca : "",
+             tls->name != NULL ? "name" : "address",
+             tls->name != NULL ? tls->name : host);
 }
 
 static void probe_open(nc_conn *c, void *ud)
@@ -308,7 +344,8 @@ static void probe_open(nc_conn *c, void *ud)
     if (nc_conn_tcp_info(c, &ti) == 0)
         printf(", %s, rtt %.3f ms", ti.state_name, ti.rtt_us / 1000.0);
     printf("\nsomething is listening there and accepts connections\n");
-    print_tls(c);
+    if (p->tls)
+        print_tls(c, p);
     p->status = 0;
     nc_conn_close(c);
 }
@@ -322,24 +359,18 @@ static void probe_close(nc_conn *c, nc_close_reason reason, int err,
         netinfo_print_connect_failure(stdout, PROG, p->target, err);
     if (reason == NC_CLOSE_TLS && p->status != 0) {
         printf("connected to %s, but the TLS handshake failed\n", p->target);
-        print_tls(c);
+        print_tls(c, p);
         netinfo_print_connect_failure(stdout, PROG, p->target, err);
     }
     nc_loop_stop(nc_conn_loop(c));
 }
-
-struct tls_args {
-    bool on;              /* --tls */
-    const char *ca;       /* --tls-ca */
-    const char *name;     /* --tls-name */
-};
 
 static int cmd_connect(const char *target, uint32_t timeout_ms,
                        const struct tls_args *tls)
 {
     nc_conn_callbacks cbs = {probe_open, NULL, NULL, probe_close};
     nc_connect_options opts;
-    struct probe p = {target, 1};
+    struct probe p = {target, tls->on, "", 1};
     nc_loop *loop;
     int err;
 
@@ -358,11 +389,13 @@ static int cmd_connect(const char *target, uint32_t timeout_ms,
             return 1;
         }
         opts.server_name = tls->name;
+        describe_verify(tls, target, p.verify, sizeof p.verify);
     }
     err = nc_loop_new(&loop);
     if (err < 0) {
+        char why[512];
         fprintf(stderr, "%s: cannot create a loop: %s\n", PROG,
-                nc_strerror(err));
+                netinfo_loop_trouble(err, why, sizeof why));
         nc_tls_ctx_free(opts.tls);
         return 1;
     }
@@ -379,34 +412,23 @@ static int cmd_connect(const char *target, uint32_t timeout_ms,
 
 /* ---- backend --------------------------------------------------------------- */
 
-/* Why a backend cannot run here, in words. */
-static const char *backend_trouble(int err)
-{
-    switch (err) {
-    case -ENOTSUP:
-        return "this libnetcore was built without liburing";
-    case -ENOSYS:
-        return "the kernel has no io_uring, one older than 6.0, or a seccomp "
-               "filter answers ENOSYS";
-    case -EPERM:
-        return "forbidden: kernel.io_uring_disabled, or a seccomp filter (a "
-               "container runtime's)";
-    default:
-        return nc_strerror(err);
-    }
-}
-
 /* Which backends a loop can run on here, and which one it gets by
- * default; with only, whether that one runs (the exit status says). */
+ * default; with only, whether that one runs (the exit status says). When
+ * NC_BACKEND names no backend, or one that cannot run here, every
+ * program that leaves the choice to it refuses to start: this says why,
+ * and fails as they do. */
 static int cmd_backend(const char *only)
 {
     static const nc_backend all[] = {NC_BACKEND_EPOLL, NC_BACKEND_IO_URING};
     nc_backend dflt = NC_BACKEND_AUTO;
+    const char *env = getenv("NC_BACKEND");
+    char why[512];
     nc_loop *loop;
-    int status = 0;
+    int status = 0, env_err;
     size_t i;
 
-    if (nc_loop_new(&loop) == 0) {
+    env_err = nc_loop_new(&loop);
+    if (env_err == 0) {
         dflt = nc_loop_backend(loop);
         nc_loop_free(loop);
     }
@@ -423,14 +445,20 @@ static int cmd_backend(const char *only)
             nc_loop_free(loop);
         printf("%-9s %s%s%s\n", nc_backend_name(all[i]),
                err == 0 ? "available" : "unavailable: ",
-               err == 0 ? "" : backend_trouble(err),
+               err == 0 ? "" : netinfo_backend_trouble(err),
                all[i] == dflt ? " (the default here)" : "");
         if (err < 0 && only)
             status = 1;
     }
-    if (!only && getenv("NC_BACKEND") && *getenv("NC_BACKEND"))
-        printf("NC_BACKEND=%s chooses for programs that do not\n",
-               getenv("NC_BACKEND"));
+    fflush(stdout);
+    if (env_err < 0) {
+        fprintf(stderr, "%s: programs that leave the choice to NC_BACKEND "
+                "cannot start: %s\n", PROG,
+                netinfo_loop_trouble(env_err, why, sizeof why));
+        return 1;
+    }
+    if (!only && env != NULL && *env != '\0')
+        printf("NC_BACKEND=%s chooses for programs that do not\n", env);
     return status;
 }
 
@@ -456,7 +484,11 @@ static void usage(void)
            "           and verification (against FILE's CAs or the "
            "system's, for NAME)\n"
            "  backend  which event backends run here, and why one does not;\n"
-           "           with a name, the exit status says whether it runs\n"
+           "           with a name, the exit status says whether it runs; "
+           "status 1 also\n"
+           "           when NC_BACKEND names no backend or one that cannot "
+           "run, as\n"
+           "           every program then refuses to start\n"
            "  --version  print the version and exit\n", PROG, PROG, PROG, PROG);
 }
 

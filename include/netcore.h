@@ -787,6 +787,25 @@ nc_backend nc_loop_backend(const nc_loop *loop);
  */
 const char *nc_backend_name(nc_backend backend);
 
+/* What the NC_BACKEND environment variable asks for.
+ *
+ * The rule nc_loop_new() applies, for a program to check or explain:
+ * unset, empty or "auto" is NC_BACKEND_AUTO; "epoll" and "io_uring"
+ * (lower case, exactly) name a backend; anything else names none, and a
+ * one-line message naming the variable, its value and the values it may
+ * hold is written into errbuf (errlen bytes) when errbuf is not NULL.
+ * Whether the backend can run here is nc_loop_new_with()'s to say.
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL  out is NULL, or NC_BACKEND names no backend (then
+ *            nc_loop_new() fails with -EINVAL too)
+ * Thread: any thread (it reads the environment, which no other thread
+ * may be changing).
+ * See also: nc_loop_new, nc_backend_name
+ */
+int nc_backend_from_env(nc_backend *out, char *errbuf, size_t errlen);
+
 /* Free a loop and everything still alive on it.
  *
  * Call it from the loop's own thread, when the loop is not running:
@@ -2041,7 +2060,11 @@ typedef struct nc_tls_options {
  *
  * Loads the certificate chain and key (they must match), and ca_file for
  * client certificates when require_peer_cert is set. TLS 1.2 and 1.3 are
- * accepted; renegotiation is refused; session tickets let clients
+ * accepted; on TLS 1.2 only forward-secret AEAD suites are offered (ECDHE
+ * with AES-GCM or ChaCha20-Poly1305: no CBC), and the server chooses by
+ * its own order of preference, not the client's (a client that prefers
+ * ChaCha20, one without AES instructions, gets it); TLS 1.3's suites are
+ * all AEAD. Renegotiation is refused; session tickets let clients
  * resume. On failure a one-line message naming the file and what is
  * wrong with it is written into errbuf (errlen bytes) when errbuf is not
  * NULL. *out is owned by the caller: free it with nc_tls_ctx_free().
@@ -2057,7 +2080,8 @@ typedef struct nc_tls_options {
  *   -ENOMEM    out of memory
  *   -ENOTSUP   the library was built without OpenSSL
  * Thread: any thread.
- * See also: nc_tls_client_new, nc_tls_add_name, nc_tls_ctx_free
+ * See also: nc_tls_client_new, nc_tls_add_name, nc_tls_set_cert,
+ * nc_tls_ctx_free
  */
 int nc_tls_server_new(const nc_tls_options *o, nc_tls_ctx **out,
                       char *errbuf, size_t errlen);
@@ -2107,6 +2131,34 @@ int nc_tls_client_new(const nc_tls_options *o, nc_tls_ctx **out,
  * See also: nc_tls_server_new
  */
 int nc_tls_add_name(nc_tls_ctx *ctx, const char *name, const char *cert_file,
+                    const char *key_file, char *errbuf, size_t errlen);
+
+/* Replace a server context's certificate and key, for new handshakes.
+ *
+ * Loads cert_file (the chain, PEM) and key_file as nc_tls_server_new()
+ * does; every handshake that starts afterwards, in any loop or thread
+ * using ctx, presents them. Connections already open, or with their
+ * handshake under way, keep the certificate they have, and the rest of
+ * the context stays: trust for client certificates, ALPN, session
+ * tickets (a session resumed across the change keeps the certificate it
+ * was made with), and the SNI certificates of nc_tls_add_name(), which
+ * are not replaced. This is what a server does on SIGHUP once a renewed
+ * certificate has been written: the example servers do. On failure
+ * nothing changes, and errbuf and errlen are as for nc_tls_server_new().
+ *
+ * Returns: 0 on success, or a negative errno.
+ * Errors:
+ *   -EINVAL    a NULL argument, a client context, or a key that does not
+ *              match the certificate
+ *   -ENOENT    a file does not exist
+ *   -EACCES    a file cannot be read
+ *   -EBADMSG   a file holds no valid PEM certificate or key
+ *   -ENOMEM    out of memory
+ *   -ENOTSUP   the library was built without OpenSSL
+ * Thread: any thread, also while loops of other threads use ctx.
+ * See also: nc_tls_server_new, nc_tls_add_name
+ */
+int nc_tls_set_cert(nc_tls_ctx *ctx, const char *cert_file,
                     const char *key_file, char *errbuf, size_t errlen);
 
 /* Release the caller's reference to a TLS context.
@@ -2503,7 +2555,12 @@ int nc_workers_wait(nc_workers *w);
  * Returns when every worker has ended, however they were stopped. Block
  * SIGINT and SIGTERM before printing anything that makes someone send
  * them (a "listening on" line): until this runs, they would take their
- * default action.
+ * default action. Other signals keep theirs: SIGHUP (a "reload", or a
+ * terminal that closed) and SIGQUIT end the process on the spot, replies
+ * in flight and all. Block SIGHUP in this thread too and handle it with
+ * nc_signal_start() on a worker's loop (the workers have it blocked), as
+ * the example servers do to read their TLS certificate again
+ * (nc_tls_set_cert()).
  *
  * Returns: what nc_workers_wait() returns, or a negative errno.
  * Errors:

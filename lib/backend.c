@@ -1,12 +1,13 @@
 /*
  * backend.c - choosing a loop's backend: the program's option, else the
- * NC_BACKEND environment variable, else io_uring where it works and epoll
- * otherwise. An explicit choice that cannot run is an error; only the
- * automatic one falls back.
+ * NC_BACKEND environment variable (nc_backend_from_env), else io_uring
+ * where it works and epoll otherwise. An explicit choice that cannot run
+ * is an error; only the automatic one falls back.
  */
 #include "loop.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,21 +21,27 @@ const char *nc_backend_name(nc_backend backend)
     return "unknown";
 }
 
-/* What NC_BACKEND asks for: AUTO when unset or empty, -EINVAL when it
- * names no backend. */
-static int from_environment(nc_backend *out)
+int nc_backend_from_env(nc_backend *out, char *errbuf, size_t errlen)
 {
+    if (!out)
+        return -EINVAL;
     const char *v = getenv("NC_BACKEND");
     *out = NC_BACKEND_AUTO;
     if (!v || !*v || strcmp(v, "auto") == 0)
         return 0;
-    if (strcmp(v, "epoll") == 0)
+    if (strcmp(v, "epoll") == 0) {
         *out = NC_BACKEND_EPOLL;
-    else if (strcmp(v, "io_uring") == 0)
+        return 0;
+    }
+    if (strcmp(v, "io_uring") == 0) {
         *out = NC_BACKEND_IO_URING;
-    else
-        return -EINVAL;
-    return 0;
+        return 0;
+    }
+    if (errbuf && errlen)
+        snprintf(errbuf, errlen, "the environment variable NC_BACKEND=%.64s "
+                 "names no event backend: it may be epoll, io_uring, auto "
+                 "or empty (the names are lower case)", v);
+    return -EINVAL;
 }
 
 static int open_uring(nc_loop *loop, struct backend **out)
@@ -55,7 +62,7 @@ int nc__backend_new(nc_loop *loop, const nc_loop_options *o,
     if ((unsigned)want > NC_BACKEND_IO_URING)
         return -EINVAL;
     if (want == NC_BACKEND_AUTO) {
-        int rc = from_environment(&want);
+        int rc = nc_backend_from_env(&want, NULL, 0);
         if (rc < 0)
             return rc;
     }

@@ -1,7 +1,8 @@
 /*
  * tls_ctx.c - TLS contexts: certificates and keys from PEM files, trust
- * (a CA file or the system's store), ALPN, SNI certificates, and the
- * client's cache of sessions to resume. See tls_ctx.h.
+ * (a CA file or the system's store), ALPN, SNI certificates, a server's
+ * certificate replaced while it serves, and the client's cache of
+ * sessions to resume. See tls_ctx.h.
  */
 #include "tls_ctx.h"
 
@@ -141,22 +142,36 @@ static bool name_matches(const char *pattern, const char *name)
     return strcasecmp(pattern, name) == 0;
 }
 
-/* Server: switch to the certificate registered for the client's SNI. */
+/* Server: switch to the certificate registered for the client's SNI,
+ * else to the one nc_tls_set_cert() put in place of the context's own.
+ * OpenSSL calls this for every ClientHello, with SNI or without. */
 static int sni_select(SSL *ssl, int *alert, void *arg)
 {
     (void)alert;
     nc_tls_ctx *ctx = arg;
     const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-    if (!name)
-        return SSL_TLSEXT_ERR_OK;
-    for (size_t i = 0; i < ctx->nnames; i++) {
+    for (size_t i = 0; name && i < ctx->nnames; i++) {
         if (name_matches(ctx->names[i].name, name)) {
             SSL_set_SSL_CTX(ssl, ctx->names[i].ssl);
-            break;
+            return SSL_TLSEXT_ERR_OK;
         }
+    }
+    if (atomic_load_explicit(&ctx->cert_set, memory_order_acquire)) {
+        pthread_mutex_lock(&ctx->cert_lock);
+        SSL_set_SSL_CTX(ssl, ctx->cert);
+        pthread_mutex_unlock(&ctx->cert_lock);
     }
     return SSL_TLSEXT_ERR_OK;
 }
+
+/* A server's TLS 1.2 suites, in its order of preference: forward secrecy
+ * (ECDHE) and AEAD only, AES-GCM first (hardware) then ChaCha20-Poly1305;
+ * no CBC, whose MAC-then-encrypt invites padding oracles (LUCKY13). TLS
+ * 1.3's suites are all AEAD, and OpenSSL's defaults stay. */
+#define SERVER_TLS12_SUITES \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
 /* Settings every SSL_CTX of ours shares. */
 static SSL_CTX *ssl_ctx_new(bool server)
@@ -166,6 +181,14 @@ static SSL_CTX *ssl_ctx_new(bool server)
     if (!s)
         return NULL;
     SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION);
+    /* The server chooses, by its order; a client that puts ChaCha20
+     * first (one without AES instructions, as phones) gets it. */
+    if (server && (SSL_CTX_set_cipher_list(s, SERVER_TLS12_SUITES) != 1 ||
+                   !SSL_CTX_set_options(s, SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                           SSL_OP_PRIORITIZE_CHACHA))) {
+        SSL_CTX_free(s);
+        return NULL;
+    }
     /* Renegotiation is refused; buffers of idle connections are released
      * (an idle TLS connection holds no 16 KiB record buffers). */
     SSL_CTX_set_options(s, SSL_OP_NO_RENEGOTIATION);
@@ -183,7 +206,13 @@ static nc_tls_ctx *ctx_alloc(bool server, const nc_tls_options *o)
     ctx->handshake_ms = o && o->handshake_timeout_ms ? o->handshake_timeout_ms
                                                      : 10000;
     atomic_init(&ctx->refs, 1);
+    atomic_init(&ctx->cert_set, false);
     if (pthread_mutex_init(&ctx->cache_lock, NULL) != 0) {
+        free(ctx);
+        return NULL;
+    }
+    if (pthread_mutex_init(&ctx->cert_lock, NULL) != 0) {
+        pthread_mutex_destroy(&ctx->cache_lock);
         free(ctx);
         return NULL;
     }
@@ -310,6 +339,31 @@ int nc_tls_client_new(const nc_tls_options *o, nc_tls_ctx **out,
     return finish(ctx, rc, out);
 }
 
+/* A server SSL_CTX for another certificate of ctx (SNI, or one that
+ * replaces its own): a handshake switched to it must verify clients and
+ * choose ALPN as ctx does, so it gets the same mode and trusted CAs. */
+static int cert_ctx_new(nc_tls_ctx *ctx, const char *cert_file,
+                        const char *key_file, SSL_CTX **out, char *errbuf,
+                        size_t errlen)
+{
+    SSL_CTX *n = ssl_ctx_new(true);
+    if (!n)
+        return -ENOMEM;
+    int rc = load_pair(n, cert_file, key_file, errbuf, errlen);
+    if (rc < 0) {
+        SSL_CTX_free(n);
+        return rc;
+    }
+    SSL_CTX_set_verify(n, SSL_CTX_get_verify_mode(ctx->ssl), nc__tls_verify);
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx->ssl);
+    if (ctx->verify && store && X509_STORE_up_ref(store))
+        SSL_CTX_set_cert_store(n, store);
+    if (ctx->alpn)
+        SSL_CTX_set_alpn_select_cb(n, alpn_select, ctx);
+    *out = n;
+    return 0;
+}
+
 int nc_tls_add_name(nc_tls_ctx *ctx, const char *name, const char *cert_file,
                     const char *key_file, char *errbuf, size_t errlen)
 {
@@ -329,24 +383,40 @@ int nc_tls_add_name(nc_tls_ctx *ctx, const char *name, const char *cert_file,
     ctx->names = names;
     struct tls_name *n = &names[ctx->nnames];
     n->name = strdup(name);
-    n->ssl = ssl_ctx_new(true);
-    int rc = !n->name || !n->ssl ? -ENOMEM
-           : load_pair(n->ssl, cert_file, key_file, errbuf, errlen);
+    int rc = !n->name ? -ENOMEM
+           : cert_ctx_new(ctx, cert_file, key_file, &n->ssl, errbuf, errlen);
     if (rc < 0) {
         free(n->name);
-        SSL_CTX_free(n->ssl);
         return rc;
     }
-    /* A handshake switched to it must verify clients and choose ALPN as
-     * the context does: same mode, same trusted CAs. */
-    SSL_CTX_set_verify(n->ssl, SSL_CTX_get_verify_mode(ctx->ssl),
-                       nc__tls_verify);
-    X509_STORE *store = SSL_CTX_get_cert_store(ctx->ssl);
-    if (ctx->verify && store && X509_STORE_up_ref(store))
-        SSL_CTX_set_cert_store(n->ssl, store);
-    if (ctx->alpn)
-        SSL_CTX_set_alpn_select_cb(n->ssl, alpn_select, ctx);
     ctx->nnames++;
+    return 0;
+}
+
+int nc_tls_set_cert(nc_tls_ctx *ctx, const char *cert_file,
+                    const char *key_file, char *errbuf, size_t errlen)
+{
+    if (!ctx || !cert_file || !key_file) {
+        say(errbuf, errlen, "a context, a certificate file and a key file "
+            "are needed");
+        return -EINVAL;
+    }
+    if (!ctx->server) {
+        say(errbuf, errlen, "only a server context's certificate can be "
+            "replaced");
+        return -EINVAL;
+    }
+    SSL_CTX *n;
+    int rc = cert_ctx_new(ctx, cert_file, key_file, &n, errbuf, errlen);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&ctx->cert_lock);
+    SSL_CTX *old = ctx->cert;
+    ctx->cert = n;
+    pthread_mutex_unlock(&ctx->cert_lock);
+    atomic_store_explicit(&ctx->cert_set, true, memory_order_release);
+    /* Handshakes that switched to it hold references of their own. */
+    SSL_CTX_free(old);
     return 0;
 }
 
@@ -364,6 +434,8 @@ void nc__tls_ctx_unref(nc_tls_ctx *ctx)
         SSL_CTX_free(ctx->names[i].ssl);
     }
     free(ctx->names);
+    SSL_CTX_free(ctx->cert);
+    pthread_mutex_destroy(&ctx->cert_lock);
     for (size_t i = 0; i < ctx->ncache; i++) {
         free(ctx->cache[i].key);
         SSL_SESSION_free(ctx->cache[i].sess);

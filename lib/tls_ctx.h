@@ -2,10 +2,10 @@
  * tls_ctx.h - a TLS context as tls.c and tls_ctx.c see it (OpenSSL
  * builds only).
  *
- * Everything but the session cache and the reference count is written
- * while the context is set up and only read afterwards, so that loops of
- * several threads may share it: the cache has its own lock, the count is
- * atomic.
+ * Everything but the session cache, the replaced certificate and the
+ * reference count is written while the context is set up and only read
+ * afterwards, so that loops of several threads may share it: the cache
+ * and the certificate have a lock each, the count is atomic.
  */
 #ifndef NC_TLS_CTX_H
 #define NC_TLS_CTX_H
@@ -38,6 +38,15 @@ struct nc_tls_ctx {
     unsigned alpn_len;
     struct tls_name *names;
     size_t nnames;
+    /* nc_tls_set_cert: the SSL_CTX holding the certificate that new
+     * handshakes switch to (in the SNI callback) instead of ssl's own.
+     * cert_set is set once, before cert is first published; cert is
+     * swapped and used under cert_lock, so that a replaced one is freed
+     * only when no handshake is switching to it (SSL_set_SSL_CTX takes
+     * its own reference). */
+    pthread_mutex_t cert_lock;
+    SSL_CTX *cert;
+    atomic_bool cert_set;
     atomic_uint refs;
     pthread_mutex_t cache_lock;
     struct tls_session cache[TLS_CACHE_MAX];

@@ -8,11 +8,18 @@
 #include <errno.h>
 #include <stdio.h>
 
+/* Why there is no TLS: the Makefile defines NC_TLS_OFF for TLS=no. */
+#ifdef NC_TLS_OFF
+#define NO_TLS_WHY "it was switched off: make TLS=no"
+#else
+#define NO_TLS_WHY "OpenSSL's libssl-dev was not found"
+#endif
+
 static int unsupported(char *errbuf, size_t errlen)
 {
     if (errbuf && errlen)
         snprintf(errbuf, errlen, "this libnetcore was built without TLS "
-                 "(OpenSSL's libssl-dev was not found)");
+                 "(" NO_TLS_WHY ")");
     return -ENOTSUP;
 }
 
@@ -37,6 +44,15 @@ int nc_tls_add_name(nc_tls_ctx *ctx, const char *name, const char *cert_file,
 {
     (void)ctx;
     (void)name;
+    (void)cert_file;
+    (void)key_file;
+    return unsupported(errbuf, errlen);
+}
+
+int nc_tls_set_cert(nc_tls_ctx *ctx, const char *cert_file,
+                    const char *key_file, char *errbuf, size_t errlen)
+{
+    (void)ctx;
     (void)cert_file;
     (void)key_file;
     return unsupported(errbuf, errlen);

@@ -168,7 +168,8 @@ if ! "$make" -C "$root" --no-print-directory BUILD="$build" PREFIX="$prefix" \
     sed 's/^/  /' "$tmp/uninstall.log"
     fail "make uninstall failed"
 fi
-left=$(cd "$prefix" && find . ! -type d | sort)
+# (PREFIX itself goes too when install created it and nothing else is in it.)
+left=$([ ! -d "$prefix" ] || { cd "$prefix" && find . ! -type d | sort; })
 if [ -n "$left" ]; then
     printf '%s\n' "$left" | sed 's/^/  /'
     fail "make uninstall left these files in PREFIX"

@@ -9,7 +9,8 @@
 # environment:
 #   NC_BUILD         build root (default build), handed to the scripts
 #   NC_TEST_WRAPPER  command put in front of every binary ("valgrind ...")
-#   NC_TEST_TIMEOUT  seconds one binary or script may take (default 120)
+#   NC_TEST_TIMEOUT  seconds one binary or script may take (default 120;
+#                    a script may ask for more: "# run-tests: timeout N")
 #   NC_TEST_VERBOSE  1: print the output of passing tests too
 #   NC_TEST_BACKENDS the loop backends to run every binary on, one pass
 #                    each with NC_BACKEND set ("epoll io_uring"; default:
@@ -34,7 +35,7 @@ for arg in "$@"; do
     case $arg in
     --no-scripts) run_scripts=0 ;;
     -h | --help)
-        sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *) targets+=("$arg") ;;
@@ -215,9 +216,16 @@ for backend in ${backends[@]+"${backends[@]}"}; do
             ${wrapper[@]+"${wrapper[@]}"} "$b"
     done
 done
+# A script that needs longer than NC_TEST_TIMEOUT says so in a line
+# "# run-tests: timeout SECONDS" (check-testssl.sh: testssl is slow).
+default_timeout=$timeout_s
 for s in ${scripts[@]+"${scripts[@]}"}; do
+    own=$(sed -nE 's/^# run-tests: timeout ([0-9]+)$/\1/p' "$s" | head -n 1)
+    timeout_s=$default_timeout
+    [ -n "$own" ] && [ "$own" -gt "$timeout_s" ] && timeout_s=$own
     run "$(basename "$s")" script bash "$s"
 done
+timeout_s=$default_timeout
 
 if [ ${#failures[@]} -gt 0 ]; then
     echo "failed: ${failures[*]}"

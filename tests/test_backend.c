@@ -109,6 +109,43 @@ static void environment(void **state)
     assert_int_equal(with_env(NULL, NULL), automatic);
 }
 
+/* nc_backend_from_env is the rule nc_loop_new applies: what it accepts
+ * a loop runs on, what it refuses makes nc_loop_new fail, and its message
+ * names the variable, the value and what is allowed. */
+static void environment_rule_is_the_loops_and_says_why(void **state)
+{
+    static const char *const good[] = {"epoll", "io_uring", "auto", ""};
+    static const int want[] = {NC_BACKEND_EPOLL, NC_BACKEND_IO_URING,
+                               NC_BACKEND_AUTO, NC_BACKEND_AUTO};
+    static const char *const bad[] = {"bogus", "EPOLL", "epoll ", "io-uring"};
+    char why[256];
+    nc_backend b;
+
+    (void)state;
+    unsetenv("NC_BACKEND");
+    assert_int_equal(nc_backend_from_env(&b, why, sizeof why), 0);
+    assert_int_equal(b, NC_BACKEND_AUTO);
+    for (size_t i = 0; i < 4; i++) {
+        setenv("NC_BACKEND", good[i], 1);
+        strcpy(why, "untouched");
+        assert_int_equal(nc_backend_from_env(&b, why, sizeof why), 0);
+        assert_int_equal(b, want[i]);
+        assert_string_equal(why, "untouched");
+    }
+    for (size_t i = 0; i < 4; i++) {
+        char value[64];
+        setenv("NC_BACKEND", bad[i], 1);
+        assert_int_equal(nc_backend_from_env(&b, why, sizeof why), -EINVAL);
+        snprintf(value, sizeof value, "NC_BACKEND=%s names no", bad[i]);
+        assert_non_null(strstr(why, value));
+        assert_non_null(strstr(why, "epoll, io_uring"));
+        assert_int_equal(nc_backend_from_env(&b, NULL, 0), -EINVAL);
+        assert_int_equal(with_env(bad[i], NULL), -EINVAL);
+    }
+    assert_int_equal(nc_backend_from_env(NULL, why, sizeof why), -EINVAL);
+    unsetenv("NC_BACKEND");
+}
+
 /* ---- io_uring forbidden ------------------------------------------------- */
 
 /* Make io_uring_setup fail with err in this process, for good. */
@@ -204,6 +241,7 @@ int main(void)
         cmocka_unit_test(names),
         cmocka_unit_test(explicit_choices),
         cmocka_unit_test(environment),
+        cmocka_unit_test(environment_rule_is_the_loops_and_says_why),
         cmocka_unit_test(seccomp_eperm_falls_back_to_epoll),
         cmocka_unit_test(seccomp_enosys_falls_back_to_epoll),
     };

@@ -243,51 +243,118 @@ static void one_worker_per_cpu_and_unix_endpoints(void **state)
 
 /* SIGTERM while a reply is queued: it is flushed, then end of stream,
  * and the server exits 0. */
+/* A connection to the echo server at port, with a small receive buffer,
+ * fed from out (max bytes) until everything is full: the server's queue is
+ * past its high-water mark (64 KiB) and it stopped reading. *sent says
+ * how much went. */
+static int fill_echo(unsigned port, const char *out, size_t max,
+                     size_t *sent)
+{
+    struct sockaddr_in sa;
+    int small = 4096, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    assert_true(fd >= 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    *sent = 0;
+    for (;;) {
+        struct pollfd pfd = {fd, POLLOUT, 0};
+        ssize_t n;
+        if (*sent == max || poll(&pfd, 1, 300) != 1)
+            break;
+        n = send(fd, out + *sent, max - *sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0)
+            *sent += (size_t)n;
+    }
+    assert_true(*sent > (64u << 10));
+    return fd;
+}
+
+static char pattern_out[8 << 20], pattern_in[8 << 20];
+
+static void fill_pattern(void)
+{
+    size_t k;
+
+    for (k = 0; k < sizeof pattern_out; k++)
+        pattern_out[k] = (char)('a' + k % 26);
+}
+
 static void sigterm_lets_a_pending_echo_flush(void **state)
 {
     struct proc *p = proc_start("echo-server", "--listen", "127.0.0.1:0",
                                 NULL);
-    unsigned port = listen_port(p);
-    static char out[8 << 20], in[8 << 20];
-    size_t sent = 0, got = 0, k;
-    int small = 4096, fd;
+    size_t sent, got;
     bool eof;
+    int fd;
 
     (void)state;
-    for (k = 0; k < sizeof out; k++)
-        out[k] = (char)('a' + k % 26);
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    {
-        struct sockaddr_in sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sin_family = AF_INET;
-        sa.sin_port = htons((uint16_t)port);
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    }
-    /* Send until everything is full: the server's queue is past its
-     * high-water mark (64 KiB) and it stopped reading. */
-    for (;;) {
-        struct pollfd pfd = {fd, POLLOUT, 0};
-        ssize_t n;
-        if (sent == sizeof out || poll(&pfd, 1, 300) != 1)
-            break;
-        n = send(fd, out + sent, sizeof out - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0)
-            sent += (size_t)n;
-    }
-    assert_true(sent > (64u << 10));
+    fill_pattern();
+    fd = fill_echo(listen_port(p), pattern_out, sizeof pattern_out, &sent);
     assert_int_equal(kill(p->pid, SIGTERM), 0);
-    got = read_until_eof(fd, in, sizeof in, &eof);
+    got = read_until_eof(fd, pattern_in, sizeof pattern_in, &eof);
     assert_true(eof);
     assert_true(got >= (64u << 10));
     assert_true(got <= sent);
-    assert_memory_equal(in, out, got);
+    assert_memory_equal(pattern_in, pattern_out, got);
     close(fd);
     assert_int_equal(proc_finish(p), 0);
     assert_non_null(strstr(p->buf[OUT], "shutting down 1"));
+}
+
+/* SIGHUP while a large echo is in flight (the server's queue full, its
+ * reading paused): no death, no reset. Without TLS there is nothing to
+ * read again, which the server says in one line; then the rest of the
+ * 8 MiB goes out, its echo arrives whole, and a new connection is
+ * served. */
+static void sighup_keeps_serving_and_a_large_echo_arrives_whole(void **st)
+{
+    struct proc *p = proc_start("echo-server", "--listen", "127.0.0.1:0",
+                                NULL);
+    unsigned port = listen_port(p);
+    size_t sent, got = 0, total = sizeof pattern_out;
+    uint64_t until;
+    char again[6];
+    int fd;
+
+    (void)st;
+    fill_pattern();
+    fd = fill_echo(port, pattern_out, total, &sent);
+    assert_int_equal(kill(p->pid, SIGHUP), 0);
+    assert_non_null(proc_wait_line(p, OUT, "echo-server: SIGHUP: no TLS "
+                                           "certificate to read again"));
+    until = deadline();
+    while (got < total && ms_left(until) > 0) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        ssize_t n;
+        if (sent < total)
+            pfd.events |= POLLOUT;
+        assert_int_equal(poll(&pfd, 1, ms_left(until)), 1);
+        if (pfd.revents & POLLOUT) {
+            n = send(fd, pattern_out + sent, total - sent,
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
+            sent += n > 0 ? (size_t)n : 0;
+        }
+        if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
+            n = recv(fd, pattern_in + got, total - got, MSG_DONTWAIT);
+            assert_true(n > 0);
+            got += (size_t)n;
+        }
+    }
+    assert_int_equal(got, total);
+    assert_memory_equal(pattern_in, pattern_out, total);
+    close(fd);
+    fd = tcp_connect(port);
+    send_all(fd, "again\n", 6);
+    recv_exact(fd, again, 6);
+    assert_memory_equal(again, "again\n", 6);
+    close(fd);
+    assert_int_equal(proc_stop(p, SIGTERM), 0);
+    assert_non_null(strstr(p->buf[OUT], "echo-server: served 2 connections"));
 }
 
 static void idle_connection_is_closed_after_the_timeout(void **state)
@@ -473,6 +540,81 @@ static void doctor_names_the_backends(void **state)
     assert_int_equal(proc_finish(d), 2);
 }
 
+/* NC_BACKEND as the test runner set it, put back by backend_teardown
+ * whatever a case below did to it. */
+static char saved_backend[64];
+static bool backend_saved, backend_was_set;
+
+static void set_backend(const char *value)
+{
+    const char *v = getenv("NC_BACKEND");
+
+    if (!backend_saved) {
+        backend_saved = true;
+        backend_was_set = v != NULL;
+        snprintf(saved_backend, sizeof saved_backend, "%s", v ? v : "");
+    }
+    assert_int_equal(setenv("NC_BACKEND", value, 1), 0);
+}
+
+static int backend_teardown(void **state)
+{
+    if (backend_was_set)
+        setenv("NC_BACKEND", saved_backend, 1);
+    else if (backend_saved)
+        unsetenv("NC_BACKEND");
+    backend_saved = false;
+    return proc_teardown(state);
+}
+
+/* Whether text names the variable, its value and what is allowed, and
+ * not only the system's "Invalid argument". */
+static void names_the_bad_backend(const char *text, const char *value)
+{
+    char want[64];
+
+    snprintf(want, sizeof want, "NC_BACKEND=%s ", value);
+    assert_non_null(strstr(text, want));
+    assert_non_null(strstr(text, "epoll, io_uring"));
+    assert_null(strstr(text, "Invalid argument"));
+}
+
+/* NC_BACKEND naming no backend ("bogus", or "EPOLL": the names are lower
+ * case): every program refuses to start and says which variable holds
+ * which value and what it may hold; netcore-doctor backend agrees. */
+static void bad_nc_backend_is_named_and_refused_by_every_program(void **st)
+{
+    static const char *const values[] = {"bogus", "EPOLL"};
+    struct proc *p;
+    size_t i;
+
+    (void)st;
+    for (i = 0; i < 2; i++) {
+        set_backend(values[i]);
+        p = proc_start("echo-server", "--listen", "127.0.0.1:0", NULL);
+        assert_int_equal(proc_finish(p), 1);
+        names_the_bad_backend(p->buf[ERR], values[i]);
+        p = proc_start("http-hello", "--listen", "127.0.0.1:0", NULL);
+        assert_int_equal(proc_finish(p), 1);
+        names_the_bad_backend(p->buf[ERR], values[i]);
+        p = proc_start("echo-client", "127.0.0.1:1", "--message", "x", NULL);
+        assert_int_equal(proc_finish(p), 1);
+        names_the_bad_backend(p->buf[ERR], values[i]);
+        p = proc_start("netcore-doctor", "backend", NULL);
+        assert_int_equal(proc_finish(p), 1);
+        names_the_bad_backend(p->buf[ERR], values[i]);
+        p = proc_start("netcore-doctor", "backend", "epoll", NULL);
+        assert_int_equal(proc_finish(p), 1);
+        names_the_bad_backend(p->buf[ERR], values[i]);
+    }
+    /* A name it knows is fine, for the doctor as for the programs. */
+    set_backend("epoll");
+    p = proc_start("netcore-doctor", "backend", NULL);
+    assert_int_equal(proc_finish(p), 0);
+    assert_non_null(strstr(p->buf[OUT], "epoll     available (the default "
+                                        "here)"));
+}
+
 /* ---- the programs and their output ------------------------------------------- */
 
 static void every_program_prints_its_version(void **state)
@@ -518,6 +660,7 @@ int main(void)
         CASE(threads_share_the_port_and_add_up),
         CASE(one_worker_per_cpu_and_unix_endpoints),
         CASE(sigterm_lets_a_pending_echo_flush),
+        CASE(sighup_keeps_serving_and_a_large_echo_arrives_whole),
         CASE(idle_connection_is_closed_after_the_timeout),
         CASE(refused_connect_is_explained_with_status_1),
         CASE(bad_arguments_exit_2_with_one_line),
@@ -525,6 +668,9 @@ int main(void)
         CASE(doctor_finds_no_close_wait_for_echo_server),
         CASE(doctor_lists_interfaces_and_primary),
         CASE(doctor_names_the_backends),
+        cmocka_unit_test_teardown(
+            bad_nc_backend_is_named_and_refused_by_every_program,
+            backend_teardown),
         CASE(every_program_prints_its_version),
         CASE(server_outlives_its_stdout_reader),
     };

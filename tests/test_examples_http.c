@@ -258,6 +258,132 @@ static void http_header_timeout_ends_a_trickling_head(void **state)
     assert_int_equal(proc_stop(p, SIGTERM), 0);
 }
 
+/* Wait up to ms for the server to answer or close: true if it closed. The
+ * pacing of the trickling cases below, which also notices an early end. */
+static bool closed_within(int fd, int ms, size_t *answered)
+{
+    struct pollfd pfd = {fd, POLLIN, 0};
+    uint64_t until = now_ms() + (uint64_t)ms;
+    char buf[4096];
+
+    while (ms_left(until) > 0) {
+        ssize_t n;
+        if (poll(&pfd, 1, ms_left(until)) != 1)
+            break;
+        n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0)
+            return true;
+        if (answered != NULL)
+            *answered += count(buf, (size_t)n, "HTTP/1.1 200 OK\r\n");
+    }
+    return false;
+}
+
+/* Pipelined requests whose every write ends in the middle of the next
+ * head: each head is complete 100 ms after its first byte, well inside
+ * --header-timeout 0.3, but a head is always pending for 0.8 s. Each
+ * head gets its own deadline, so none of them is cut off. */
+static void http_header_timeout_restarts_for_each_pipelined_head(void **st)
+{
+    static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+    static const char last[] =
+        "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    enum { ROUNDS = 8, SPLIT = 7 };
+    struct proc *p = proc_start("http-hello", "--listen", "127.0.0.1:0",
+                                "--header-timeout", "0.3", NULL);
+    size_t answered = 0, n = sizeof req - 1 - SPLIT;
+    char buf[4096];
+    bool eof;
+    int fd, i;
+
+    (void)st;
+    fd = tcp_connect(listen_port(p));
+    send_all(fd, req, SPLIT);
+    for (i = 0; i < ROUNDS; i++) {
+        assert_false(closed_within(fd, 100, &answered));
+        /* The rest of this head and the start of the next, in one
+         * segment: the server never sees a pause between requests. */
+        memcpy(buf, req + SPLIT, n);
+        memcpy(buf + n, i + 1 < ROUNDS ? req : last, SPLIT);
+        send_all(fd, buf, n + SPLIT);
+    }
+    assert_false(closed_within(fd, 100, &answered));
+    send_all(fd, last + SPLIT, sizeof last - 1 - SPLIT);
+    read_until_eof(fd, buf, sizeof buf, &eof);
+    assert_true(eof);
+    answered += count(buf, strlen(buf), "HTTP/1.1 200 OK\r\n");
+    assert_int_equal(answered, ROUNDS + 1);
+    close(fd);
+    assert_int_equal(proc_stop(p, SIGTERM), 0);
+    assert_null(strstr(p->buf[OUT], "deadline passed"));
+}
+
+/* A body announced as 1,000,000 bytes and sent a byte every 50 ms: each
+ * byte keeps the idle timer from firing, but with --body-timeout 0.3 and
+ * --body-min-rate 1000 the body owes 300 bytes in every 0.3 s, and the
+ * server closes the connection when the first window passes short. */
+static void http_body_timeout_ends_a_trickling_body(void **state)
+{
+    static const char head[] = "POST / HTTP/1.1\r\nHost: t\r\n"
+                               "Content-Length: 1000000\r\n\r\n";
+    struct proc *p = proc_start("http-hello", "--listen", "127.0.0.1:0",
+                                "--body-timeout", "0.3", "--body-min-rate",
+                                "1000", "--idle-timeout", "10", NULL);
+    unsigned port = listen_port(p);
+    uint64_t until = deadline(), start;
+    bool closed = false;
+    int fd;
+
+    (void)state;
+    fd = tcp_connect(port);
+    start = now_ms();
+    send_all(fd, head, sizeof head - 1);
+    while (!closed && ms_left(until) > 0) {
+        closed = closed_within(fd, 50, NULL);
+        if (!closed)
+            send(fd, "b", 1, MSG_NOSIGNAL);
+    }
+    assert_true(closed);
+    assert_true(now_ms() - start >= 300);
+    close(fd);
+    assert_int_equal(proc_stop(p, SIGTERM), 0);
+    assert_non_null(strstr(p->buf[OUT], "deadline passed 1"));
+}
+
+/* A body that arrives at twice the minimum rate goes on past
+ * --body-timeout: 1,200 bytes, 100 every 50 ms, against 300 bytes owed
+ * per 0.3 s. The request after it is answered on the same connection. */
+static void http_body_at_the_minimum_rate_is_not_cut_off(void **state)
+{
+    static const char head[] = "POST / HTTP/1.1\r\nHost: t\r\n"
+                               "Content-Length: 1200\r\n\r\n";
+    static const char last[] =
+        "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    struct proc *p = proc_start("http-hello", "--listen", "127.0.0.1:0",
+                                "--body-timeout", "0.3", "--body-min-rate",
+                                "1000", NULL);
+    char chunk[100], buf[4096];
+    bool eof;
+    int fd, i;
+
+    (void)state;
+    memset(chunk, 'b', sizeof chunk);
+    fd = tcp_connect(listen_port(p));
+    send_all(fd, head, sizeof head - 1);
+    for (i = 0; i < 12; i++) {
+        assert_false(closed_within(fd, 50, NULL));
+        send_all(fd, chunk, sizeof chunk);
+    }
+    send_all(fd, last, sizeof last - 1);
+    read_until_eof(fd, buf, sizeof buf, &eof);
+    assert_true(eof);
+    assert_non_null(strstr(buf, "HTTP/1.1 200 OK\r\n"));
+    close(fd);
+    assert_int_equal(proc_stop(p, SIGTERM), 0);
+    assert_non_null(strstr(p->buf[OUT], "2 answers by status: 200 1, 405 1"));
+    assert_null(strstr(p->buf[OUT], "deadline passed"));
+}
+
 #define CASE(f) cmocka_unit_test_teardown(f, proc_teardown)
 
 int main(void)
@@ -267,6 +393,9 @@ int main(void)
         CASE(http_answers_400_and_431_then_closes),
         CASE(http_answers_every_pipelined_request_before_closing),
         CASE(http_header_timeout_ends_a_trickling_head),
+        CASE(http_header_timeout_restarts_for_each_pipelined_head),
+        CASE(http_body_timeout_ends_a_trickling_body),
+        CASE(http_body_at_the_minimum_rate_is_not_cut_off),
     };
 
     signal(SIGPIPE, SIG_IGN);

@@ -154,6 +154,37 @@ static void doctor_shows_the_handshake_and_an_expired_certificate(void **s)
     assert_int_equal(proc_stop(old, SIGTERM), 0);
 }
 
+/* --tls against a server that speaks no TLS: the doctor says how it
+ * would have verified (which CAs, which name) and that the handshake
+ * failed before there was a certificate to verify, not "off". */
+static void doctor_tls_to_a_plain_server_says_what_was_configured(void **s)
+{
+    struct proc *plain = proc_start("echo-server", "--listen", "127.0.0.1:0",
+                                    NULL);
+    char target[32], want[PATH_MAX + 64];
+    struct proc *d;
+
+    (void)s;
+    snprintf(target, sizeof target, "127.0.0.1:%u", listen_port(plain));
+    d = proc_start("netcore-doctor", "connect", target, "--tls", "--tls-ca",
+                   cert("ca.pem"), NULL);
+    assert_int_equal(proc_finish(d), 1);
+    assert_null(strstr(d->buf[OUT], "verification: off"));
+    assert_non_null(strstr(d->buf[OUT], "\nverification: not reached: the "
+                                        "handshake failed before the server "
+                                        "showed a certificate\n"));
+    snprintf(want, sizeof want, "\n  configured: the CAs in %s, for the "
+             "address 127.0.0.1\n", cert("ca.pem"));
+    assert_non_null(strstr(d->buf[OUT], want));
+    assert_non_null(strstr(d->buf[OUT], "connect to 127.0.0.1:"));
+    d = proc_start("netcore-doctor", "connect", target, "--tls",
+                   "--tls-name", "example.test", NULL);
+    assert_int_equal(proc_finish(d), 1);
+    assert_non_null(strstr(d->buf[OUT], "\n  configured: the system's CA "
+                                        "store, for the name example.test\n"));
+    assert_int_equal(proc_stop(plain, SIGTERM), 0);
+}
+
 static void bad_tls_arguments_are_named(void **state)
 {
     struct proc *p;
@@ -173,6 +204,141 @@ static void bad_tls_arguments_are_named(void **state)
                    NULL);
     assert_int_equal(proc_finish(p), 2);
     assert_non_null(strstr(p->buf[ERR], "need --tls"));
+}
+
+/* ---- SIGHUP: the certificate read again --------------------------------------- */
+
+/* Put a copy of certificate file NAME at path, replacing what is there
+ * in one step (rename), as a renewal script would. */
+static void install_cert(const char *name, const char *path)
+{
+    char tmp[PATH_MAX + 64], cmd[2 * PATH_MAX + 160];
+
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", cert(name), tmp);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(rename(tmp, path), 0);
+}
+
+/* One TLS client connection of our own that sends a large message and
+ * checks its echo, byte for byte. */
+struct big_echo {
+    const char *out;
+    size_t total, got;
+    bool mismatch, closed;
+    nc_tls_info info;       /* as of on_open */
+};
+
+static void big_open(nc_conn *c, void *ud)
+{
+    struct big_echo *b = ud;
+
+    nc_conn_tls_info(c, &b->info);
+    if (nc_conn_write(c, b->out, b->total) < 0)
+        nc_conn_abort(c);
+}
+
+static size_t big_data(nc_conn *c, const void *data, size_t len, void *ud)
+{
+    struct big_echo *b = ud;
+
+    if (b->got + len > b->total || memcmp(data, b->out + b->got, len) != 0)
+        b->mismatch = true;
+    b->got += len;
+    if (b->got >= b->total)
+        nc_conn_close(c);
+    return len;
+}
+
+static void big_close(nc_conn *c, nc_close_reason reason, int err, void *ud)
+{
+    (void)c;
+    (void)reason;
+    (void)err;
+    ((struct big_echo *)ud)->closed = true;
+}
+
+/* Run loop until at least want bytes of the echo came back, or it
+ * closed, or 10 s passed. */
+static void big_run(nc_loop *loop, struct big_echo *b, size_t want)
+{
+    uint64_t until = deadline();
+
+    while (b->got < want && !b->closed && ms_left(until) > 0)
+        assert_true(nc_loop_run(loop, NC_RUN_ONCE) >= 0);
+}
+
+/* SIGHUP to a TLS server: it reads --tls-cert and --tls-key again. A
+ * large echo in flight (over TLS, under the old certificate) arrives
+ * whole, and a new handshake is shown the new certificate: here one for
+ * the same names, by another CA (a renewal by a new issuer). */
+static void sighup_reads_the_certificate_again_for_new_handshakes(void **s)
+{
+    static const nc_conn_callbacks cbs = {big_open, big_data, NULL,
+                                          big_close};
+    enum { TOTAL = 4 << 20 };
+    char crt[PATH_MAX + 80], key[PATH_MAX + 80];   /* cert() reuses its */
+    struct big_echo b = {NULL, TOTAL, 0, false, false, {0}};
+    nc_tls_options to = {0};
+    nc_connect_options co;
+    char target[32], *out = malloc(TOTAL);
+    struct proc *srv, *d;
+    nc_loop *loop;
+    size_t k;
+
+    (void)s;
+    snprintf(crt, sizeof crt, "%s", cert("live.pem"));
+    snprintf(key, sizeof key, "%s", cert("live.key"));
+    assert_non_null(out);
+    for (k = 0; k < TOTAL; k++)
+        out[k] = (char)('a' + k % 26);
+    b.out = out;
+    install_cert("server.pem", crt);
+    install_cert("server.key", key);
+    srv = proc_start("echo-server", "--listen", "127.0.0.1:0", "--tls-cert",
+                     crt, "--tls-key", key, NULL);
+    snprintf(target, sizeof target, "127.0.0.1:%u", listen_port(srv));
+
+    memset(&co, 0, sizeof co);
+    to.ca_file = cert("ca.pem");
+    assert_int_equal(nc_tls_client_new(&to, &co.tls, NULL, 0), 0);
+    co.conn.high_water = 2 * TOTAL;    /* our message must not stop our
+                                          reading of its echo */
+    assert_int_equal(nc_loop_new(&loop), 0);
+    assert_int_equal(nc_connect(loop, target, &co, &cbs, &b, NULL), 0);
+    big_run(loop, &b, 1);
+    assert_true(b.got > 0 && b.got < TOTAL);
+
+    install_cert("untrusted.pem", crt);
+    install_cert("untrusted.key", key);
+    assert_int_equal(kill(srv->pid, SIGHUP), 0);
+    assert_non_null(proc_wait_line(srv, OUT, "echo-server: SIGHUP: new "
+                                             "connections get the TLS "
+                                             "certificate now in "));
+    big_run(loop, &b, TOTAL);
+    assert_int_equal(b.got, TOTAL);
+    assert_false(b.mismatch);
+    assert_string_equal(b.info.peer_issuer, "CN = libnetcore test CA");
+    nc_loop_free(loop);
+    nc_tls_ctx_free(co.tls);
+    free(out);
+
+    d = proc_start("netcore-doctor", "connect", target, "--tls", "--tls-ca",
+                   cert("other-ca.pem"), NULL);
+    assert_int_equal(proc_finish(d), 0);
+    assert_non_null(strstr(d->buf[OUT], "\n  issued by: CN = someone else's "
+                                        "CA\n"));
+    assert_non_null(strstr(d->buf[OUT], "\nverification: ok"));
+    /* A key that does not match: the server says so, keeps the one it
+     * has, and goes on serving. */
+    install_cert("server.pem", crt);
+    assert_int_equal(kill(srv->pid, SIGHUP), 0);
+    assert_non_null(proc_wait_line(srv, ERR, "echo-server: SIGHUP: kept the "
+                                             "TLS certificate in use: "));
+    d = proc_start("netcore-doctor", "connect", target, "--tls", "--tls-ca",
+                   cert("other-ca.pem"), NULL);
+    assert_int_equal(proc_finish(d), 0);
+    assert_int_equal(proc_stop(srv, SIGTERM), 0);
 }
 
 /* ---- setup ------------------------------------------------------------------- */
@@ -209,7 +375,9 @@ int main(void)
         CASE(plain_http_to_https_gets_nothing),
         CASE(echo_client_verifies_the_server),
         CASE(doctor_shows_the_handshake_and_an_expired_certificate),
+        CASE(doctor_tls_to_a_plain_server_says_what_was_configured),
         CASE(bad_tls_arguments_are_named),
+        CASE(sighup_reads_the_certificate_again_for_new_handshakes),
     };
     nc_tls_ctx *probe = NULL;
 

@@ -110,6 +110,11 @@ static bool side_opened(void *arg)
     return ((struct side *)arg)->opens > 0;
 }
 
+static bool side_settled(void *arg)
+{
+    return side_opened(arg) || side_closed(arg);
+}
+
 struct pair {
     nc_loop *loop;
     nc_tls_ctx *sctx, *cctx;
@@ -409,6 +414,82 @@ static void sni_picks_the_certificate_by_name(void **state)
     assert_string_equal(p.srv.info.server_name, "alt.example");
     nc_conn_close(p.cli.c);
     assert_true(run_until(p.loop, both_closed, &p, 3000));
+    pair_end(&p);
+}
+
+/* A full handshake with p's server (a client context of its own, so
+ * that no session is resumed), with SNI name or none: the issuer of the
+ * certificate it was shown. */
+static void issuer_seen(struct pair *p, const char *server_name,
+                        char *issuer, size_t len)
+{
+    nc_tls_options off = { .verify_peer_off = true };
+    struct side s = { 0 };
+    nc_connect_options co = { .tls = client_ctx(&off),
+                              .server_name = server_name };
+    assert_int_equal(nc_connect(p->loop, p->spec, &co, &side_cbs, &s, NULL),
+                     0);
+    assert_true(run_until(p->loop, side_opened, &s, 3000));
+    assert_false(s.info.resumed);
+    snprintf(issuer, len, "%s", s.info.peer_issuer);
+    nc_conn_close(s.c);
+    assert_true(run_until(p->loop, side_closed, &s, 3000));
+    nc_tls_ctx_free(co.tls);
+    free(s.in);
+}
+
+/* nc_tls_set_cert: handshakes that start afterwards, with SNI or without,
+ * see the new certificate; an open connection keeps its own and goes on;
+ * SNI certificates stay; a pair that does not match changes nothing. */
+static void set_cert_applies_to_new_handshakes_only(void **state)
+{
+    (void)state;
+    nc_tls_ctx *sctx = server_ctx("server.pem", "server.key", NULL);
+    nc_tls_options off = { .verify_peer_off = true };
+    char why[256], issuer[256];
+    assert_int_equal(nc_tls_add_name(sctx, "alt.example", cert("alt.pem"),
+                                     cert("alt.key"), why, sizeof(why)), 0);
+    struct pair p;
+    pair_start(&p, sctx, client_ctx(&off), NULL);
+    assert_true(run_until(p.loop, side_opened, &p.cli, 3000));
+    assert_string_equal(p.cli.info.peer_issuer, "CN = libnetcore test CA");
+
+    assert_int_equal(nc_tls_set_cert(sctx, cert("server.pem"),
+                                     cert("alt.key"), why, sizeof(why)),
+                     -EINVAL);
+    assert_non_null(strstr(why, "does not match"));
+    issuer_seen(&p, "localhost", issuer, sizeof(issuer));
+    assert_string_equal(issuer, "CN = libnetcore test CA");
+
+    assert_int_equal(nc_tls_set_cert(sctx, cert("untrusted.pem"),
+                                     cert("untrusted.key"), why,
+                                     sizeof(why)), 0);
+    issuer_seen(&p, "localhost", issuer, sizeof(issuer));
+    assert_string_equal(issuer, "CN = someone else's CA");
+    issuer_seen(&p, NULL, issuer, sizeof(issuer));        /* no SNI */
+    assert_string_equal(issuer, "CN = someone else's CA");
+    issuer_seen(&p, "alt.example", issuer, sizeof(issuer));
+    assert_string_equal(issuer, "CN = libnetcore test CA");
+    /* Replaced again: the one before is let go, this one is used. */
+    assert_int_equal(nc_tls_set_cert(sctx, cert("server.pem"),
+                                     cert("server.key"), NULL, 0), 0);
+    issuer_seen(&p, NULL, issuer, sizeof(issuer));
+    assert_string_equal(issuer, "CN = libnetcore test CA");
+
+    /* The first connection still talks, with what it was shown. */
+    assert_int_equal(nc_conn_write(p.cli.c, "hello, tls!", 11), 0);
+    assert_true(run_until(p.loop, echoed, &p, 3000));
+    assert_string_equal(p.cli.info.peer_issuer, "CN = libnetcore test CA");
+
+    assert_int_equal(nc_tls_set_cert(p.cctx, cert("server.pem"),
+                                     cert("server.key"), why, sizeof(why)),
+                     -EINVAL);
+    assert_int_equal(nc_tls_set_cert(NULL, cert("server.pem"),
+                                     cert("server.key"), NULL, 0), -EINVAL);
+    assert_int_equal(nc_tls_set_cert(sctx, "/nonexistent.pem",
+                                     cert("server.key"), NULL, 0), -ENOENT);
+    nc_conn_close(p.cli.c);
+    assert_true(run_until(p.loop, side_closed, &p.cli, 3000));
     pair_end(&p);
 }
 
@@ -777,8 +858,10 @@ static void sclient_output(nc_watch *w, int fd, unsigned events, void *ud)
     }
 }
 
-/* Starts s_client against a (TLS 1.2, so that it may ask to renegotiate). */
-static void sclient_start(struct sclient *s, nc_loop *loop, const nc_addr *a)
+/* Starts s_client against a (TLS 1.2, so that it may ask to renegotiate),
+ * offering the TLS 1.2 suites of cipher (NULL: its defaults). */
+static void sclient_start(struct sclient *s, nc_loop *loop, const nc_addr *a,
+                          const char *cipher)
 {
     memset(s, 0, sizeof(*s));
     char spec[NC_ADDRSTRLEN];
@@ -795,7 +878,7 @@ static void sclient_start(struct sclient *s, nc_loop *loop, const nc_addr *a)
         close(to[0]); close(to[1]); close(from[0]); close(from[1]);
         execlp("openssl", "openssl", "s_client", "-connect", spec,
                "-CAfile", cert("ca.pem"), "-tls1_2", "-no_ign_eof",
-               (char *)NULL);
+               cipher ? "-cipher" : (char *)NULL, cipher, (char *)NULL);
         _exit(127);
     }
     close(to[0]);
@@ -838,7 +921,7 @@ static void openssl_s_client_echoes_and_closes_cleanly(void **state)
     nc_addr a = server_only(&p, server_ctx("server.pem", "server.key", NULL));
     p.srv.echo = true;
     struct sclient s;
-    sclient_start(&s, p.loop, &a);
+    sclient_start(&s, p.loop, &a, NULL);
     assert_true(run_until(p.loop, side_opened, &p.srv, 10000));
     assert_int_equal(write(s.in, "echo-me-please\n", 15), 15);
     assert_true(run_until(p.loop, sclient_printed, &s, 10000));
@@ -863,7 +946,7 @@ static void renegotiation_is_refused_and_named(void **state)
     nc_addr a = server_only(&p, server_ctx("server.pem", "server.key", NULL));
     p.srv.echo = true;
     struct sclient s;
-    sclient_start(&s, p.loop, &a);
+    sclient_start(&s, p.loop, &a, NULL);
     assert_true(run_until(p.loop, side_opened, &p.srv, 10000));
     assert_int_equal(write(s.in, "echo-me-please\n", 15), 15);
     assert_true(run_until(p.loop, sclient_printed, &s, 10000));
@@ -876,6 +959,54 @@ static void renegotiation_is_refused_and_named(void **state)
     assert_true(run_until(p.loop, sclient_done, &s, 10000));
     sclient_end(&s);
     pair_end(&p);
+}
+
+/* One s_client handshake offering only cipher: the suite the server
+ * chose ("" when it refused them all). */
+static void tls12_handshake(const char *cipher, char *chosen, size_t len)
+{
+    struct pair p;
+    nc_addr a = server_only(&p, server_ctx("server.pem", "server.key", NULL));
+    struct sclient s;
+    sclient_start(&s, p.loop, &a, cipher);
+    assert_true(run_until(p.loop, side_settled, &p.srv, 10000));
+    snprintf(chosen, len, "%s", p.srv.opens > 0 ? p.srv.info.cipher : "");
+    if (p.srv.opens == 0) {
+        assert_int_equal(p.srv.reason, NC_CLOSE_TLS);
+        assert_true(run_until(p.loop, sclient_done, &s, 10000));
+        assert_non_null(strstr(s.text, "handshake failure"));
+    }
+    close(s.in);            /* s_client ends at the end of its input */
+    s.in = -1;
+    assert_true(run_until(p.loop, sclient_done, &s, 10000));
+    sclient_end(&s);
+    pair_end(&p);
+}
+
+/* On TLS 1.2 a server offers only forward-secret AEAD suites (ECDHE with
+ * AES-GCM or ChaCha20-Poly1305; no CBC: LUCKY13), and picks by its own
+ * order, not the client's. */
+static void tls12_offers_only_aead_suites_in_the_servers_order(void **state)
+{
+    (void)state;
+    static const char *const cbc[] = {
+        "ECDHE-ECDSA-AES128-SHA256", "ECDHE-ECDSA-AES256-SHA384",
+        "ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA",
+    };
+    char chosen[64];
+    for (size_t i = 0; i < sizeof(cbc) / sizeof(cbc[0]); i++) {
+        tls12_handshake(cbc[i], chosen, sizeof(chosen));
+        assert_string_equal(chosen, "");
+    }
+    tls12_handshake("ECDHE-ECDSA-AES256-GCM-SHA384", chosen, sizeof(chosen));
+    assert_string_equal(chosen, "ECDHE-ECDSA-AES256-GCM-SHA384");
+    tls12_handshake("ECDHE-ECDSA-CHACHA20-POLY1305", chosen, sizeof(chosen));
+    assert_string_equal(chosen, "ECDHE-ECDSA-CHACHA20-POLY1305");
+    /* The client prefers CBC, then AES-256: the server's first choice
+     * among what it offers wins. */
+    tls12_handshake("ECDHE-ECDSA-AES256-SHA384:ECDHE-ECDSA-AES256-GCM-SHA384:"
+                    "ECDHE-ECDSA-AES128-GCM-SHA256", chosen, sizeof(chosen));
+    assert_string_equal(chosen, "ECDHE-ECDSA-AES128-GCM-SHA256");
 }
 
 /* ---- contexts: bad files, and sharing across threads ---------------------- */
@@ -1029,6 +1160,7 @@ int main(void)
         cmocka_unit_test(garbage_is_a_tls_failure),
         cmocka_unit_test(silent_client_hits_the_handshake_timeout),
         cmocka_unit_test(sni_picks_the_certificate_by_name),
+        cmocka_unit_test(set_cert_applies_to_new_handshakes_only),
         cmocka_unit_test(alpn_agrees_on_a_protocol),
         cmocka_unit_test(client_certificate_required),
         cmocka_unit_test(second_connection_resumes),
@@ -1039,6 +1171,7 @@ int main(void)
         cmocka_unit_test(close_notify_ends_one_direction_with_half_close),
         cmocka_unit_test(large_transfer_both_ways),
         cmocka_unit_test(openssl_s_client_echoes_and_closes_cleanly),
+        cmocka_unit_test(tls12_offers_only_aead_suites_in_the_servers_order),
         cmocka_unit_test(renegotiation_is_refused_and_named),
         cmocka_unit_test(bad_files_are_named),
         cmocka_unit_test(contexts_are_shared_across_threads),

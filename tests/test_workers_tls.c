@@ -67,11 +67,15 @@ struct client {
     size_t len;
     bool done;
     nc_close_reason reason;
+    char issuer[256];      /* of the certificate the server showed */
 };
 
 static void cli_open(nc_conn *c, void *ud)
 {
-    (void)ud;
+    struct client *k = ud;
+    nc_tls_info t;
+    if (nc_conn_tls_info(c, &t) == 0)
+        snprintf(k->issuer, sizeof(k->issuer), "%s", t.peer_issuer);
     nc_conn_write(c, "hello, tls", 10);
 }
 
@@ -213,6 +217,83 @@ static void a_handshake_in_progress_does_not_hold_a_stop(void **state)
     nc_workers_free(w);
 }
 
+/* ---- the certificate replaced while workers handshake -------------------- */
+
+struct replacer {
+    nc_tls_ctx *ctx;
+    char crt[2][PATH_MAX + 32], key[2][PATH_MAX + 32];
+    atomic_bool stop;
+    int calls, failures;
+};
+
+static void *replace_certs(void *arg)
+{
+    struct replacer *r = arg;
+    for (int i = 0; i < 400 && !atomic_load(&r->stop); i++) {
+        if (nc_tls_set_cert(r->ctx, r->crt[i % 2], r->key[i % 2], NULL,
+                            0) < 0)
+            r->failures++;
+        r->calls++;
+        sched_yield();
+    }
+    return NULL;
+}
+
+/* nc_tls_set_cert from one thread while two workers handshake with the
+ * same context: every handshake completes, with one whole certificate or
+ * the other (run under ThreadSanitizer by make tsan). */
+static void set_cert_while_workers_handshake(void **state)
+{
+    (void)state;
+    static struct replacer r;
+    memset(&r, 0, sizeof(r));
+    cert(r.crt[0], sizeof(r.crt[0]), "untrusted.pem");
+    cert(r.key[0], sizeof(r.key[0]), "untrusted.key");
+    cert(r.crt[1], sizeof(r.crt[1]), "server.pem");
+    cert(r.key[1], sizeof(r.key[1]), "server.key");
+    nc_tls_options so = { .cert_file = r.crt[1], .key_file = r.key[1] };
+    assert_int_equal(nc_tls_server_new(&so, &r.ctx, NULL, 0), 0);
+    nc_workers_options wo = { .threads = 2, .on_start = on_start };
+    nc_workers *w;
+    assert_int_equal(nc_workers_start(&wo, &w), 0);
+    nc_listener_options lo = { .tls = r.ctx };
+    assert_true(nc_workers_listen(w, "127.0.0.1:0", &lo, &srv_cbs, NULL) > 0);
+    nc_addr a;
+    size_t n;
+    assert_int_equal(nc_workers_addrs(w, &a, 1, &n), 0);
+    char target[NC_ADDRSTRLEN];
+    assert_true(nc_addr_format(&a, target, sizeof(target)) > 0);
+
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, replace_certs, &r), 0);
+    nc_loop *loop;
+    assert_int_equal(nc_loop_new(&loop), 0);
+    nc_tls_options co = { .verify_peer_off = true };
+    for (int i = 0; i < 4 * CLIENTS; i++) {
+        /* A context of its own each time: a full handshake, no session
+         * resumed. */
+        nc_connect_options o = { .tls = NULL };
+        assert_int_equal(nc_tls_client_new(&co, &o.tls, NULL, 0), 0);
+        struct client k = { .len = 0 };
+        assert_int_equal(nc_connect(loop, target, &o, &cli_cbs, &k, NULL), 0);
+        assert_true(run_until(loop, flag_set, &k.done, 10000));
+        assert_int_equal(k.reason, NC_CLOSE_LOCAL);
+        assert_memory_equal(k.got, "hello, tls", 10);
+        assert_true(strcmp(k.issuer, "CN = libnetcore test CA") == 0 ||
+                    strcmp(k.issuer, "CN = someone else's CA") == 0);
+        nc_tls_ctx_free(o.tls);
+    }
+    atomic_store(&r.stop, true);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_true(r.calls > 0);
+    assert_int_equal(r.failures, 0);
+    nc_loop_free(loop);
+    nc_tls_ctx_free(r.ctx);
+    assert_int_equal(nc_workers_stop(w, 2000), 0);
+    assert_int_equal(nc_workers_wait(w), 0);
+    nc_workers_free(w);
+}
+
 static int make_certs(void **state)
 {
     (void)state;
@@ -250,6 +331,7 @@ int main(void)
         cmocka_unit_test(tls_with_reuseport),
         cmocka_unit_test(tls_through_the_hand_off),
         cmocka_unit_test(a_handshake_in_progress_does_not_hold_a_stop),
+        cmocka_unit_test(set_cert_while_workers_handshake),
     };
     return cmocka_run_group_tests(tests, make_certs, remove_certs);
 }

@@ -1,11 +1,13 @@
 /*
- * netinfo.c - printing addresses, interfaces and connect failures.
+ * netinfo.c - printing addresses, interfaces and connect failures, and
+ * why a loop cannot start.
  */
 #include "netinfo.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -180,4 +182,36 @@ void netinfo_print_connect_failure(FILE *f, const char *prog,
             nc_strerror(err), nc_errname(err));
     fprintf(f, "%s: %s\n", prog, nc_explain(NC_OP_CONNECT, err));
     fflush(f);
+}
+
+const char *netinfo_backend_trouble(int err)
+{
+    switch (err) {
+    case -ENOTSUP:
+        return "this libnetcore was built without liburing";
+    case -ENOSYS:
+        return "the kernel has no io_uring, one older than 6.0, or a seccomp "
+               "filter answers ENOSYS";
+    case -EPERM:
+        return "forbidden: kernel.io_uring_disabled, or a seccomp filter (a "
+               "container runtime's)";
+    default:
+        return nc_strerror(err);
+    }
+}
+
+const char *netinfo_loop_trouble(int err, char *buf, size_t len)
+{
+    nc_backend chosen;
+
+    if (nc_backend_from_env(&chosen, buf, len) < 0)
+        return buf;
+    if (chosen == NC_BACKEND_IO_URING &&
+        (err == -ENOTSUP || err == -ENOSYS || err == -EPERM)) {
+        snprintf(buf, len, "the environment variable NC_BACKEND=io_uring "
+                 "asks for io_uring, which cannot run here: %s (unset it, "
+                 "or set NC_BACKEND=epoll)", netinfo_backend_trouble(err));
+        return buf;
+    }
+    return nc_strerror(err);
 }

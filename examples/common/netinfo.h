@@ -44,4 +44,14 @@ bool netinfo_print_reach_warning(FILE *f, const char *prog,
 void netinfo_print_connect_failure(FILE *f, const char *prog,
                                    const char *target, int err);
 
+/* Why a backend cannot run here, in words, for nc_loop_new_with()'s err
+ * with that backend asked for. */
+const char *netinfo_backend_trouble(int err);
+
+/* Why no loop could be made (nc_loop_new(), nc_workers_start()), in
+ * words: NC_BACKEND's complaint when it names no backend, why the one it
+ * names cannot run here, or the system's text for err. Returns buf (len
+ * bytes) or a static string. */
+const char *netinfo_loop_trouble(int err, char *buf, size_t len);
+
 #endif /* EXAMPLES_NETINFO_H */

@@ -1,7 +1,8 @@
 /*
  * serve.c - the library's worker threads (nc_workers) serving every
- * --listen spec, the "listening on" lines, and the graceful stop on
- * SIGINT/SIGTERM with one summary line per worker.
+ * --listen spec, the "listening on" lines, the graceful stop on
+ * SIGINT/SIGTERM with one summary line per worker, and SIGHUP: the TLS
+ * certificate and key read again for new connections.
  */
 #include "serve.h"
 
@@ -27,22 +28,62 @@
 struct server {
     const serve_config *cfg;
     nc_workers *workers;
+    nc_tls_ctx *tls;                    /* NULL without --tls-cert */
+    nc_signal *hup;                     /* SIGHUP, in worker 0's loop */
     void *blocks[SERVE_MAX_THREADS];    /* each worker's data block */
 };
 
-/* In each worker's thread: its own block of counters. */
+/* SIGHUP, the conventional "reload": read the certificate and key files
+ * again (a renewed certificate) for the handshakes to come. Connections
+ * open go on with theirs; nothing stops. Runs in worker 0's loop. */
+static void on_hup(nc_signal *sig, int signum, void *ud)
+{
+    const serve_config *cfg = ((struct server *)ud)->cfg;
+    nc_tls_ctx *tls = ((struct server *)ud)->tls;
+    char why[512] = "";
+    int err;
+
+    (void)sig;
+    (void)signum;
+    if (tls == NULL) {
+        serve_print_summary("%s: SIGHUP: no TLS certificate to read again "
+                            "(no --tls-cert); still serving\n", cfg->prog);
+        return;
+    }
+    err = nc_tls_set_cert(tls, cfg->tls_cert, cfg->tls_key, why, sizeof why);
+    if (err < 0)
+        fprintf(stderr, "%s: SIGHUP: kept the TLS certificate in use: %s\n",
+                cfg->prog, why[0] ? why : nc_strerror(err));
+    else
+        serve_print_summary("%s: SIGHUP: new connections get the TLS "
+                            "certificate now in %s\n", cfg->prog,
+                            cfg->tls_cert);
+}
+
+/* In each worker's thread: its own block of counters; worker 0 also
+ * handles SIGHUP (blocked in every thread, it waits for that loop). */
 static int worker_start(nc_loop *loop, unsigned index, void *ud)
 {
     struct server *s = ud;
     size_t size = s->cfg->worker_data_size;
 
-    if (size == 0)
-        return 0;
-    s->blocks[index] = calloc(1, size);
-    if (s->blocks[index] == NULL)
-        return -ENOMEM;
-    nc_loop_set_data(loop, s->blocks[index]);
-    return 0;
+    if (size > 0) {
+        s->blocks[index] = calloc(1, size);
+        if (s->blocks[index] == NULL)
+            return -ENOMEM;
+        nc_loop_set_data(loop, s->blocks[index]);
+    }
+    return index == 0 ? nc_signal_start(loop, SIGHUP, on_hup, s, &s->hup)
+                      : 0;
+}
+
+static void worker_stop(nc_loop *loop, unsigned index, void *ud)
+{
+    struct server *s = ud;
+
+    (void)loop;
+    if (index == 0)
+        nc_signal_close(s->hup);
 }
 
 /* The TLS context of --tls-cert and --tls-key, shared by every worker's
@@ -211,6 +252,7 @@ int serve_run(const serve_config *cfg)
     err = tls_context(cfg, &tls);
     if (err < 0)
         return err;
+    s.tls = tls;
     /* A closed stdout (a log reader that went away, "| true") must not
      * kill the server with SIGPIPE; the library itself never raises it. */
     signal(SIGPIPE, SIG_IGN);
@@ -219,17 +261,20 @@ int serve_run(const serve_config *cfg)
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
     memset(&o, 0, sizeof o);
     o.threads = cfg->threads;
     o.pin = cfg->pin;
     o.on_start = worker_start;
+    o.on_stop = worker_stop;
     o.ud = &s;
     err = nc_workers_start(&o, &s.workers);
     if (err < 0) {
+        char why[512];
         fprintf(stderr, "%s: cannot start the worker threads: %s\n",
-                cfg->prog, nc_strerror(err));
+                cfg->prog, netinfo_loop_trouble(err, why, sizeof why));
         for (i = 0; i < SERVE_MAX_THREADS; i++)
             free(s.blocks[i]);
         nc_tls_ctx_free(tls);

@@ -2,7 +2,7 @@
  * serve.h - the part every example server shares: worker threads from
  * the library (nc_workers), listening on some endpoints, saying where,
  * running until SIGINT or SIGTERM, then a graceful stop and a summary
- * line per worker.
+ * line per worker; SIGHUP reads the TLS certificate and key again.
  */
 #ifndef EXAMPLES_SERVE_H
 #define EXAMPLES_SERVE_H
@@ -66,9 +66,12 @@ void serve_parse_args(serve_config *cfg, int argc, char **argv,
  * names the holder; unix: paths through one acceptor), print "listening
  * on ADDRESS (WHERE; BACKEND[, TLS])" per bound address to stdout and,
  * when other hosts cannot connect, the library's warning to stderr. Then
- * serve until SIGINT or SIGTERM: stop accepting, let replies flush for
- * grace_ms, close everything, print "worker I: ..." per worker and
- * "total: ...", then the program's summary. Returns 0 after such a stop, or a negative
+ * serve until SIGINT or SIGTERM (SIGHUP: --tls-cert and --tls-key are
+ * read again for new handshakes, nc_tls_set_cert(), and one line says
+ * what happened; without TLS the line says there is nothing to read):
+ * stop accepting, let replies flush for grace_ms, close everything, print
+ * "worker I: ..." per worker and "total: ...", then the program's
+ * summary. Returns 0 after such a stop, or a negative
  * errno after printing to stderr why it could not start or run. */
 int serve_run(const serve_config *cfg);
 
