@@ -105,6 +105,7 @@
  * which not every compiler installs. */
 size_t __sanitizer_get_current_allocated_bytes(void);
 int __lsan_do_recoverable_leak_check(void);
+void *__asan_region_is_poisoned(void *beg, size_t size);
 #endif
 
 /* ---- the dimensions ------------------------------------------------------ */
@@ -253,7 +254,7 @@ static const char MARK_OWNED[] = "<<mark:nc_conn_write_owned>>";
 static unsigned wait_ms(void) { return under_valgrind() ? 20000 : 3000; }
 static unsigned idle_ms(void) { return under_valgrind() ? 150 : 10; }
 /* Iterations allowed in an idle window: a spinning loop runs thousands. */
-#define IDLE_MAX 25
+#define IDLE_MAX 10
 static unsigned child_timeout_s(void) { return under_valgrind() ? 300 : 20; }
 
 /* ---- shared by the parent and every child ---------------------------------- */
@@ -951,6 +952,9 @@ static void idle_window(struct kase *k, const char *what)
     if (nc_loop_stats_get(k->loop, &b) < 0)
         return;
     unsigned long long n = (unsigned long long)(b.iterations - a.iterations);
+    char tr[160];
+    snprintf(tr, sizeof(tr), "idle window: %llu iterations (%s)", n, what);
+    trace(tr);
     if (n > IDLE_MAX)
         failf("busy loop: %llu loop iterations in %u ms with nothing to "
               "do (%s)", n, idle_ms(), what);
@@ -1371,11 +1375,13 @@ static size_t cb_data(nc_conn *c, const void *data, size_t len, void *ud)
     if (eof && ++r->eof_calls > 1)
         failf("%s: %u end calls (nc_conn_eof() true)", who(r),
               r->eof_calls);
+    /* What this call leaves, and whether it makes the case's call. */
     size_t take = len;
+    const char *fire = NULL;
     if (r == k->S && !k->fired) {
         switch (k->cd->site) {
         case SITE_DATA_FRESH:
-            act(k, "on_data");
+            fire = "on_data";
             break;
         case SITE_DATA_RESUMED:
             if (r->data_calls == 1) {
@@ -1384,7 +1390,7 @@ static size_t cb_data(nc_conn *c, const void *data, size_t len, void *ud)
                 take = 0;
             } else {
                 expect_hello(r, data, len, "the redelivered on_data");
-                act(k, "on_data (redelivered)");
+                fire = "on_data (redelivered)";
             }
             break;
         case SITE_DATA_BACKPRESSURE:
@@ -1400,7 +1406,7 @@ static size_t cb_data(nc_conn *c, const void *data, size_t len, void *ud)
                           "queued, above high_water (reading should be "
                           "paused)", nc_conn_queued(c));
                 expect_hello(r, data, len, "the redelivered on_data");
-                act(k, "on_data (redelivered)");
+                fire = "on_data (redelivered)";
             }
             break;
         case SITE_DATA_END:
@@ -1408,9 +1414,7 @@ static size_t cb_data(nc_conn *c, const void *data, size_t len, void *ud)
                 take = 0;
             } else {
                 expect_hello(r, data, len, "the end call");
-                r->in_end_call = true;
-                act(k, "on_data (end call)");
-                r->in_end_call = false;
+                fire = "on_data (end call)";
             }
             break;
         default:
@@ -1418,6 +1422,21 @@ static size_t cb_data(nc_conn *c, const void *data, size_t len, void *ud)
         }
     }
     rec_consumed(r, data, take);
+    if (fire) {
+        r->in_end_call = eof;
+        act(k, fire);
+        r->in_end_call = false;
+        /* "data is valid only during the call": still valid after the
+         * call the case made from it. Asked of ASan without touching
+         * the bytes, so that what the library itself does next with
+         * them still shows. */
+#if UNDER_ASAN
+        if (len && __asan_region_is_poisoned((void *)data, len))
+            failf("%s's data was freed during the call, by %s(%s): the "
+                  "header says it is valid until on_data returns", fire,
+                  call_names[k->cd->call], target_names[k->cd->target]);
+#endif
+    }
     return take;
 }
 
