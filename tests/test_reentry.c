@@ -123,6 +123,8 @@ enum site {
                               the output queue fell below low_water */
     SITE_DATA_END,         /* keep_half_open's end call */
     SITE_DRAIN,
+    SITE_DRAIN_FIN,        /* on_drain, the peer having ended while
+                              reading was paused by backpressure */
     SITE_CLOSE,
     SITE_CLOSE_IN_SHUTDOWN,/* on_close run by nc_loop_shutdown() */
     SITE_CLOSE_IN_LCLOSE,  /* on_close run by nc_listener_close() */
@@ -163,6 +165,9 @@ static const struct {
     [SITE_DATA_END] = { "data-end", "on_data (keep_half_open end call)",
                         true },
     [SITE_DRAIN] = { "drain", "on_drain", true },
+    [SITE_DRAIN_FIN] = { "drain-after-fin",
+                         "on_drain (the peer ended while reading was "
+                         "paused by backpressure)", true },
     [SITE_CLOSE] = { "close", "on_close (peer closed)", true },
     [SITE_CLOSE_IN_SHUTDOWN] = { "close-in-shutdown",
                                  "on_close (of a close by nc_loop_shutdown)",
@@ -668,11 +673,12 @@ static void peer_free(struct peer *p)
 /* ---- one case ---------------------------------------------------------------- */
 
 enum state {
-    ST_CONNECTING, ST_OPEN, ST_END_CALL, ST_CLOSING, ST_CLOSING_RESET,
-    ST_IN_CLOSE, ST_IN_FREE, ST_GONE
+    ST_CONNECTING, ST_OPEN, ST_END_CALL, ST_PEER_ENDED, ST_CLOSING,
+    ST_CLOSING_RESET, ST_IN_CLOSE, ST_IN_FREE, ST_GONE
 };
 static const char *const state_names[] = {
-    "connecting", "open", "in its end call", "closing",
+    "connecting", "open", "in its end call",
+    "open, its peer's end pending (still flushing)", "closing",
     "closing after a reset", "inside its on_close",
     "open while nc_loop_free runs", "gone (its on_close returned)",
 };
@@ -700,6 +706,7 @@ struct rec {
     bool we_closed;         /* we called nc_conn_close or nc_conn_abort */
     bool paused;            /* we called nc_conn_read_stop */
     bool lib_closing;       /* its output was dropped: it is closing */
+    bool peer_ended;        /* its peer sent its end, maybe unread yet */
     unsigned data_calls, eof_calls, drain_calls;
     char *in;               /* what on_data consumed */
     size_t in_len, in_cap;
@@ -899,6 +906,17 @@ static bool c_fired(struct kase *k)
     return k->fired;
 }
 
+static bool c_S_peer_ended(struct kase *k)
+{
+    const struct peer *p = peer_of(k, k->S);
+    return !p || p->eof || p->err;
+}
+
+static bool c_fired_or_S_closed(struct kase *k)
+{
+    return k->fired || k->S->closes;
+}
+
 static bool rec_ready(struct kase *k, const struct rec *r)
 {
     const struct peer *p = peer_of(k, r);
@@ -1006,6 +1024,8 @@ static enum state conn_state(const struct kase *k, const struct rec *r)
         return ST_END_CALL;
     if (r->eof_calls)
         return ST_CLOSING;
+    if (r->peer_ended)
+        return ST_PEER_ENDED;
     return ST_OPEN;
 }
 
@@ -1132,6 +1152,7 @@ static bool ret_ok(int call, enum state st, int ret, char *want, size_t wl)
             ok[n++] = -ECONNRESET;
             break;
         case ST_IN_FREE:
+        case ST_PEER_ENDED:
             ok[n++] = 0;
             ok[n++] = -ENOTCONN;
             break;
@@ -1145,6 +1166,7 @@ static bool ret_ok(int call, enum state st, int ret, char *want, size_t wl)
             break;
         case ST_END_CALL:
         case ST_IN_FREE:
+        case ST_PEER_ENDED:
             ok[n++] = 0;
             ok[n++] = -ENOTCONN;
             break;
@@ -1265,6 +1287,7 @@ static void act(struct kase *k, const char *where)
 static bool site_small(int site)
 {
     return site == SITE_DATA_BACKPRESSURE || site == SITE_DRAIN ||
+           site == SITE_DRAIN_FIN ||
            site == SITE_FREE_SENT || site == SITE_FREE_ABORT ||
            site == SITE_FREE_RESET || site == SITE_FREE_IN_FREE;
 }
@@ -1409,6 +1432,14 @@ static size_t cb_data(nc_conn *c, const void *data, size_t len, void *ud)
                 fire = "on_data (redelivered)";
             }
             break;
+        case SITE_DRAIN_FIN:
+            if (r->data_calls == 1) {
+                int rc = nc_conn_write(c, blob, BLOB_LEN);
+                if (rc < 0)
+                    failf("arrangement: nc_conn_write of %u bytes from "
+                          "on_data: %s", BLOB_LEN, nc_errname(rc));
+            }
+            break;
         case SITE_DATA_END:
             if (!eof) {
                 take = 0;
@@ -1455,7 +1486,8 @@ static void cb_drain(nc_conn *c, void *ud)
         failf("%s: on_drain after we called nc_conn_close/abort on it",
               who(r));
     r->drain_calls++;
-    if (r == k->S && k->cd->site == SITE_DRAIN)
+    if (r == k->S && (k->cd->site == SITE_DRAIN ||
+                      k->cd->site == SITE_DRAIN_FIN))
         act(k, "on_drain");
 }
 
@@ -1580,7 +1612,8 @@ static bool c_listener_close_done(struct kase *k)
 {
     if (k->o_at == ST_OPEN && !k->O->closes)
         return false;
-    if (k->S && !k->S->outgoing && k->s_at == ST_OPEN && !k->S->closes)
+    if (k->S && !k->S->outgoing &&
+        (k->s_at == ST_OPEN || k->s_at == ST_PEER_ENDED) && !k->S->closes)
         return false;
     for (int i = 0; i < k->npeers; i++) {
         const struct peer *p = k->peers[i];
@@ -1623,9 +1656,11 @@ static void verify_conn_call(struct kase *k)
     struct rec *t = k->tgt;
     struct peer *p = peer_of(k, t);
     const char *call = call_names[cd->call];
-    bool live = k->tgt_state == ST_OPEN || k->tgt_state == ST_END_CALL;
-    nc_close_reason alt = k->tgt_state == ST_END_CALL ? NC_CLOSE_PEER
-                                                      : NC_CLOSE_LOCAL;
+    bool ended = k->tgt_state == ST_END_CALL ||
+                 k->tgt_state == ST_PEER_ENDED;
+    bool live = k->tgt_state == ST_OPEN || ended;
+    /* once the peer's end is in, the close may be reported as its */
+    nc_close_reason alt = ended ? NC_CLOSE_PEER : NC_CLOSE_LOCAL;
     if (!live)
         return;
     switch (cd->call) {
@@ -1662,7 +1697,7 @@ static void verify_conn_call(struct kase *k)
             failf("after nc_conn_shutdown the %s peer got %s", who(t),
                   p->err ? strerror(p->err)
                          : "an end without close_notify");
-        if (k->tgt_state == ST_OPEN) {
+        if (k->tgt_state == ST_OPEN || k->tgt_state == ST_PEER_ENDED) {
             /* the peer answered with its own end */
             if (!wait_for(k, c_tgt_closed, "on_close after both ends"))
                 return;
@@ -1671,12 +1706,15 @@ static void verify_conn_call(struct kase *k)
         }
         break;
     case C_READ_STOP: {
-        if (k->tgt_state != ST_OPEN || !p || p->closed)
+        if ((k->tgt_state != ST_OPEN && k->tgt_state != ST_PEER_ENDED) ||
+            !p || p->closed)
             return;
         /* Paused, then the peer sends bytes and its end: nothing may be
          * delivered, and the loop must not spin on the pending end. */
         unsigned data0 = t->data_calls;
-        peer_send(p, "late", 4);
+        bool late = !p->fin_sent;
+        if (late)
+            peer_send(p, "late", 4);
         p->want_fin = true;
         idle_window(k, "reading paused, the peer sent bytes and its end");
         if (t->data_calls != data0)
@@ -1693,7 +1731,7 @@ static void verify_conn_call(struct kase *k)
         if (!wait_for(k, c_tgt_closed,
                       "the peer's bytes and end after nc_conn_read_start"))
             return;
-        if (!t->in || !memmem(t->in, t->in_len, "late", 4))
+        if (late && (!t->in || !memmem(t->in, t->in_len, "late", 4)))
             failf("%s: the bytes sent while it was paused were never "
                   "delivered", who(t));
         expect_reason(t, NC_CLOSE_PEER, NC_CLOSE_PEER,
@@ -1741,10 +1779,11 @@ static void verify(struct kase *k)
             expect_reason(k->O, NC_CLOSE_SHUTDOWN, NC_CLOSE_SHUTDOWN,
                           "nc_listener_close");
         if (k->S && !k->S->outgoing &&
-            (k->s_at == ST_OPEN || k->s_at == ST_END_CALL))
+            (k->s_at == ST_OPEN || k->s_at == ST_END_CALL ||
+             k->s_at == ST_PEER_ENDED))
             expect_reason(k->S, NC_CLOSE_SHUTDOWN,
-                          k->s_at == ST_END_CALL ? NC_CLOSE_PEER
-                                                 : NC_CLOSE_SHUTDOWN,
+                          k->s_at == ST_OPEN ? NC_CLOSE_SHUTDOWN
+                                             : NC_CLOSE_PEER,
                           "nc_listener_close");
         expect_refused(k, "nc_listener_close");
         break;
@@ -1757,10 +1796,11 @@ static void verify(struct kase *k)
         if (k->o_at == ST_OPEN)
             expect_reason(k->O, NC_CLOSE_SHUTDOWN, NC_CLOSE_SHUTDOWN,
                           "nc_loop_shutdown");
-        if (k->S && (k->s_at == ST_OPEN || k->s_at == ST_END_CALL))
+        if (k->S && (k->s_at == ST_OPEN || k->s_at == ST_END_CALL ||
+                     k->s_at == ST_PEER_ENDED))
             expect_reason(k->S, NC_CLOSE_SHUTDOWN,
-                          k->s_at == ST_END_CALL ? NC_CLOSE_PEER
-                                                 : NC_CLOSE_SHUTDOWN,
+                          k->s_at == ST_OPEN ? NC_CLOSE_SHUTDOWN
+                                             : NC_CLOSE_PEER,
                           "nc_loop_shutdown");
         expect_refused(k, "nc_loop_shutdown");
         break;
@@ -1991,6 +2031,52 @@ static void run_site(struct kase *k)
         wait_for(k, c_fired, "on_drain");
         break;
     }
+    case SITE_DRAIN_FIN:
+        /* the peer sends a request and its end, and reads nothing: the
+         * answer (on_data writes 256 KiB) pauses reading with the end
+         * still unread; the end must not make the loop spin, nor close
+         * the connection before its queue is sent */
+        if (!subject(k, true))
+            return;
+        peer_send(S_peer(k), "hello", 5);
+        S_peer(k)->want_fin = true;
+        k->S->peer_ended = true;
+        if (!wait_for(k, c_S_data, "on_data"))
+            return;
+        if (nc_conn_queued(k->S->c) <= HIGH_WATER) {
+            failf("arrangement: only %zu bytes queued, not above "
+                  "high_water", nc_conn_queued(k->S->c));
+            return;
+        }
+        idle_window(k, "reading paused by backpressure, the peer's end "
+                       "pending");
+        if (k->S->closes) {
+            failf("self: closed (%s) with %zu bytes still queued for a "
+                  "peer that reads", nc_close_reason_name(k->S->reason),
+                  (size_t)BLOB_LEN);
+            return;
+        }
+        S_peer(k)->read_paused = false;
+        if (!wait_for(k, c_fired_or_S_closed, "on_drain"))
+            return;
+        if (!k->fired) {
+            notef("on_drain never ran: the connection closed (%s, %s) once "
+                  "its queue was sent, its peer's end having been read",
+                  nc_close_reason_name(k->S->reason),
+                  nc_errname(k->S->err));
+            if (!wait_for(k, c_S_peer_ended, "the peer's end"))
+                return;
+            if (k->S->reason != NC_CLOSE_PEER)
+                failf("self: closed with %s (%s) after the peer's end, not "
+                      "%s", nc_close_reason_name(k->S->reason),
+                      nc_errname(k->S->err),
+                      nc_close_reason_name(NC_CLOSE_PEER));
+            if (S_peer(k)->in_len < BLOB_LEN)
+                failf("self: closed after the peer's end with %zu of the "
+                      "%u bytes queued for it sent", S_peer(k)->in_len,
+                      BLOB_LEN);
+        }
+        break;
     case SITE_CLOSE:
         if (!subject(k, false))
             return;
