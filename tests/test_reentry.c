@@ -126,6 +126,9 @@ enum site {
     SITE_DRAIN_FIN,        /* on_drain, the peer having ended while
                               reading was paused by backpressure */
     SITE_CLOSE,
+    SITE_CLOSE_CONNECT_FAILED, /* on_close of an nc_connect refused */
+    SITE_CLOSE_HANDSHAKE,  /* on_close of an accepted TLS connection whose
+                              handshake failed (TLS only) */
     SITE_CLOSE_IN_SHUTDOWN,/* on_close run by nc_loop_shutdown() */
     SITE_CLOSE_IN_LCLOSE,  /* on_close run by nc_listener_close() */
     SITE_CLOSE_IN_FREE,    /* on_close run by nc_loop_free() */
@@ -148,6 +151,7 @@ static const struct {
     const char *id;     /* in case names */
     const char *name;   /* in messages */
     bool conn;          /* the callback is for one connection ("self") */
+    bool tls_only;
 } sites[SITE_COUNT] = {
     [SITE_NONE] = { "none", "no callback (between iterations)", false },
     [SITE_OPEN_ACCEPTED] = { "open-accepted", "on_open (accepted)", true },
@@ -169,6 +173,13 @@ static const struct {
                          "on_drain (the peer ended while reading was "
                          "paused by backpressure)", true },
     [SITE_CLOSE] = { "close", "on_close (peer closed)", true },
+    [SITE_CLOSE_CONNECT_FAILED] = { "close-connect-failed",
+                                    "on_close (an nc_connect refused)",
+                                    true },
+    [SITE_CLOSE_HANDSHAKE] = { "close-handshake-failed",
+                               "on_close (an accepted TLS connection whose "
+                               "handshake failed, never opened)", true,
+                               true },
     [SITE_CLOSE_IN_SHUTDOWN] = { "close-in-shutdown",
                                  "on_close (of a close by nc_loop_shutdown)",
                                  true },
@@ -732,6 +743,7 @@ struct kase {
     nc_timer *t1, *t2;
     nc_signal *sig;
     int raw_lfd;            /* the test's listener for outgoing connects */
+    int blocker_fd;         /* holds a port nobody listens on */
     struct peer *raw_peer;  /* what it accepted */
     struct peer *peers[MAX_PEERS];
     int npeers;
@@ -1500,6 +1512,22 @@ static void cb_close(nc_conn *c, nc_close_reason reason, int err, void *ud)
             failf("on_close (%s, %s) for an accepted connection whose "
                   "on_open never ran", nc_close_reason_name(reason),
                   nc_errname(err));
+        if (k->cd->site == SITE_CLOSE_HANDSHAKE && !k->fired) {
+            struct rec *r = new_rec(k, R_SUBJECT);
+            r->c = c;
+            r->closes = 1;
+            r->reason = reason;
+            r->err = err;
+            r->in_close = true;
+            k->S = r;
+            if (reason != NC_CLOSE_TLS)
+                failf("the failed handshake closed with %s (%s), not %s",
+                      nc_close_reason_name(reason), nc_errname(err),
+                      nc_close_reason_name(NC_CLOSE_TLS));
+            act(k, "on_close (handshake failed)");
+            r->in_close = false;
+            r->c = NULL;
+        }
         canary("after on_close of a connection that never opened");
         return;
     }
@@ -1514,7 +1542,8 @@ static void cb_close(nc_conn *c, nc_close_reason reason, int err, void *ud)
               nc_conn_fd(c));
     r->in_close = true;
     if (!k->fired) {
-        if (k->cd->site == SITE_CLOSE && r == k->S) {
+        if ((k->cd->site == SITE_CLOSE ||
+             k->cd->site == SITE_CLOSE_CONNECT_FAILED) && r == k->S) {
             act(k, "on_close");
         } else if (k->closing_all && (r == k->S || r == k->O)) {
             if (r == k->O) {   /* the first to close is "self" */
@@ -2083,6 +2112,56 @@ static void run_site(struct kase *k)
         S_peer(k)->want_fin = true;
         wait_for(k, c_fired, "on_close");
         break;
+    case SITE_CLOSE_CONNECT_FAILED: {
+        /* a port bound and not listening: the connect is refused */
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in sin = { .sin_family = AF_INET,
+                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t sl = sizeof(sin);
+        if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+            getsockname(fd, (struct sockaddr *)&sin, &sl) < 0) {
+            failf("a port nobody listens on: %s", strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            return;
+        }
+        k->blocker_fd = fd;
+        struct rec *r = new_rec(k, R_SUBJECT);
+        k->S = r;
+        char ep[64];
+        snprintf(ep, sizeof(ep), "127.0.0.1:%u", ntohs(sin.sin_port));
+        nc_connect_options co = { .conn = { .linger_ms = LINGER_MS },
+                                  .tls = cd->tls ? lib_cctx : NULL };
+        int rc = nc_connect(k->loop, ep, &co, &cbs, r, &r->c);
+        if (rc < 0) {
+            failf("nc_connect: %s", nc_errname(rc));
+            return;
+        }
+        r->outgoing = true;
+        if (!wait_for(k, c_fired, "on_close of the refused connect"))
+            return;
+        if (r->opens || r->reason != NC_CLOSE_CONNECT_FAILED ||
+            r->err != -ECONNREFUSED)
+            failf("the refused connect ended with %s (%s)%s, not %s "
+                  "(ECONNREFUSED)", nc_close_reason_name(r->reason),
+                  nc_errname(r->err), r->opens ? " after on_open" : "",
+                  nc_close_reason_name(NC_CLOSE_CONNECT_FAILED));
+        break;
+    }
+    case SITE_CLOSE_HANDSHAKE: {
+        /* plain text to the TLS port: the handshake fails */
+        struct peer *p = new_peer(k, R_SUBJECT, false);
+        if (!p)
+            return;
+#ifdef NC_TEST_HAVE_TLS
+        SSL_free(p->ssl);
+#endif
+        p->ssl = NULL;
+        p->hs_done = true;
+        peer_send(p, "GET / HTTP/1.0\r\n\r\n", 18);
+        wait_for(k, c_fired, "on_close of the failed handshake");
+        break;
+    }
     case SITE_CLOSE_IN_SHUTDOWN:
     case SITE_CLOSE_IN_LCLOSE: {
         if (!subject(k, false))
@@ -2250,6 +2329,8 @@ static void case_cleanup(struct kase *k)
         peer_free(k->peers[i]);
     if (k->raw_lfd >= 0)
         close(k->raw_lfd);
+    if (k->blocker_fd >= 0)
+        close(k->blocker_fd);
     for (int i = 0; i < k->nrecs; i++) {
         free(k->recs[i]->in);
         free(k->recs[i]);
@@ -2265,6 +2346,7 @@ static void run_matrix_case(const struct case_def *cd)
     k->magic = KASE_MAGIC;
     k->cd = cd;
     k->raw_lfd = -1;
+    k->blocker_fd = -1;
     K = k;
     if (setup(k)) {
         trace("setup");
@@ -2973,6 +3055,8 @@ static void run_group(void **state)
         for (int tls = 0; tls < tls_n; tls++) {
             if (tls && under_valgrind())
                 continue;   /* OpenSSL under valgrind: too slow */
+            if (!tls && sites[site].tls_only)
+                continue;
             for (int call = 0; call < C_COUNT; call++) {
                 int tg[T_COUNT];
                 size_t ntg = targets_for(site, call, tg);
