@@ -46,7 +46,48 @@
  *
  * Peers are plain non-blocking sockets of the test, pumped from the
  * loop's thread between iterations, with an OpenSSL client (or server,
- * for outgoing connections) of their own for TLS.
+ * for outgoing connections) of their own for TLS. A peer answers the
+ * library's end of stream with its own.
+ *
+ * Cases run NC_REENTRY_JOBS at once (default 4; 2 under valgrind and
+ * TSan, where only every 7th or 5th case runs, plain only under
+ * valgrind). NC_REENTRY_TRACE=1 prints when each phase of a case ended.
+ * A case exits with a "note" rather than a failure when the call could
+ * not be made as planned (the target was already gone); notes are
+ * summed up at the end.
+ *
+ * Where the header is silent or vague about what a callback may call,
+ * this test assumes:
+ * - "Closing or freeing any object from any callback, including its own,
+ *   is always allowed" covers a write's free_fn, deferred and posted
+ *   calls, and callbacks run by nc_loop_free() (free_fn, on_close,
+ *   posted calls): every call of the matrix is legal there.
+ * - A connection whose queued output is being dropped (free_fn called by
+ *   nc_conn_abort, a reset, nc_loop_free) is closing: writes and
+ *   nc_conn_shutdown return -ENOTCONN (after a reset -EPIPE or
+ *   -ECONNRESET are accepted for the writes too).
+ * - free_fn of a dropped write may run before, inside or after on_close;
+ *   after on_close returned the connection is gone and no call is made
+ *   on it (a note).
+ * - In the keep_half_open end call writes return 0 (the header says to
+ *   queue the reply there); nc_conn_shutdown may return 0 or -ENOTCONN.
+ *   The same for a connection whose peer's end is in while it still
+ *   flushes, and for one not yet closed while nc_loop_free() runs.
+ * - nc_loop_shutdown() returns 0 from anywhere, inside nc_loop_free()
+ *   too (its only documented errors are -EINVAL and -ENOMEM).
+ * - nc_conn_close() is the graceful close its own comment describes
+ *   (flush, FIN, linger), although the Connections section says "the
+ *   socket is closed at once"; after it, and after nc_conn_abort(), no
+ *   on_data or on_drain of that connection runs ("no further callback").
+ * - A plain accepted connection gets on_close only after on_open (the
+ *   lifecycle); an accepted TLS connection may get on_close alone.
+ * - on_data's data stays valid until on_data returns, whatever the
+ *   callback calls ("data is valid only during the call").
+ * - Kept-aside connections (io_uring, max_conns) are closed by
+ *   nc_listener_close(): their peers see an end or a reset.
+ * - "While reading is paused the peer's end of stream is not seen"
+ *   holds for a pause by backpressure too, and a pending end must not
+ *   make the loop spin either way.
  */
 #include <stdarg.h>
 #include <stddef.h>
