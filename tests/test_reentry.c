@@ -147,6 +147,7 @@
 size_t __sanitizer_get_current_allocated_bytes(void);
 int __lsan_do_recoverable_leak_check(void);
 void *__asan_region_is_poisoned(void *beg, size_t size);
+void __asan_describe_address(void *addr);
 #endif
 
 /* ---- the dimensions ------------------------------------------------------ */
@@ -1515,10 +1516,12 @@ static size_t cb_data(nc_conn *c, const void *data, size_t len, void *ud)
          * the bytes, so that what the library itself does next with
          * them still shows. */
 #if UNDER_ASAN
-        if (len && __asan_region_is_poisoned((void *)data, len))
+        if (len && __asan_region_is_poisoned((void *)data, len)) {
             failf("%s's data was freed during the call, by %s(%s): the "
                   "header says it is valid until on_data returns", fire,
                   call_names[k->cd->call], target_names[k->cd->target]);
+            __asan_describe_address((void *)data);   /* who freed it */
+        }
 #endif
     }
     return take;
@@ -2822,6 +2825,9 @@ static void report_failure(const struct case_def *cd, int status,
             frames = 0;
             if (!summary)
                 snprintf(first, sizeof(first), "%s", err ? err : s);
+        } else if (starts(s, "freed by thread")) {
+            printf("    %s\n", s);
+            frames = 0;
         } else if (frames >= 0 && frames < 5 && s[0] == '#') {
             printf("      %s\n", s);
             frames++;
