@@ -81,6 +81,9 @@ TLS_CFLAGS := $(if $(HAVE_TLS),$(shell $(PKG_CONFIG) --cflags openssl),$(if $(fi
 TLS_LEFT_OUT := $(strip $(if $(HAVE_TLS),,$(if $(filter no,$(TLS)),switched off (TLS=no),\
     pkg-config finds no OpenSSL 3 (apt-get install libssl-dev)); the TLS calls return -ENOTSUP))
 TLS_LIBS := $(if $(HAVE_TLS),$(shell $(PKG_CONFIG) --libs openssl))
+# Tests that speak TLS themselves (test_reentry's OpenSSL peers) compile
+# that part only when the library, and so the link, has OpenSSL.
+TEST_CFLAGS := $(if $(HAVE_TLS),-DNC_TEST_HAVE_TLS)
 REQUIRES_PRIVATE := $(if $(HAVE_TLS),openssl)
 LIB_EXCLUDED := $(if $(HAVE_TLS),lib/tls_none.c,lib/tls.c lib/tls_ctx.c)
 
@@ -191,7 +194,7 @@ tests: $(TEST_BINS)
 # source or header does: the stamp is rewritten (at parse time, so that
 # make -n stays accurate) only when its text differs.
 FLAGS_STAMP = $(BUILD)/.cflags
-FLAGS_TEXT = $(CC) $(NC_CFLAGS) $(LIB_CFLAGS)
+FLAGS_TEXT = $(CC) $(NC_CFLAGS) $(LIB_CFLAGS) $(TEST_CFLAGS)
 NO_BUILD_GOALS = clean help uninstall deps bench-deps
 ifneq ($(or $(if $(MAKECMDGOALS),,all),$(filter-out $(NO_BUILD_GOALS),$(MAKECMDGOALS))),)
 $(shell mkdir -p '$(BUILD)' && { printf '%s\n' '$(FLAGS_TEXT)' | cmp -s - '$(FLAGS_STAMP)' || \
@@ -218,7 +221,7 @@ $(OBJ)/lib/%.o: lib/%.c $(FLAGS_STAMP)
 
 $(OBJ)/tests/%.o: tests/%.c $(FLAGS_STAMP) | deps
 	@mkdir -p $(@D)
-	$(COMPILE) $(CMOCKA_CFLAGS) -c $< -o $@
+	$(COMPILE) $(CMOCKA_CFLAGS) $(TEST_CFLAGS) -c $< -o $@
 
 $(OBJ)/bench/%.o: bench/%.c $(FLAGS_STAMP) | bench-deps
 	@mkdir -p $(@D)
