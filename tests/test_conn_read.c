@@ -831,6 +831,113 @@ static void hangup_while_paused_keeps_the_unread_data(void **state)
     close(fd);
 }
 
+/* ---- a close that leaves the peer's bytes behind lingers ------------------ */
+
+static size_t bye_and_close(nc_conn *c, const void *data, size_t len,
+                            void *ud)
+{
+    (void)data;
+    (void)len;
+    struct probe *p = ud;
+    if (p->calls++ == 0) {
+        assert_int_equal(nc_conn_write(c, "bye", 3), 0);
+        nc_conn_close(c);
+    }
+    return 10 < len ? 10 : len;     /* the rest is left */
+}
+
+/* The server takes 10 bytes of a burst, answers and closes while the peer
+ * goes on sending: the close lingers (discarding) instead of meeting the
+ * peer's next bytes with a reset, so the peer reads the answer and a
+ * clean end, and its sends never fail. */
+static void a_close_leaving_input_behind_lingers_instead_of_resetting(
+    void **state)
+{
+    (void)state;
+    struct probe p;
+    memset(&p, 0, sizeof(p));
+    assert_int_equal(nc_loop_new(&p.loop), 0);
+    nc_conn_callbacks cbs = { .on_open = probe_open, .on_data = bye_and_close,
+                              .on_close = probe_close };
+    assert_int_equal(nc_listen(p.loop, "127.0.0.1:0", NULL, &cbs, &p, &p.l),
+                     0);
+    p.addr = listener_addr0(p.l);
+    int fd = client_connect(&p.addr);
+    assert_true(fd >= 0);
+    send_all(fd, 'x', 65536);
+    char bye[3];
+    assert_true(run_until(p.loop, probe_called, &p, 3000));
+    assert_int_equal(read_full(fd, bye, 3, 3000), 3);
+    assert_memory_equal(bye, "bye", 3);
+    /* More bytes after the server closed, then the end. */
+    char more[4096];
+    memset(more, 'y', sizeof(more));
+    for (int i = 0; i < 16; i++) {
+        nc_loop_run(p.loop, NC_RUN_NOWAIT);
+        assert_int_equal(send(fd, more, sizeof(more), MSG_NOSIGNAL),
+                         (ssize_t)sizeof(more));
+    }
+    assert_int_equal(shutdown(fd, SHUT_WR), 0);
+    assert_true(run_until(p.loop, probe_closed, &p, 3000));
+    char c;
+    assert_true(wait_readable(fd, 3000));
+    assert_int_equal(recv(fd, &c, 1, 0), 0);    /* FIN, not a reset */
+    assert_int_equal(p.reason, NC_CLOSE_LOCAL);
+    nc_loop_free(p.loop);
+    close(fd);
+}
+
+/* ---- redelivery in slices ------------------------------------------------ */
+
+static size_t two_messages(nc_conn *c, const void *data, size_t len,
+                           void *ud)
+{
+    (void)data;
+    struct probe *p = ud;
+    (void)c;
+    if (p->calls++ == 0)
+        return 0;       /* not ready yet: the bytes are kept */
+    size_t used = 0;
+    if (p->got == 0) {
+        p->got = 10;                /* the short message */
+        used = 10;
+    }
+    if (len - used < 100000)
+        return used;                /* the long one is not complete */
+    p->got += 100000;
+    return used + 100000;
+}
+
+static bool both_messages_taken(void *arg)
+{
+    return ((struct probe *)arg)->got == 100010;
+}
+
+/* A short message, then one longer than the 64 KiB the kept input is
+ * handed over in at a time; the first offer is declined, so both are
+ * kept. With the next bytes, the first slice is taken in part (the short
+ * message), and the rest must follow although the peer sends nothing
+ * more. */
+static void a_long_message_after_a_short_one_is_handed_back_whole(
+    void **state)
+{
+    (void)state;
+    struct probe p;
+    memset(&p, 0, sizeof(p));
+    assert_int_equal(nc_loop_new(&p.loop), 0);
+    nc_conn_callbacks cbs = { .on_open = probe_open, .on_data = two_messages,
+                              .on_close = probe_close };
+    assert_int_equal(nc_listen(p.loop, "127.0.0.1:0", NULL, &cbs, &p, &p.l),
+                     0);
+    p.addr = listener_addr0(p.l);
+    int fd = client_connect(&p.addr);
+    assert_true(fd >= 0);
+    send_all(fd, 'x', 10 + 100000);
+    assert_true(run_until(p.loop, both_messages_taken, &p, 3000));
+    nc_loop_free(p.loop);
+    close(fd);
+}
+
 int main(void)
 {
 #define T(name, setup) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -857,6 +964,10 @@ int main(void)
         cmocka_unit_test(
             reply_to_a_peer_that_ended_and_does_not_read_does_not_spin),
         cmocka_unit_test(hangup_while_paused_keeps_the_unread_data),
+        cmocka_unit_test(
+            a_close_leaving_input_behind_lingers_instead_of_resetting),
+        cmocka_unit_test(
+            a_long_message_after_a_short_one_is_handed_back_whole),
     };
     return cmocka_run_group_tests_name("conn_read", tests, NULL, NULL);
 }

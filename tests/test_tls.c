@@ -782,6 +782,129 @@ static void close_notify_ends_one_direction_with_half_close(void **state)
     pair_end(&p);
 }
 
+/* ---- a TLS close waits for the peer's close_notify ----------------------- */
+
+static size_t reply_and_close(nc_conn *c, const void *d, size_t n, void *ud)
+{
+    (void)d;
+    (void)ud;
+    char *r = malloc(200000);
+    assert_non_null(r);
+    memset(r, 'r', 200000);
+    assert_int_equal(nc_conn_write(c, r, 200000), 0);
+    free(r);
+    nc_conn_close(c);
+    return n;
+}
+
+static bool some_arrived(void *arg)
+{
+    return ((struct side *)arg)->in_len > 0;
+}
+
+/* The server answers 200 KB and closes; the kernel's buffers take all of
+ * it at once, so the server's side is done before the client has read
+ * much. The client then ends its own side (close_notify, FIN) and only
+ * afterwards reads the rest: the server, having sent its close_notify,
+ * waits for the peer's instead of meeting it with a reset that would
+ * destroy what the client has not read yet. */
+static void a_tls_close_waits_for_the_peers_close_notify(void **state)
+{
+    (void)state;
+    nc_loop *loop;
+    assert_int_equal(nc_loop_new(&loop), 0);
+    nc_tls_ctx *sctx = server_ctx("server.pem", "server.key", NULL);
+    nc_tls_ctx *cctx = client_ctx(NULL);
+    nc_conn_callbacks srv_cbs = { .on_data = reply_and_close };
+    nc_listener_options lo = { .tls = sctx };
+    nc_listener *l;
+    assert_int_equal(nc_listen(loop, "127.0.0.1:0", &lo, &srv_cbs, NULL, &l),
+                     0);
+    nc_addr a = listener_addr0(l);
+    char spec[NC_ADDRSTRLEN];
+    nc_addr_format(&a, spec, sizeof(spec));
+    struct side cli = { .pause_once = true };
+    nc_connect_options co = { .tls = cctx, .conn = { .half_close = true } };
+    assert_int_equal(nc_connect(loop, spec, &co, &side_cbs, &cli, NULL), 0);
+    assert_true(run_until(loop, side_opened, &cli, 3000));
+    assert_int_equal(nc_conn_write(cli.c, "go", 2), 0);
+    assert_true(run_until(loop, some_arrived, &cli, 3000));
+    run_until(loop, side_closed, &cli, 100);    /* the server closes */
+    assert_int_equal(nc_conn_shutdown(cli.c), 0);
+    run_until(loop, side_closed, &cli, 100);
+    nc_conn_read_start(cli.c);
+    assert_true(run_until(loop, side_closed, &cli, 3000));
+    assert_int_equal(cli.in_len, 200000);
+    assert_int_equal(cli.reason, NC_CLOSE_PEER);
+    assert_int_equal(cli.err, 0);
+    nc_loop_free(loop);
+    nc_tls_ctx_free(sctx);
+    nc_tls_ctx_free(cctx);
+    free(cli.in);
+}
+
+/* ---- a peer of many small records ---------------------------------------- */
+
+struct counted {
+    struct side s;
+    int calls;
+};
+
+static size_t count_and_echo(nc_conn *c, const void *d, size_t n, void *ud)
+{
+    struct counted *k = ud;
+    k->calls++;
+    return side_data(c, d, n, &k->s);
+}
+
+static void counted_close(nc_conn *c, nc_close_reason r, int err, void *ud)
+{
+    side_close(c, r, err, &((struct counted *)ud)->s);
+}
+
+static bool echoed_20000(void *arg)
+{
+    return ((struct side *)arg)->in_len >= 20000;
+}
+
+/* 20,000 records of one byte each: the server's on_data gets their plain
+ * text gathered (not a call per record), and its echo from inside on_data
+ * (a write between two reads of OpenSSL's) does not make the next read
+ * look like a truncation. */
+static void many_tiny_records_are_gathered_and_echoed(void **state)
+{
+    (void)state;
+    nc_loop *loop;
+    assert_int_equal(nc_loop_new(&loop), 0);
+    nc_tls_ctx *sctx = server_ctx("server.pem", "server.key", NULL);
+    nc_tls_ctx *cctx = client_ctx(NULL);
+    struct counted srv = { .s = { .echo = true } };
+    nc_conn_callbacks srv_cbs = { .on_data = count_and_echo,
+                                  .on_close = counted_close };
+    nc_listener_options lo = { .tls = sctx };
+    nc_listener *l;
+    assert_int_equal(nc_listen(loop, "127.0.0.1:0", &lo, &srv_cbs, &srv, &l),
+                     0);
+    nc_addr a = listener_addr0(l);
+    char spec[NC_ADDRSTRLEN];
+    nc_addr_format(&a, spec, sizeof(spec));
+    struct side cli = { 0 };
+    nc_connect_options co = { .tls = cctx };
+    assert_int_equal(nc_connect(loop, spec, &co, &side_cbs, &cli, NULL), 0);
+    assert_true(run_until(loop, side_opened, &cli, 3000));
+    for (int i = 0; i < 20000; i++)
+        assert_int_equal(nc_conn_write(cli.c, "x", 1), 0);
+    assert_true(run_until(loop, echoed_20000, &cli, 10000));
+    assert_int_equal(srv.s.closes, 0);
+    assert_int_equal(srv.s.in_len, 20000);
+    assert_true(srv.calls < 200);
+    nc_loop_free(loop);
+    nc_tls_ctx_free(sctx);
+    nc_tls_ctx_free(cctx);
+    free(cli.in);
+    free(srv.s.in);
+}
+
 /* ---- large transfers -------------------------------------------------------- */
 
 struct bulk {
@@ -1169,6 +1292,8 @@ int main(void)
         cmocka_unit_test(truncation_after_a_hangup_is_still_a_truncation),
         cmocka_unit_test(shutdown_after_a_failed_close_notify_fails),
         cmocka_unit_test(close_notify_ends_one_direction_with_half_close),
+        cmocka_unit_test(a_tls_close_waits_for_the_peers_close_notify),
+        cmocka_unit_test(many_tiny_records_are_gathered_and_echoed),
         cmocka_unit_test(large_transfer_both_ways),
         cmocka_unit_test(openssl_s_client_echoes_and_closes_cleanly),
         cmocka_unit_test(tls12_offers_only_aead_suites_in_the_servers_order),
