@@ -3,7 +3,7 @@
  *
  *   tcp-proxy --listen SPEC [--listen SPEC ...] --to UPSTREAM
  *             [--threads N] [--idle-timeout SECONDS]
- *             [--connect-timeout SECONDS] [--log]
+ *             [--connect-timeout SECONDS] [--log] [--splice]
  *             [--tls-cert FILE --tls-key FILE]
  *             [--to-tls [--tls-ca FILE] [--tls-name NAME] [--tls-no-verify]]
  *
@@ -61,6 +61,8 @@ static struct {
     bool to_tls;                /* --to-tls */
     const char *tls_ca, *tls_name;
     bool tls_no_verify;
+    bool splice;                /* --splice: plain bytes move in the kernel */
+    bool client_tls;            /* --tls-cert: clients speak TLS */
     nc_tls_ctx *upstream_tls;   /* made from the --to-tls options */
     nc_conn_options conn;       /* what both sides use */
 } opt = { .connect_timeout_ms = 10000 };
@@ -134,6 +136,7 @@ static void on_close(nc_conn *c, nc_close_reason reason, int err, void *ud)
     p->side[me] = NULL;
     p->reason[me] = reason;
     p->err[me] = err;
+    p->bytes[me] += nc_conn_bytes_spliced(c);
     if (other != NULL) {
         if (reason == NC_CLOSE_RESET)
             nc_conn_abort(other);       /* a reset is passed on as one */
@@ -153,11 +156,17 @@ static void upstream_open(nc_conn *c, void *ud)
 {
     struct pair *p = ud;
 
-    (void)c;
+    if (p->side[CLIENT] == NULL)
+        return;
+    /* Plain on both sides, with --splice: the kernel moves the bytes
+     * (the client's first ones, waiting in its input buffer, go first);
+     * the ends and resets are passed on as before. */
+    if (opt.splice && !opt.client_tls && !opt.to_tls &&
+        nc_conn_splice(p->side[CLIENT], c) == 0)
+        nc_conn_splice(c, p->side[CLIENT]);
     /* The client's first bytes waited in its input buffer; they are
      * handed over now, without waiting for more. */
-    if (p->side[CLIENT] != NULL)
-        nc_conn_read_start(p->side[CLIENT]);
+    nc_conn_read_start(p->side[CLIENT]);
 }
 
 static const nc_conn_callbacks upstream_cbs = {
@@ -240,6 +249,10 @@ static void usage(void)
            "  --log                   print a line per pair when it ends: "
            "bytes each way,\n"
            "                          duration, and why each side closed\n"
+           "  --splice                plain on both sides: move the bytes "
+           "inside the kernel\n"
+           "                          (splice through pipes, no copy into "
+           "this process)\n"
            "  --threads N             N worker threads (default 1, 0 = one "
            "per CPU)\n"
            "  --pin                   run worker i on CPU i\n"
@@ -263,7 +276,7 @@ static void usage(void)
 }
 
 enum { OPT_TO = 256, OPT_CONNECT_TIMEOUT, OPT_LOG, OPT_TO_TLS, OPT_TLS_CA,
-       OPT_TLS_NAME, OPT_TLS_NO_VERIFY };
+       OPT_TLS_NAME, OPT_TLS_NO_VERIFY, OPT_SPLICE };
 
 static const struct option proxy_options[] = {
     {"to", required_argument, NULL, OPT_TO},
@@ -273,6 +286,7 @@ static const struct option proxy_options[] = {
     {"tls-ca", required_argument, NULL, OPT_TLS_CA},
     {"tls-name", required_argument, NULL, OPT_TLS_NAME},
     {"tls-no-verify", no_argument, NULL, OPT_TLS_NO_VERIFY},
+    {"splice", no_argument, NULL, OPT_SPLICE},
     {NULL, 0, NULL, 0},
 };
 
@@ -301,6 +315,9 @@ static const char *parse_option(int val, const char *arg)
         return NULL;
     case OPT_TLS_NO_VERIFY:
         opt.tls_no_verify = true;
+        return NULL;
+    case OPT_SPLICE:
+        opt.splice = true;
         return NULL;
     }
     return "unknown option";
@@ -345,6 +362,7 @@ int main(int argc, char **argv)
     if (opt.to == NULL)
         args_usage_error(PROG, "--to UPSTREAM is required");
     upstream_tls_context();
+    opt.client_tls = cfg.tls_cert != NULL;
     /* Both sides: half-close, and the same idle timeout. */
     cfg.options.conn.half_close = true;
     opt.conn = cfg.options.conn;

@@ -1645,6 +1645,53 @@ void nc_conn_abort(nc_conn *c);
  */
 int nc_conn_shutdown(nc_conn *c);
 
+/* Forward what arrives on from to to inside the kernel (zero copy).
+ *
+ * From now on the bytes from's peer sends are moved into to's socket
+ * through a pipe with splice(2), never copied into this process, and
+ * on_data of from is no longer called for them. What from received
+ * before and on_data left unconsumed (or leaves, if this is called from
+ * that on_data) goes first, through to's queue, then the pipe's bytes,
+ * in order. Flow control is the pipe's: from is read only while to takes
+ * what came (its output queue empty and its socket with room), so memory
+ * stays bounded whatever the two peers' speeds. The end of from's stream
+ * is passed on: to is shut down (FIN) once everything has gone, then
+ * from reports the end as any end of stream (the end call with
+ * keep_half_open or half_close, then the close, or with half_close
+ * nothing more). A reset or an error on either is reported on that
+ * connection as usual. Idle timeouts count the moved bytes as progress
+ * on both. Closing either ends the splice; what the pipe held is dropped.
+ * A splice is one way: call it twice, (a, b) and (b, a), for both.
+ * Pipes are borrowed from a per-loop pool while bytes are in flight, so
+ * idle pairs hold none. Plain TCP and Unix stream connections only.
+ *
+ * Returns: 0 on success, or a negative errno (then nothing changed).
+ * Errors:
+ *   -EINVAL      from or to is NULL, they are the same, or of two loops
+ *   -ENOTCONN    either is not open, or from's peer already ended
+ *   -EPIPE       to's write side was shut down (nc_conn_shutdown)
+ *   -EOPNOTSUPP  either speaks TLS (its bytes must be decrypted)
+ *   -EBUSY       from is already spliced, or to is already a splice's
+ *                target
+ *   -ENOMEM      out of memory
+ * Thread: the loop's thread.
+ * See also: nc_conn_shutdown, nc_conn_options
+ */
+int nc_conn_splice(nc_conn *from, nc_conn *to);
+
+/* Bytes the splices of from (nc_conn_splice) have moved to their target.
+ *
+ * What went through the pipe, counted as it entered the target's socket,
+ * and the bytes from had kept that were handed to the target's queue
+ * when the splice began; readable until on_close of from returns (a
+ * proxy logging a pair's traffic reads it there).
+ *
+ * Returns: the count; 0 for NULL or a connection never spliced.
+ * Thread: the loop's thread.
+ * See also: nc_conn_splice
+ */
+uint64_t nc_conn_bytes_spliced(const nc_conn *from);
+
 /* Pause or resume reading from c (for flow control of your own).
  *
  * Independent of the pause caused by high_water: reading happens only

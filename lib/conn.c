@@ -19,6 +19,7 @@
 #include "conn.h"
 #include "listener.h"
 #include "ring.h"
+#include "splice.h"
 #include "tls.h"
 
 #include <errno.h>
@@ -206,7 +207,8 @@ void nc__conn_cold_release(nc_conn *c)
 {
     struct conn_cold *k = c->cold;
     if (!k || k->out.head || k->in || k->deadline.list || k->idle_override ||
-        k->tls || k->close_err || (c->flags & (CF_REDELIVER | CF_EOF_PENDING)) ||
+        k->tls || k->close_err || k->splice_out || k->splice_in || k->spliced ||
+        (c->flags & (CF_REDELIVER | CF_EOF_PENDING)) ||
         conn_state(c) == CS_CLOSED)
         return;
     nc__slab_free(&conn_loop(c)->cold_slab, k);
@@ -228,11 +230,13 @@ uint64_t nc__conn_interest(const nc_conn *c)
     case CS_OPEN:
         /* On a ring, input kept during a pause is handed back before
          * the receive is armed again, so that what is kept stays what
-         * came in one iteration. */
+         * came in one iteration. A spliced connection is read while its
+         * pipe has room. */
         if (!(c->flags &
               (CF_PAUSED | CF_BACKPRESSURE | CF_EOF | CF_EOF_PENDING)) &&
             (c->flags & (CF_RING | CF_REDELIVER)) !=
-                (CF_RING | CF_REDELIVER))
+                (CF_RING | CF_REDELIVER) &&
+            (!(c->flags & CF_SPLICED) || nc__splice_wants_read(c)))
             want |= CF_WANT_READ;
         break;
     case CS_CLOSING:
@@ -245,7 +249,7 @@ uint64_t nc__conn_interest(const nc_conn *c)
     case CS_CLOSED:
         return 0;
     }
-    if (conn_queued(c) > 0)
+    if (conn_queued(c) > 0 || (c->cold && nc__splice_wants_write(c)))
         want |= CF_WANT_WRITE;
     return want;
 }
@@ -313,6 +317,8 @@ static void teardown(nc_conn *c, nc_close_reason reason, int err, bool reset,
     if (conn_state(c) == CS_CLOSED)
         return;
     nc_loop *loop = conn_loop(c);
+    if (c->cold)
+        nc__splice_end(c);
     nc__tentry_remove(loop, &c->idle);
     if (c->cold) {
         nc__tentry_remove(loop, &c->cold->deadline);

@@ -43,6 +43,7 @@ struct conn_profile {
 };
 
 struct tls_conn;               /* tls.c */
+struct splice_dir;             /* splice.c */
 
 /* The part of a connection that exists only while it holds something. */
 struct conn_cold {
@@ -65,6 +66,11 @@ struct conn_cold {
     size_t fresh;              /* io_uring: bytes at the queue's tail not
                                   offered to the kernel yet (see
                                   conn_refused) */
+    struct splice_dir *splice_out; /* nc_conn_splice: this one's input
+                                      goes to another (splice.h) */
+    struct splice_dir *splice_in;  /* ... another's input comes here */
+    uint64_t spliced;          /* bytes moved out of this one's input by
+                                  splices (nc_conn_bytes_spliced) */
 };
 
 enum conn_state {
@@ -117,6 +123,10 @@ enum conn_state {
                                       for until reading resumes */
 #define CF_WAITED CF_BIT(32)       /* output the kernel refused was
                                       queued since the last on_drain */
+#define CF_P_IN CF_BIT(35)         /* io_uring: the poll asks for POLLIN
+                                      (a spliced connection's input) */
+#define CF_SPLICED CF_BIT(34)      /* input goes to another connection
+                                      through a pipe (cold->splice_out) */
 #define CF_IN_INPUT CF_BIT(33)     /* received bytes are being handed to the
                                       user: a close begun meanwhile decides
                                       between FIN and lingering only once

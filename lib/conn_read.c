@@ -18,6 +18,7 @@
  * until then.
  */
 #include "conn.h"
+#include "splice.h"
 #include "tls.h"
 
 #include <errno.h>
@@ -164,7 +165,8 @@ static void eof_now(nc_conn *c);
  * longer open. */
 static bool deliver_buffered(nc_conn *c)
 {
-    while (conn_delivering(c) && c->cold && c->cold->in_len > 0) {
+    while (conn_delivering(c) && c->cold && c->cold->in_len > 0 &&
+           !(c->flags & CF_SPLICED)) {
         struct conn_cold *k = c->cold;
         size_t len = k->in_len < LOOP_READ_BUF ? k->in_len : LOOP_READ_BUF;
         size_t used = call_on_buffer(c, len);
@@ -234,6 +236,8 @@ static void hand_over(nc_conn *c, const char *data, size_t n)
     else
         input(c, data, n);
     nc__conn_input_done(c);
+    if ((c->flags & CF_SPLICED) && conn_buffered(c))
+        nc__splice_forward_kept(c);     /* spliced from inside on_data */
 }
 
 /* Keep n bytes that arrived while the user is not reading. Returns
@@ -344,6 +348,8 @@ static void redeliver_run(struct defer_node *n)
     nc__conn_input_done(c);
     if (!open)
         return;
+    if ((c->flags & CF_SPLICED) && conn_buffered(c))
+        nc__splice_forward_kept(c);
     if ((c->flags & CF_EOF_PENDING) && conn_delivering(c)) {
         /* All of it offered: what is left the user declined, as it
          * would be when epoll reads the end. */
@@ -376,7 +382,8 @@ static bool keeps_reading(const nc_conn *c)
     case CS_OPEN:
         /* Output waiting for the kernel: reading on would only copy more
          * into the queue. The socket stays readable and is seen again. */
-        return conn_delivering(c) && conn_queued(c) == 0;
+        return conn_delivering(c) && conn_queued(c) == 0 &&
+               !(c->flags & CF_SPLICED);
     case CS_CLOSING:
     case CS_LINGER:
         return !(c->flags & CF_EOF);
@@ -499,10 +506,16 @@ void nc__conn_received(nc_conn *c, const char *data, size_t n, bool more)
     switch (conn_state(c)) {
     case CS_OPEN:
         tentry_touch(loop, &c->idle);
-        if (conn_delivering(c) || (c->flags & CF_TLS))
+        if (c->flags & CF_SPLICED) {
+            /* A receive armed before the splice began: its bytes come
+             * before the pipe's, through to's queue. */
+            if (keep_input(c, data, n))
+                nc__splice_forward_kept(c);
+        } else if (conn_delivering(c) || (c->flags & CF_TLS)) {
             hand_over(c, data, n);
-        else
+        } else {
             keep_input(c, data, n);
+        }
         return;
     case CS_HANDSHAKE:
         nc__tls_input(c, data, n);
@@ -580,6 +593,14 @@ void nc__conn_polled(nc_conn *c, unsigned events)
     default:
         break;
     }
+    /* Spliced input: splice(2) reads it, its end and its errors. */
+    if ((events & (EV_READ | EV_RDHUP | EV_HUP | EV_ERR)) &&
+        (c->flags & CF_SPLICED) && (nc__conn_interest(c) & CF_WANT_READ)) {
+        nc__splice_pump_in(c);
+        if (conn_state(c) == CS_CLOSED)
+            return;
+        events &= ~(EV_HUP | EV_ERR);
+    }
     /* A receive in the kernel reports the end or the error itself. */
     if ((events & (EV_HUP | EV_ERR)) && !(c->flags & CF_R_ARMED)) {
         conn_hangup(c);
@@ -588,7 +609,10 @@ void nc__conn_polled(nc_conn *c, unsigned events)
     if (events & (EV_WRITE | EV_HUP | EV_ERR)) {
         /* Room to send (or a failure the send will report). */
         c->flags &= ~CF_FULL;
-        nc__conn_rearm(c);
+        if (conn_queued(c) == 0 && c->cold && c->cold->splice_in)
+            nc__splice_pump_out(c);
+        if (conn_state(c) != CS_CLOSED)
+            nc__conn_rearm(c);
     }
 }
 
@@ -604,13 +628,20 @@ void nc__conn_ready(nc_conn *c, unsigned events)
         break;
     }
     if (events & (EV_READ | EV_RDHUP | EV_HUP | EV_ERR)) {
-        if (c->flags & CF_WANT_READ)
+        if ((c->flags & (CF_WANT_READ | CF_SPLICED)) ==
+            (CF_WANT_READ | CF_SPLICED))
+            nc__splice_pump_in(c);
+        else if (c->flags & CF_WANT_READ)
             conn_read(c, events);
         else if (events & (EV_HUP | EV_ERR))
             conn_hangup(c);
         if (conn_state(c) == CS_CLOSED)
             return;
     }
-    if ((events & EV_WRITE) && conn_queued(c) > 0)
-        nc__conn_flush(c);
+    if (events & EV_WRITE) {
+        if (conn_queued(c) > 0)
+            nc__conn_flush(c);
+        else if (c->cold && c->cold->splice_in)
+            nc__splice_pump_out(c);
+    }
 }

@@ -10,6 +10,7 @@
  * stream then cannot be resumed, so the connection is closed.
  */
 #include "conn.h"
+#include "splice.h"
 #include "tls.h"
 
 #include <errno.h>
@@ -91,6 +92,10 @@ static void flushed_some(nc_conn *c, size_t n, bool first_offer)
         sent_progress(c, n);
     if (conn_queued(c) == 0) {
         nc__conn_flushed(c);
+        if (conn_state(c) == CS_CLOSED)
+            return;
+        if (c->cold && c->cold->splice_in)
+            nc__splice_pump_out(c);     /* the pipe waited for the queue */
         if (conn_state(c) == CS_CLOSED)
             return;
     }

@@ -5,6 +5,7 @@
  * timeouts in timeout.c.
  */
 #include "loop.h"
+#include "splice.h"
 #include "ring.h"
 #include "conn.h"
 #include "timeout.h"
@@ -309,6 +310,7 @@ void nc_loop_free(nc_loop *loop)
     } while (!loop_empty(loop));
     nc__signals_free(loop);
     nc__tlists_free(loop);
+    nc__splice_pool_free(loop);
     nc__timers_free(loop);
     nc__watch_stop(&loop->wake_watch);
     nc__backend_free(loop->backend);

@@ -101,6 +101,7 @@ struct loop_time {
 #define LOOP_READ_BUF 65536
 
 struct ring;               /* backend_uring.c */
+struct splice_pool;        /* splice.c */
 
 struct nc_loop {
     struct backend *backend;
@@ -155,6 +156,7 @@ struct nc_loop {
     void *data;                /* nc_loop_set_data */
 
     struct loop_shutdown *shutdown;  /* nc_loop_shutdown; NULL until then */
+    struct splice_pool *splices;     /* empty pipes for nc_conn_splice */
 };
 
 /* Refresh the cached time (now_ns and the ms values). */

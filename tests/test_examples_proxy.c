@@ -39,6 +39,10 @@ static const char *cert(const char *name, char *buf)
 
 static char port_arg[4][16];
 
+/* "--splice" while a case runs in the proxy's zero-copy mode, else an
+ * argument that changes nothing. */
+static const char *mode = "--log";
+
 /* "127.0.0.1:PORT" in one of four static buffers. */
 static const char *at(unsigned port, int slot)
 {
@@ -180,6 +184,7 @@ static void chain_start(struct chain *ch, bool in_tls, bool up_tls, ...)
     argv[n++] = "--to";
     argv[n++] = at(ch->up_port, 0);
     argv[n++] = "--log";
+    argv[n++] = mode;
     if (in_tls) {
         argv[n++] = "--tls-cert";
         argv[n++] = crt;
@@ -222,7 +227,7 @@ static void http10_clients_that_half_close_get_every_answer(void **state)
                                  NULL);
     unsigned up_port = listen_port(up);
     struct proc *px = proc_start("tcp-proxy", "--listen", "127.0.0.1:0",
-                                 "--to", at(up_port, 0), NULL);
+                                 "--to", at(up_port, 0), mode, NULL);
     unsigned port = listen_port(px);
     for (int i = 0; i < 20; i++) {
         int fd = tcp_connect(port);
@@ -367,7 +372,8 @@ static void a_reset_is_passed_on_as_a_reset_both_ways(void **state)
     unsigned up_port;
     int lfd = listen_raw(&up_port);
     struct proc *px = proc_start("tcp-proxy", "--listen", "127.0.0.1:0",
-                                 "--to", at(up_port, 0), "--log", NULL);
+                                 "--to", at(up_port, 0), "--log", mode,
+                                 NULL);
     unsigned port = listen_port(px);
     for (int dir = 0; dir < 2; dir++) {
         int cfd = tcp_connect(port);
@@ -523,6 +529,21 @@ static void sigterm_lets_what_is_in_flight_arrive(void **state)
     free(data);
 }
 
+/* ---- the same, spliced (--splice: the kernel moves the bytes) ------------ */
+
+#define SPLICED(name)                                                        \
+    static void name##_spliced(void **state)                                 \
+    {                                                                        \
+        mode = "--splice";                                                   \
+        name(state);                                                         \
+        mode = "--log";                                                      \
+    }
+SPLICED(http10_clients_that_half_close_get_every_answer)
+SPLICED(socat_at_the_end_of_its_input_gets_the_whole_echo)
+SPLICED(plain_to_plain_keeps_every_byte)
+SPLICED(a_reset_is_passed_on_as_a_reset_both_ways)
+SPLICED(sigterm_lets_what_is_in_flight_arrive)
+
 /* ---- setup ------------------------------------------------------------------ */
 
 static int make_certs(void **state)
@@ -563,6 +584,11 @@ int main(void)
         T(a_refused_upstream_closes_the_client_and_says_why),
         T(a_black_holed_upstream_times_out_and_says_why),
         T(sigterm_lets_what_is_in_flight_arrive),
+        T(http10_clients_that_half_close_get_every_answer_spliced),
+        T(socat_at_the_end_of_its_input_gets_the_whole_echo_spliced),
+        T(plain_to_plain_keeps_every_byte_spliced),
+        T(a_reset_is_passed_on_as_a_reset_both_ways_spliced),
+        T(sigterm_lets_what_is_in_flight_arrive_spliced),
         T(plain_to_tls_keeps_every_byte),
         T(tls_to_plain_keeps_every_byte),
         T(tls_to_tls_keeps_every_byte),
