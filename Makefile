@@ -137,6 +137,8 @@ SUPPORT_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(wildcard tests/support.c tests/proc.c
 
 TEST_SRCS := $(sort $(wildcard tests/test_*.c))
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+STRESS_SRCS := $(sort $(wildcard tests/stress_*.c))
+STRESS_BINS := $(STRESS_SRCS:tests/%.c=$(BUILD)/tests/%)
 EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
 EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/bin/%)
 BENCH_SRCS := $(sort $(wildcard bench/*.c))
@@ -156,6 +158,7 @@ DOC_DATE = $(shell git log -1 --format=%cs -- include/netcore.h 2>/dev/null)
 
 ALL_OBJS := $(LIB_OBJS) $(COMMON_OBJS) $(SUPPORT_OBJ) \
             $(TEST_SRCS:%.c=$(OBJ)/%.o) $(EXAMPLE_SRCS:%.c=$(OBJ)/%.o) \
+            $(STRESS_SRCS:%.c=$(OBJ)/%.o) \
             $(BENCH_SRCS:%.c=$(OBJ)/%.o)
 
 # Test binaries whose source starts threads (itself or through
@@ -176,7 +179,7 @@ TEST_BACKENDS = epoll $(if $(HAVE_URING),io_uring)
 RUN_TESTS = NC_BUILD='$(BUILD)' NC_CC='$(CC)' NC_MAKE='$(NC_MAKE)' \
             NC_TEST_BACKENDS='$(TEST_BACKENDS)' bash tests/run-tests.sh
 
-.PHONY: all lib examples tests check check-run deps sanitize tsan valgrind \
+.PHONY: all lib examples tests check check-run stress stress-run deps sanitize tsan valgrind \
         valgrind-run bench \
         bench-deps demo install uninstall pc clean help mutate man api-md
 .DEFAULT_GOAL := all
@@ -371,6 +374,15 @@ valgrind-run: all tests
 	    NC_TEST_BACKENDS=epoll \
 	    NC_BUILD='$(BUILD)' bash tests/run-tests.sh --no-scripts $(TEST_BINS)
 
+# Stress programs (tests/stress_*.c, STRESS_BINS, linked like the tests):
+# heavy loads with bounds (1 GiB transfers, 10,000 connections), on both
+# backends; not part of check.
+stress: deps
+	@$(NC_MAKE) --no-print-directory stress-run
+
+stress-run: all $(STRESS_BINS)
+	@NC_TEST_TIMEOUT=1200 $(RUN_TESTS) --no-scripts $(STRESS_BINS)
+
 # Break the library on purpose, mutant by mutant (tests/mutants.txt), and
 # check that a test fails each time. Slow (a rebuild per mutant); not in CI.
 mutate: deps
@@ -506,6 +518,7 @@ help:
 	@echo '  sanitize       tests under ASan+UBSan in $(BUILD)/asan'
 	@echo '  tsan           threaded tests under TSan in $(BUILD)/tsan'
 	@echo '  valgrind       tests under valgrind (NC_UNDER_VALGRIND=1)'
+	@echo '  stress         tests/stress_*.c: heavy loads (1 GiB through the proxy, 10,000 pairs), both backends'
 	@echo '  mutate         break lib/ on purpose (tests/mutants.txt); every mutant must be killed'
 	@echo '  bench          build bench/*.c against libuv, libev, libevent; run bench/run.sh,'
 	@echo '                 bench/churn.sh, bench/callgrind.sh and bench/workers.sh'

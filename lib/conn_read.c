@@ -394,16 +394,14 @@ static bool keeps_reading(const nc_conn *c)
 
 /* Discarding never uses the loop's read buffer: a close from inside
  * on_data (of this connection or another) discards, and on_data may still
- * be reading that buffer. TCP drops the bytes in the kernel (MSG_TRUNC);
- * a Unix socket reads them into a scratch buffer of its own. */
+ * be reading that buffer. A scratch buffer on the stack takes the bytes
+ * (a discard is rare, and MSG_TRUNC with no buffer, which TCP would
+ * allow, is an error to valgrind). */
 int nc__conn_discard_input(nc_conn *c)
 {
-    char scratch[4096];
-    bool tcp = c->prof->tcp;
+    char scratch[16384];
     for (size_t budget = c->prof->opt.read_budget; budget > 0;) {
-        ssize_t n = tcp ? recv(c->fd, NULL, LOOP_READ_BUF,
-                               MSG_TRUNC | MSG_DONTWAIT)
-                        : read(c->fd, scratch, sizeof(scratch));
+        ssize_t n = read(c->fd, scratch, sizeof(scratch));
         if (n > 0) {
             /* The peer was still sending: it may send more. */
             c->flags |= CF_PEER_SENT;

@@ -71,9 +71,11 @@ struct xfer {
 
 static void xfer_push(struct xfer *x)
 {
-    char buf[65536];
+    char buf[16384];
+    /* Never above high water: the client's own backpressure would stop
+     * it reading the echo, which the echo needs before it reads more. */
     while (x->c && x->sent < x->size &&
-           nc_conn_queued(x->c) <= nc_conn_high_water(x->c)) {
+           nc_conn_queued(x->c) + 16384 <= nc_conn_high_water(x->c)) {
         size_t n = x->size - x->sent < sizeof(buf) ? x->size - x->sent
                                                    : sizeof(buf);
         for (size_t i = 0; i < n; i++)
@@ -163,7 +165,7 @@ struct chain {
 /* An echo-server (TLS with up_tls) and a proxy to it (terminating TLS
  * with in_tls), each on a port of the kernel's choice; extra arguments go
  * to the proxy (NULL-terminated). */
-static void chain_start(struct chain *ch, bool in_tls, bool up_tls, ...)
+static void chain_start(struct chain *ch, bool in_tls, int up_tls, ...)
 {
     char crt[PATH_MAX + 80], key[PATH_MAX + 80], ca[PATH_MAX + 80];
     cert("server.pem", crt);
