@@ -41,7 +41,7 @@ DATADIR ?= $(PREFIX)/share
 CFLAGS ?= -O2 -g
 WARNINGS = -Wall -Wextra -Wpedantic $(if $(filter 1,$(WERROR)),-Werror)
 NC_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARNINGS) -Iinclude -iquote lib \
-            $(SAN_FLAGS) $(TLS_CFLAGS) $(URING_CFLAGS) $(CPPFLAGS)
+            $(SAN_FLAGS) $(TLS_CFLAGS) $(URING_CFLAGS) $(CARES_CFLAGS) $(CPPFLAGS)
 LIB_CFLAGS = -fPIC -fvisibility=hidden
 DEPFLAGS = -MMD -MP
 COMPILE = $(CC) $(NC_CFLAGS) $(DEPFLAGS)
@@ -105,8 +105,28 @@ REQUIRES_PRIVATE += $(if $(HAVE_URING),liburing)
 LIB_EXCLUDED += $(if $(HAVE_URING),,lib/backend_uring.c lib/conn_ring.c)
 URING_LEFT_OUT := $(strip $(if $(HAVE_URING),,$(if $(filter no,$(URING)),switched off (URING=no),\
     pkg-config finds no liburing (apt-get install liburing-dev)); every loop runs on epoll))
+# Host names are looked up with c-ares (Debian's libc-ares-dev) when
+# pkg-config finds it: CARES=auto (the default) builds it in then,
+# CARES=no never, CARES=yes or stop. c-ares resolves inside the loop (its
+# sockets watched, its timeouts on the loop's timers); without it
+# lib/resolve_thread.c stands in, running getaddrinfo() on helper threads
+# that post the answers back, so that the loop never blocks either way.
+CARES ?= auto
+$(call check_choice,CARES)
+ifneq ($(CARES),no)
+HAVE_CARES := $(shell $(PKG_CONFIG) --exists libcares 2>/dev/null && echo 1)
+endif
+ifeq ($(CARES)$(HAVE_CARES),yes)
+$(error CARES=yes, but pkg-config finds no c-ares: apt-get install libc-ares-dev)
+endif
+CARES_CFLAGS := $(if $(HAVE_CARES),-DNC_HAVE_CARES $(shell $(PKG_CONFIG) --cflags libcares))
+CARES_LIBS := $(if $(HAVE_CARES),$(shell $(PKG_CONFIG) --libs libcares))
+REQUIRES_PRIVATE += $(if $(HAVE_CARES),libcares)
+LIB_EXCLUDED += $(if $(HAVE_CARES),lib/resolve_thread.c,lib/resolve_ares.c)
+CARES_LEFT_OUT := $(strip $(if $(HAVE_CARES),,$(if $(filter no,$(CARES)),switched off (CARES=no),\
+    pkg-config finds no c-ares (apt-get install libc-ares-dev)); names are looked up with getaddrinfo on helper threads))
 # What the library links with, beyond libc and pthreads.
-DEP_LIBS = $(TLS_LIBS) $(URING_LIBS)
+DEP_LIBS = $(TLS_LIBS) $(URING_LIBS) $(CARES_LIBS)
 
 # Evaluated only when a recipe needs them, after `deps` has run.
 CMOCKA_CFLAGS = $(shell $(PKG_CONFIG) --cflags cmocka)
@@ -165,7 +185,8 @@ TSAN_TESTS = $(patsubst tests/%.c,$(BUILD)/tsan/tests/%,\
              $(if $(TEST_SRCS),$(shell grep -lE 'pthread_create|nc_workers_start|"--threads"' $(TEST_SRCS))))
 
 TEST_PACKAGES = libcmocka-dev pkg-config iproute2 nftables valgrind groff-base man-db \
-                libssl-dev openssl curl liburing-dev socat testssl.sh
+                libssl-dev openssl curl liburing-dev socat testssl.sh \
+                libc-ares-dev dnsmasq-base
 # ab (apache2-utils), strace and valgrind drive bench/churn.sh and
 # bench/callgrind.sh; nginx-light is optional (churn.sh skips its rows).
 BENCH_PACKAGES = libuv1-dev libev-dev libevent-dev wrk apache2-utils strace \
@@ -210,6 +231,7 @@ FEATURES_STAMP = $(BUILD)/.left-out
 $(FEATURES_STAMP): $(FLAGS_STAMP)
 	@$(if $(TLS_LEFT_OUT),echo 'make: built without TLS: $(TLS_LEFT_OUT)';) \
 	 $(if $(URING_LEFT_OUT),echo 'make: built without io_uring: $(URING_LEFT_OUT)';) \
+	 $(if $(CARES_LEFT_OUT),echo 'make: built without c-ares: $(CARES_LEFT_OUT)';) \
 	 touch $@
 
 $(OBJ)/lib/%.o: lib/%.c $(FLAGS_STAMP)
@@ -302,6 +324,8 @@ deps:
 	command -v valgrind >/dev/null 2>&1 || missing="$$missing valgrind"; \
 	$(PKG_CONFIG) --exists 'openssl >= 3' 2>/dev/null || missing="$$missing libssl-dev"; \
 	$(PKG_CONFIG) --exists liburing 2>/dev/null || missing="$$missing liburing-dev"; \
+	$(PKG_CONFIG) --exists libcares 2>/dev/null || missing="$$missing libc-ares-dev"; \
+	command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || missing="$$missing dnsmasq"; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	command -v socat >/dev/null 2>&1 || missing="$$missing socat"; \
@@ -522,6 +546,9 @@ help:
 	@echo '                     now TLS=$(TLS): $(if $(HAVE_TLS),built in,left out)'
 	@echo '  URING=auto|yes|no  the io_uring backend through liburing (liburing-dev), the same;'
 	@echo '                     now URING=$(URING): $(if $(HAVE_URING),built in,left out)'
+	@echo '  CARES=auto|yes|no  host names looked up inside the loop by c-ares (libc-ares-dev),'
+	@echo '                     the same; without it getaddrinfo runs on helper threads;'
+	@echo '                     now CARES=$(CARES): $(if $(HAVE_CARES),built in,left out)'
 	@echo '  PREFIX=$(PREFIX) LIBDIR=$(LIBDIR) INCLUDEDIR=$(INCLUDEDIR)'
 	@echo '  PKGCONFIGDIR=$(PKGCONFIGDIR) MANDIR=$(MANDIR) BINDIR=$(BINDIR)'
 	@echo '  DATADIR=$(DATADIR) DESTDIR=$(DESTDIR)'

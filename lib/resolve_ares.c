@@ -1,0 +1,327 @@
+/*
+ * resolve_ares.c - looking names up with c-ares, inside the loop: one
+ * channel per loop, made at its first lookup (reading /etc/resolv.conf
+ * then), whose sockets the loop watches (ARES_OPT_SOCK_STATE_CB: c-ares
+ * says which sockets to watch for what, and calls it with neither before
+ * it closes one) and whose timeouts run on one loop timer, re-armed from
+ * ares_timeout() after every call into c-ares. Works the same on both
+ * backends: it only uses the loop's internal watchers and timers.
+ *
+ * Where an answer came from: c-ares answers from the hosts file inside
+ * ares_getaddrinfo() itself, and from a server inside ares_process_fd()
+ * for the socket that brought the answer, whose peer is that server. A
+ * failure that no socket brought (a timeout) names the servers asked.
+ *
+ * c-ares 1.18 cannot cancel one query: a cancelled query stays in the
+ * channel until it ends (bounded by resolv.conf's timeout and attempts)
+ * and its callback then frees it.
+ */
+#include "resolve.h"
+
+#include <ares.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+/* One socket of the channel, watched by the loop. */
+struct sock {
+    struct watch w;
+    struct sock *next;
+    struct channel *ch;
+};
+
+struct channel {
+    nc_loop *loop;
+    ares_channel ares;
+    nc_timer timer;            /* c-ares' next timeout; not counted */
+    struct sock *socks;
+    int reading;               /* the socket being processed, or -1 */
+    bool starting;             /* inside ares_getaddrinfo() */
+};
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static int init_status;
+
+static void library_init(void)
+{
+    init_status = ares_library_init(ARES_LIB_INIT_ALL);
+}
+
+static pthread_once_t describe_once = PTHREAD_ONCE_INIT;
+static char describe_text[64];
+
+static void describe_init(void)
+{
+    snprintf(describe_text, sizeof(describe_text), "c-ares %s, in the loop",
+             ares_version(NULL));
+}
+
+const char *nc__lookup_describe(void)
+{
+    pthread_once(&describe_once, describe_init);
+    return describe_text;
+}
+
+static int error_of(int status)
+{
+    switch (status) {
+    case ARES_SUCCESS:
+        return 0;
+    case ARES_ENODATA:
+        return -NC_EDNS_NO_ADDRESS;
+    case ARES_ENOTFOUND:
+    case ARES_ENONAME:
+        return -NC_EDNS_NOT_FOUND;
+    case ARES_ESERVFAIL:
+        return -NC_EDNS_SERVER_FAILED;
+    case ARES_EREFUSED:
+        return -NC_EDNS_REFUSED;
+    case ARES_ETIMEOUT:
+        return -NC_EDNS_TIMEOUT;
+    case ARES_ECONNREFUSED:
+    case ARES_EOF:
+        return -NC_EDNS_NO_SERVER;
+    case ARES_EFORMERR:
+    case ARES_ENOTIMP:
+    case ARES_EBADRESP:
+        return -NC_EDNS_BAD_ANSWER;
+    case ARES_ENOMEM:
+        return -ENOMEM;
+    case ARES_EDESTRUCTION:
+    case ARES_ECANCELLED:
+        return -ECANCELED;
+    case ARES_EBADNAME:
+    case ARES_EBADFAMILY:
+    case ARES_EBADHINTS:
+    case ARES_EBADFLAGS:
+    case ARES_EBADSTR:
+    case ARES_EBADQUERY:
+        return -EINVAL;
+    default:
+        return -EIO;
+    }
+}
+
+/* ---- timeouts and sockets ----------------------------------------------- */
+
+static void rearm(struct channel *ch)
+{
+    struct timeval tv;
+    if (!ares_timeout(ch->ares, NULL, &tv)) {
+        nc__timer_stop(&ch->timer);
+        return;
+    }
+    uint64_t ms = (uint64_t)tv.tv_sec * 1000u +
+                  ((uint64_t)tv.tv_usec + 999u) / 1000u;
+    nc__timer_start(&ch->timer, ms, 0);
+}
+
+static void timeout_fired(nc_timer *t, void *ud)
+{
+    struct channel *ch = ud;
+    (void)t;
+    ares_process_fd(ch->ares, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+    rearm(ch);
+}
+
+static void sock_ready(struct watch *w, unsigned events)
+{
+    struct sock *s = container_of(w, struct sock, w);
+    struct channel *ch = s->ch;
+    int fd = w->fd;
+    /* s may be freed inside (c-ares closes the socket): not used after. */
+    ch->reading = fd;
+    ares_process_fd(ch->ares,
+                    events & (EV_READ | EV_HUP | EV_ERR) ? fd : ARES_SOCKET_BAD,
+                    events & EV_WRITE ? fd : ARES_SOCKET_BAD);
+    ch->reading = -1;
+    rearm(ch);
+}
+
+static void sock_forget(struct sock **link)
+{
+    struct sock *s = *link;
+    *link = s->next;
+    nc__watch_stop(&s->w);
+    free(s);
+}
+
+static void sock_state(void *data, ares_socket_t fd, int readable,
+                       int writable)
+{
+    struct channel *ch = data;
+    struct sock **link = &ch->socks;
+    while (*link && (*link)->w.fd != fd)
+        link = &(*link)->next;
+    if (!readable && !writable) {
+        if (*link)
+            sock_forget(link);
+        return;
+    }
+    struct sock *s = *link;
+    if (!s) {
+        s = calloc(1, sizeof(*s));
+        if (!s)
+            return;     /* unwatched: the query times out on the timer */
+        s->ch = ch;
+        if (nc__watch_init(ch->loop, &s->w, fd, sock_ready, false) < 0) {
+            free(s);
+            return;
+        }
+        s->next = ch->socks;
+        ch->socks = s;
+    }
+    nc__watch_update(&s->w, (readable ? EV_READ : 0) |
+                                (writable ? EV_WRITE : 0));
+}
+
+/* ---- queries ------------------------------------------------------------ */
+
+/* "DNS server 127.0.0.1:53", or the servers configured when no one
+ * socket brought the answer. */
+static void describe_servers(struct channel *ch, char *out, size_t len)
+{
+    struct ares_addr_port_node *servers = NULL, *n;
+    size_t used = 0;
+    out[0] = '\0';
+    if (ares_get_servers_ports(ch->ares, &servers) != ARES_SUCCESS)
+        return;
+    for (n = servers; n && used + 1 < len; n = n->next) {
+        char host[INET6_ADDRSTRLEN];
+        if (!inet_ntop(n->family, &n->addr, host, sizeof(host)))
+            continue;
+        bool v6 = n->family == AF_INET6;
+        int w = snprintf(out + used, len - used, "%s%s%s%s:%d",
+                         used ? ", " : n->next ? "DNS servers "
+                                               : "DNS server ",
+                         v6 ? "[" : "", host, v6 ? "]" : "",
+                         n->udp_port ? n->udp_port : 53);
+        if (w < 0)
+            break;
+        used += (size_t)w < len - used ? (size_t)w : len - used - 1;
+    }
+    ares_free_data(servers);
+    if (!out[0])
+        snprintf(out, len, "no DNS server configured");
+}
+
+static void describe_source(struct channel *ch, int status, char *out,
+                            size_t len)
+{
+    if (ch->starting && status == ARES_SUCCESS) {
+        const char *path = getenv("CARES_HOSTS");
+        snprintf(out, len, "hosts file %s", path ? path : "/etc/hosts");
+        return;
+    }
+    if (ch->reading >= 0) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        nc_addr a;
+        char text[NC_ADDRSTRLEN];
+        if (getpeername(ch->reading, (struct sockaddr *)&ss, &sl) == 0 &&
+            nc_addr_from_sockaddr(&a, (struct sockaddr *)&ss, sl) == 0 &&
+            nc_addr_format(&a, text, sizeof(text)) > 0) {
+            snprintf(out, len, "DNS server %s", text);
+            return;
+        }
+    }
+    describe_servers(ch, out, len);
+}
+
+static void answered(void *arg, int status, int timeouts,
+                     struct ares_addrinfo *res)
+{
+    struct query *q = arg;
+    (void)timeouts;
+    if (!q->fn) {
+        /* Cancelled, or the channel is being destroyed: dropped. */
+        ares_freeaddrinfo(res);
+        nc__query_free(q);
+        return;
+    }
+    struct channel *ch = q->impl;
+    q->err = error_of(status);
+    for (struct ares_addrinfo_node *n = res ? res->nodes : NULL; n;
+         n = n->ai_next)
+        nc__query_add(q, n->ai_addr, n->ai_addrlen);
+    if (q->err == 0 && q->count == 0)
+        q->err = -NC_EDNS_NO_ADDRESS;
+    describe_source(ch, status, q->source, sizeof(q->source));
+    ares_freeaddrinfo(res);
+    nc__query_answered(q);
+}
+
+static int channel_new(nc_loop *loop, struct channel **out)
+{
+    pthread_once(&init_once, library_init);
+    if (init_status != ARES_SUCCESS)
+        return error_of(init_status);
+    struct channel *ch = calloc(1, sizeof(*ch));
+    if (!ch)
+        return -ENOMEM;
+    ch->loop = loop;
+    ch->reading = -1;
+    nc__timer_init(loop, &ch->timer, timeout_fired, ch, false);
+    struct ares_options o;
+    memset(&o, 0, sizeof(o));
+    o.sock_state_cb = sock_state;
+    o.sock_state_cb_data = ch;
+    int status = ares_init_options(&ch->ares, &o, ARES_OPT_SOCK_STATE_CB);
+    if (status != ARES_SUCCESS) {
+        free(ch);
+        return error_of(status);
+    }
+    *out = ch;
+    return 0;
+}
+
+int nc__lookup_send(struct resolver *r, struct query *q)
+{
+    if (!r->impl) {
+        struct channel *ch = NULL;
+        int rc = channel_new(r->loop, &ch);
+        if (rc < 0)
+            return rc;
+        r->impl = ch;
+    }
+    struct channel *ch = r->impl;
+    struct ares_addrinfo_hints hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = q->family;
+    hints.ai_socktype = SOCK_STREAM;
+    /* Our own order (Happy Eyeballs); CARES_HOSTS may name the hosts
+     * file. */
+    hints.ai_flags = ARES_AI_NOSORT | ARES_AI_ENVHOSTS;
+    q->impl = ch;
+    ch->starting = true;
+    ares_getaddrinfo(ch->ares, q->name, NULL, &hints, answered, q);
+    ch->starting = false;
+    rearm(ch);
+    return 0;
+}
+
+void nc__lookup_cancel(struct resolver *r, struct query *q)
+{
+    /* The query runs on in the channel; answered() frees it. */
+    (void)r;
+    (void)q;
+}
+
+void nc__lookup_close(struct resolver *r)
+{
+    struct channel *ch = r->impl;
+    if (!ch)
+        return;
+    /* Every query was cancelled: their callbacks (ARES_EDESTRUCTION)
+     * free them. */
+    ares_destroy(ch->ares);
+    while (ch->socks)
+        sock_forget(&ch->socks);
+    nc__timer_stop(&ch->timer);
+    free(ch);
+    r->impl = NULL;
+}
