@@ -153,7 +153,7 @@ SHARED_LINK = $(BUILD)/lib/libnetcore.so
 PC = $(BUILD)/libnetcore.pc
 
 COMMON_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(sort $(wildcard examples/common/*.c)))
-SUPPORT_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(wildcard tests/support.c tests/proc.c))
+SUPPORT_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(wildcard tests/support.c tests/proc.c tests/dnsworld.c))
 
 TEST_SRCS := $(sort $(wildcard tests/test_*.c))
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)

@@ -104,6 +104,9 @@ static struct resolver *resolver_of(nc_loop *loop)
  * say; this only keeps out text that is surely not one. */
 static bool name_ok(const char *name)
 {
+    struct in6_addr a6;
+    if (inet_pton(AF_INET6, name, &a6) == 1)
+        return true;
     size_t n = strlen(name);
     if (n == 0 || n > NAME_MAX_LEN + (name[n - 1] == '.'))
         return false;

@@ -15,6 +15,26 @@
  * c-ares 1.18 cannot cancel one query: a cancelled query stays in the
  * channel until it ends (bounded by resolv.conf's timeout and attempts)
  * and its callback then frees it.
+ *
+ * At most IN_FLIGHT queries are in the channel at a time; the others
+ * wait here, in order, and a cancelled one that waits is simply
+ * dropped. c-ares sends every query at once otherwise: a thousand
+ * lookups are two thousand datagrams to one server, more than its
+ * socket buffer holds, and the ones it drops come back as timeouts.
+ *
+ * ARES_FLAG_NOCHECKRESP: c-ares 1.18 reports a server's SERVFAIL or
+ * REFUSED as ARES_ECONNREFUSED once it has asked every server, which
+ * would read "no server reachable" when one was and failed. With the
+ * flag the first such answer is final and named for what it is; glibc
+ * would ask the next server instead (left alone: with one server, the
+ * usual case, the outcome is the same).
+ *
+ * c-ares 1.18 reads the servers, search domains, ndots and rotate of
+ * resolv.conf itself, but knows its timeout and retries only as
+ * "retrans:" and "retry:": glibc's "timeout:" and "attempts:" (what
+ * resolv.conf(5) documents, and what every system writes) are read here
+ * and handed over as options, as glibc applies them (RES_OPTIONS
+ * after the file; timeout at most 30 s, attempts at most 5).
  */
 #include "resolve.h"
 
@@ -26,6 +46,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+
+#define RESOLV_CONF "/etc/resolv.conf"
+#define IN_FLIGHT 100
 
 /* One socket of the channel, watched by the loop. */
 struct sock {
@@ -41,6 +64,8 @@ struct channel {
     struct sock *socks;
     int reading;               /* the socket being processed, or -1 */
     bool starting;             /* inside ares_getaddrinfo() */
+    unsigned in_flight;        /* queries in the channel */
+    struct query *wait_head, *wait_tail;   /* the others, by q->impl */
 };
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -232,18 +257,24 @@ static void describe_source(struct channel *ch, int status, char *out,
     describe_servers(ch, out, len);
 }
 
+static void send_waiting(struct channel *ch);
+
 static void answered(void *arg, int status, int timeouts,
                      struct ares_addrinfo *res)
 {
     struct query *q = arg;
+    struct channel *ch = q->impl;
     (void)timeouts;
+    ch->in_flight--;
+    /* (Inside send_query, the loop sending is already at work.) */
+    if (status != ARES_EDESTRUCTION && !ch->starting)
+        send_waiting(ch);
     if (!q->fn) {
         /* Cancelled, or the channel is being destroyed: dropped. */
         ares_freeaddrinfo(res);
         nc__query_free(q);
         return;
     }
-    struct channel *ch = q->impl;
     q->err = error_of(status);
     for (struct ares_addrinfo_node *n = res ? res->nodes : NULL; n;
          n = n->ai_next)
@@ -253,6 +284,72 @@ static void answered(void *arg, int status, int timeouts,
     describe_source(ch, status, q->source, sizeof(q->source));
     ares_freeaddrinfo(res);
     nc__query_answered(q);
+}
+
+/* glibc's "timeout:N" and "attempts:N" in one options text. */
+static void options_of(const char *text, int *timeout_s, int *tries)
+{
+    for (const char *p = text; (p = strpbrk(p, "ta")) != NULL; p++) {
+        if (p != text && p[-1] != ' ' && p[-1] != '\t')
+            continue;
+        if (strncmp(p, "timeout:", 8) == 0)
+            *timeout_s = atoi(p + 8);
+        else if (strncmp(p, "attempts:", 9) == 0)
+            *tries = atoi(p + 9);
+    }
+}
+
+static void resolv_options(int *timeout_ms, int *tries)
+{
+    int timeout_s = 0, n = 0;
+    char line[512];
+    FILE *f = fopen(RESOLV_CONF, "re");
+    while (f && fgets(line, sizeof(line), f))
+        if (strncmp(line, "options", 7) == 0 &&
+            (line[7] == ' ' || line[7] == '\t'))
+            options_of(line + 8, &timeout_s, &n);
+    if (f)
+        fclose(f);
+    const char *env = getenv("RES_OPTIONS");
+    if (env)
+        options_of(env, &timeout_s, &n);
+    *timeout_ms = timeout_s <= 0 ? 0 : (timeout_s > 30 ? 30 : timeout_s) * 1000;
+    *tries = n <= 0 ? 0 : n > 5 ? 5 : n;
+}
+
+static void send_query(struct channel *ch, struct query *q)
+{
+    struct ares_addrinfo_hints hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = q->family;
+    hints.ai_socktype = SOCK_STREAM;
+    /* Our own order (Happy Eyeballs); CARES_HOSTS may name the hosts
+     * file. */
+    hints.ai_flags = ARES_AI_NOSORT | ARES_AI_ENVHOSTS;
+    ch->in_flight++;
+    ch->starting = true;
+    ares_getaddrinfo(ch->ares, q->name, NULL, &hints, answered, q);
+    ch->starting = false;
+}
+
+/* A query left the channel: the next waiting ones go in. (Called from
+ * inside c-ares, which takes new queries from its callbacks.) */
+static void send_waiting(struct channel *ch)
+{
+    while (ch->wait_head && ch->in_flight < IN_FLIGHT) {
+        struct query *q = ch->wait_head;
+        ch->wait_head = q->node.next ? container_of(q->node.next,
+                                                    struct query, node)
+                                     : NULL;
+        if (!ch->wait_head)
+            ch->wait_tail = NULL;
+        /* An answer from the hosts file comes inside: say so, even
+         * though a server's socket is being read. */
+        int reading = ch->reading;
+        ch->reading = -1;
+        send_query(ch, q);
+        ch->reading = reading;
+    }
 }
 
 static int channel_new(nc_loop *loop, struct channel **out)
@@ -270,7 +367,14 @@ static int channel_new(nc_loop *loop, struct channel **out)
     memset(&o, 0, sizeof(o));
     o.sock_state_cb = sock_state;
     o.sock_state_cb_data = ch;
-    int status = ares_init_options(&ch->ares, &o, ARES_OPT_SOCK_STATE_CB);
+    o.flags = ARES_FLAG_NOCHECKRESP;
+    int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_FLAGS;
+    resolv_options(&o.timeout, &o.tries);
+    if (o.timeout)
+        mask |= ARES_OPT_TIMEOUTMS;
+    if (o.tries)
+        mask |= ARES_OPT_TRIES;
+    int status = ares_init_options(&ch->ares, &o, mask);
     if (status != ARES_SUCCESS) {
         free(ch);
         return error_of(status);
@@ -289,26 +393,39 @@ int nc__lookup_send(struct resolver *r, struct query *q)
         r->impl = ch;
     }
     struct channel *ch = r->impl;
-    struct ares_addrinfo_hints hints;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = q->family;
-    hints.ai_socktype = SOCK_STREAM;
-    /* Our own order (Happy Eyeballs); CARES_HOSTS may name the hosts
-     * file. */
-    hints.ai_flags = ARES_AI_NOSORT | ARES_AI_ENVHOSTS;
     q->impl = ch;
-    ch->starting = true;
-    ares_getaddrinfo(ch->ares, q->name, NULL, &hints, answered, q);
-    ch->starting = false;
+    if (ch->in_flight >= IN_FLIGHT || ch->wait_head) {
+        /* Waits its turn, linked through its node. */
+        q->node.next = NULL;
+        if (ch->wait_tail)
+            ch->wait_tail->node.next = &q->node;
+        else
+            ch->wait_head = q;
+        ch->wait_tail = q;
+        return 0;
+    }
+    send_query(ch, q);
     rearm(ch);
     return 0;
 }
 
 void nc__lookup_cancel(struct resolver *r, struct query *q)
 {
-    /* The query runs on in the channel; answered() frees it. */
-    (void)r;
-    (void)q;
+    struct channel *ch = r->impl;
+    /* Waiting: dropped now. In the channel: it runs on, and answered()
+     * frees it. */
+    struct query **link = &ch->wait_head, *prev = NULL;
+    while (*link && *link != q) {
+        prev = *link;
+        link = (struct query **)&prev->node.next;
+    }
+    if (!*link)
+        return;
+    *link = q->node.next ? container_of(q->node.next, struct query, node)
+                         : NULL;
+    if (ch->wait_tail == q)
+        ch->wait_tail = prev;
+    nc__query_free(q);
 }
 
 void nc__lookup_close(struct resolver *r)
@@ -316,8 +433,8 @@ void nc__lookup_close(struct resolver *r)
     struct channel *ch = r->impl;
     if (!ch)
         return;
-    /* Every query was cancelled: their callbacks (ARES_EDESTRUCTION)
-     * free them. */
+    /* Every query was cancelled: the waiting ones are gone, and the
+     * callbacks of those in the channel (ARES_EDESTRUCTION) free them. */
     ares_destroy(ch->ares);
     while (ch->socks)
         sock_forget(&ch->socks);
