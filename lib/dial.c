@@ -538,8 +538,8 @@ static void say_lookup(struct text *t, const struct dial *d)
             (!f || d->fam[i].elapsed_ns > f->elapsed_ns))
             f = &d->fam[i];
     if (f)
-        say(t, "the name was looked up in %llu ms (%s)",
-            (unsigned long long)(f->elapsed_ns / NS_PER_MS), f->source);
+        say(t, "the name was looked up in %.1f ms (%s)",
+            (double)f->elapsed_ns / NS_PER_MS, f->source);
 }
 
 /* Why the lookup found nothing: the more telling family's error. */

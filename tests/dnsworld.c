@@ -155,21 +155,27 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* dnsmasq binds its sockets before it serves: a TCP connect that works
- * means it is up. */
-static bool answers_tcp(const char *addr)
+/* dnsmasq is up when it answers a query over UDP (it may accept TCP
+ * before its UDP socket is bound). One try: a query for "ready.", and up
+ * to 100 ms for any answer. */
+static bool answers_udp(const char *addr)
 {
-    struct sockaddr_in6 s6 = { .sin6_family = AF_INET6,
-                               .sin6_port = htons(53) };
+    static const unsigned char query[] = {
+        0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0,
+        5, 'r', 'e', 'a', 'd', 'y', 0, 0, 1, 0, 1
+    };
     struct sockaddr_in s4 = { .sin_family = AF_INET, .sin_port = htons(53) };
-    bool v6 = strchr(addr, ':') != NULL;
-    if (v6 ? inet_pton(AF_INET6, addr, &s6.sin6_addr) != 1
-           : inet_pton(AF_INET, addr, &s4.sin_addr) != 1)
+    unsigned char reply[512];
+    if (inet_pton(AF_INET, addr, &s4.sin_addr) != 1)
         return false;
-    int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     bool ok = fd >= 0 &&
-              connect(fd, v6 ? (struct sockaddr *)&s6 : (struct sockaddr *)&s4,
-                      v6 ? sizeof(s6) : sizeof(s4)) == 0;
+              connect(fd, (struct sockaddr *)&s4, sizeof(s4)) == 0 &&
+              send(fd, query, sizeof(query), 0) == (ssize_t)sizeof(query);
+    if (ok) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        ok = poll(&p, 1, 100) == 1 && recv(fd, reply, sizeof(reply), 0) >= 12;
+    }
     if (fd >= 0)
         close(fd);
     return ok;
@@ -216,7 +222,7 @@ int dnsmasq_start(struct dnsmasq *d, const char *addr,
     }
     d->pid = pid;
     uint64_t deadline = now_ms() + 3000;
-    while (!answers_tcp(addr)) {
+    while (!answers_udp(addr)) {
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid) {
             d->pid = -1;
@@ -226,7 +232,8 @@ int dnsmasq_start(struct dnsmasq *d, const char *addr,
             dnsmasq_stop(d);
             return -ETIMEDOUT;
         }
-        poll(NULL, 0, 5);
+        /* Refused at once while nothing is bound: a pause between tries. */
+        poll(NULL, 0, 2);
     }
     return 0;
 }

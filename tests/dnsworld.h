@@ -27,9 +27,9 @@ void dnsworld_hosts(const char *text);
 const char *dnsworld_hosts_path(void);
 
 /* dnsmasq serving records (its command-line options, NULL-terminated:
- * "--host-record=a.test,127.0.0.1", ...) on addr, port 53, in the
- * current network namespace; returns once it accepts TCP there (at most
- * 3 s). Returns 0 or a negative errno. */
+ * "--host-record=a.test,127.0.0.1", ...) on the IPv4 address addr, port
+ * 53, in the current network namespace; returns once it answers a query
+ * there (at most 3 s). Returns 0 or a negative errno. */
 struct dnsmasq {
     pid_t pid;
 };

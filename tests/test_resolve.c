@@ -14,11 +14,13 @@
 #include <cmocka.h>
 
 #include "dnsworld.h"
+#include "proc.h"
 #include "support.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,13 +54,6 @@ struct fixture {
     struct dnsmasq dns;
     int silent;
 };
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static int setup(void **state)
 {
@@ -811,9 +806,55 @@ static void tls_checks_the_name_connected_to(void **state)
     nc_tls_ctx_free(sctx);
 }
 
+/* ---- the examples --------------------------------------------------- */
+
+static void doctor_resolve_says_source_time_and_first_family(void **state)
+{
+    struct proc *p = proc_start("netcore-doctor", "resolve", "both.test",
+                                NULL);
+    (void)state;
+    assert_int_equal(proc_finish(p), 0);
+    if (!strstr(p->buf[OUT], "both.test: 2 addresses, from ") ||
+        !strstr(p->buf[OUT], " ms\n") ||
+        !strstr(p->buf[OUT], "Happy Eyeballs (nc_connect) would try IPv6 "
+                             "first (::1)"))
+        fail_msg("netcore-doctor resolve said:\n%s", p->buf[OUT]);
+    p = proc_start("netcore-doctor", "resolve", "nope.test", NULL);
+    assert_int_equal(proc_finish(p), 1);
+    if (!strstr(p->buf[OUT], "nope.test: No such host name "
+                             "(NC_EDNS_NOT_FOUND), from "))
+        fail_msg("netcore-doctor resolve said:\n%s", p->buf[OUT]);
+}
+
+static void echo_client_and_doctor_connect_by_name(void **state)
+{
+    struct proc *srv = proc_start("echo-server", "--listen", "localhost:0",
+                                  NULL);
+    char target[64];
+    (void)state;
+    snprintf(target, sizeof(target), "both.test:%u", listen_port(srv));
+    struct proc *p = proc_start("echo-client", target, "--message", "hello",
+                                NULL);
+    assert_int_equal(proc_finish(p), 0);
+    assert_string_equal(p->buf[OUT], "hello\n");
+    p = proc_start("netcore-doctor", "connect", target, NULL);
+    assert_int_equal(proc_finish(p), 0);
+    if (!strstr(p->buf[OUT], "at [::1]:"))
+        fail_msg("netcore-doctor connect said:\n%s", p->buf[OUT]);
+    proc_stop(srv, SIGTERM);
+    /* Nothing listens on port 9: both addresses are named. */
+    p = proc_start("echo-client", "both.test:9", "--message", "x", NULL);
+    assert_int_equal(proc_finish(p), 1);
+    if (!strstr(p->buf[ERR], "echo-client: could not connect to both.test:9: "
+                             "[::1]:9 was refused (nothing listens on that "
+                             "port there), 127.0.0.1:9 was refused"))
+        fail_msg("echo-client said:\n%s", p->buf[ERR]);
+}
+
 static int make_certs(void **state)
 {
-    (void)state;
+    if (proc_setup(state) != 0)
+        return -1;
     char tmpl[] = "/tmp/nc-test-resolve.XXXXXX";
     if (!mkdtemp(tmpl))
         return -1;
@@ -864,6 +905,8 @@ int main(void)
         CASE(on_close_may_connect_to_another_name),
         CASE(name_grammar_keeps_interfaces_and_literals),
         CASE(tls_checks_the_name_connected_to),
+        CASE(doctor_resolve_says_source_time_and_first_family),
+        CASE(echo_client_and_doctor_connect_by_name),
 #undef CASE
     };
     return cmocka_run_group_tests(tests, make_certs, remove_certs);
