@@ -23,6 +23,8 @@
  *     nc_signal      nc_signal_start()    nc_signal_close()    the caller
  *     nc_listener    nc_listen()          nc_listener_close()  the caller
  *     nc_conn        accept, nc_connect() on_close returning   the library
+ *     nc_resolve_req nc_resolve()         its callback returning, the library
+ *                                         or nc_resolve_cancel()
  *     nc_iface_list  nc_iface_list_get()  nc_iface_list_free() the caller
  *     nc_workers     nc_workers_start()   nc_workers_free()    the caller
  *
@@ -145,9 +147,10 @@ const char *nc_version(void);
  * Errors (lib/error.c, lib/explain.c)
  *
  * Every error is a negative errno value, or for a TLS failure a negative
- * NC_ETLS_* value (above any errno). These functions turn one into text
- * for a log: the description, the symbolic name, and a plain-words
- * explanation of the likely cause for a given operation.
+ * NC_ETLS_* value, or for a host name that could not be looked up a
+ * negative NC_EDNS_* value (both above any errno). These functions turn
+ * one into text for a log: the description, the symbolic name, and a
+ * plain-words explanation of the likely cause for a given operation.
  *
  * Example: docs/examples/errors.c
  * ---------------------------------------------------------------------- */
@@ -248,6 +251,8 @@ typedef enum nc_op {
  * endpoint errors (-EINVAL malformed text, -ERANGE a port over 65535,
  * -ENODEV an unknown interface, -ENAMETOOLONG) are explained as such, and
  * -ENOENT after NC_OP_CONNECT as a Unix socket path nobody listens on.
+ * The NC_EDNS_* values of a failed lookup are explained the same for
+ * every operation (NXDOMAIN, SERVFAIL, a silent server...).
  * The message naming the exact fault comes from the errbuf of the
  * options (see nc_listen).
  *
@@ -272,7 +277,9 @@ const char *nc_explain(nc_op op, int err);
  *   [fe80::1%enp0s3]:7000     IPv6 link-local with a scope, by name or index
  *   enp0s3:7000               an interface name: all of its addresses
  *   *:7000  :7000  7000       all addresses (IPv6 dual-stack plus IPv4)
- *   localhost:7000            127.0.0.1 and ::1 (the only name; no DNS)
+ *   localhost:7000            127.0.0.1 and ::1 (no DNS)
+ *   example.com:443           a host name with a dot: nc_connect() only,
+ *                             which looks it up (see "Host names")
  *   unix:/path/to/socket      a Unix-domain stream socket (unix:rel too)
  *   unix:@name                a Linux abstract Unix socket (no file; the
  *                             address starts with a NUL byte)
@@ -283,8 +290,10 @@ const char *nc_explain(nc_op op, int err);
  * (127.1, 01.2.3.4) are rejected. "localhost" is case-insensitive. A scope
  * is required on link-local addresses (fe80::/10, ff01::/16, ff02::/16)
  * and rejected on all others, because the kernel would fail or silently
- * ignore it. Host names are never looked up; an unknown name is reported
- * as an unknown interface, with a hint.
+ * ignore it. nc_endpoint_parse() and nc_listen() never look host names
+ * up: an unknown name is reported as an unknown interface, with a hint;
+ * nc_connect() looks up the names that cannot be anything else (see
+ * "Host names").
  *
  * Example: docs/examples/addresses.c
  * ---------------------------------------------------------------------- */
