@@ -490,9 +490,6 @@ int nc__endpoint_name(const char *text, char *host, size_t hostlen,
         return 0;
     memcpy(host, text, n);
     host[n] = '\0';
-    /* An interface of that name (a VLAN, "eth0.100") wins. */
-    if (n < NC_IFNAMSIZ && if_nametoindex(host) != 0)
-        return 0;
     int rc = parse_port(colon + 1, strlen(colon + 1), port, why, whylen);
     return rc < 0 ? rc : 1;
 }

@@ -8,6 +8,7 @@
  */
 #include "addr.h"
 #include "dial.h"
+#include "resolve.h"
 #include "tls.h"
 
 #include <errno.h>
@@ -240,7 +241,8 @@ int nc_connect(nc_loop *loop, const char *endpoint,
         nc__errbuf_set(w.buf, w.len, "%s", msg);
         return rc;
     }
-    if (rc == 1) {
+    /* An interface of that name (a VLAN, "eth0.100") wins. */
+    if (rc == 1 && !nc__resolver_is_iface(loop, host)) {
         rc = nc__dial_start(loop, host, port, opts, cbs, ud, out, &w);
         return why_end(&w, rc, endpoint);
     }

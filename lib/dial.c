@@ -194,6 +194,12 @@ static void win(struct dial *d, struct attempt *a)
 {
     nc_conn *c = d->c;
     int fd = a->w.fd;
+    /* With epoll the socket stays in the set, for writability: the
+     * connection changes that interest (one epoll_ctl, not a delete and
+     * an add). On a ring the watch's poll must be cancelled. */
+    bool keep = !d->loop->ring;
+    if (keep)
+        a->w.events = 0;       /* nc__watch_stop then only detaches */
     nc__watch_stop(&a->w);
     a->state = AT_WON;
     a->ended_ns = clock_now_ns();
@@ -208,7 +214,11 @@ static void win(struct dial *d, struct attempt *a)
         return;
     }
     c->fd = fd;
-    nc__conn_connected(c);     /* on_open: the last thing done */
+    if (keep)
+        c->flags |= CF_REGISTERED | CF_WANT_WRITE;
+    /* What nc__conn_connected() does, but SO_ERROR was read already. */
+    counter_add(&d->loop->ctr.connected, 1);
+    nc__conn_open(c, false);   /* on_open: the last thing done */
 }
 
 static void attempt_ready(struct watch *w, unsigned events)

@@ -13,9 +13,12 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #define NAME_MAX_LEN 253
 
@@ -79,6 +82,8 @@ static void resolver_close(struct handle *h)
         nc__loop_defer(loop, &req->cancelled, deliver_cancelled);
     }
     nc__lookup_close(r);
+    if (r->ifq_fd >= 0)
+        close(r->ifq_fd);
     loop->resolver = NULL;
     free(r);
 }
@@ -90,11 +95,27 @@ static struct resolver *resolver_of(nc_loop *loop)
         if (!r)
             return NULL;
         r->loop = loop;
+        r->ifq_fd = -1;
         r->h.close = resolver_close;
         nc__loop_handle_add(loop, &r->h, HANDLE_USER);
         loop->resolver = r;
     }
     return loop->resolver;
+}
+
+bool nc__resolver_is_iface(nc_loop *loop, const char *name)
+{
+    struct resolver *r = resolver_of(loop);
+    struct ifreq ifr;
+    if (strlen(name) >= sizeof(ifr.ifr_name))
+        return false;
+    if (r && r->ifq_fd < 0)
+        r->ifq_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (!r || r->ifq_fd < 0)
+        return if_nametoindex(name) != 0;
+    memset(&ifr, 0, sizeof(ifr));
+    memcpy(ifr.ifr_name, name, strlen(name));
+    return ioctl(r->ifq_fd, SIOCGIFINDEX, &ifr) == 0;
 }
 
 /* ---- queries ------------------------------------------------------------ */

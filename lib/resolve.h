@@ -53,6 +53,7 @@ struct resolver {
     nc_loop *loop;
     struct nc_resolve_req *reqs;   /* public requests pending */
     void *impl;                /* the backend's state, NULL until used */
+    int ifq_fd;                /* a socket for interface queries, or -1 */
 };
 
 /* ---- resolve.c --------------------------------------------------------- */
@@ -80,6 +81,13 @@ int nc__family_order(nc_family f, int fam[2]);
  * more telling failure: a name that does not exist, then a server's
  * trouble, then a family without addresses. */
 int nc__lookup_telling(int a, int b);
+
+/* Whether an interface called name exists: nc_connect() asks before it
+ * takes name for a host (an interface wins). One ioctl on a socket the
+ * resolver keeps, where if_nametoindex() opens and closes one each time
+ * (the socket answers for the network namespace it was made in: the
+ * loop's first lookup's). */
+bool nc__resolver_is_iface(nc_loop *loop, const char *name);
 
 /* ---- the backend (resolve_ares.c or resolve_thread.c) ------------------ */
 /* Send q (its name, its family). Later the backend calls

@@ -7,10 +7,14 @@
  * ares_timeout() after every call into c-ares. Works the same on both
  * backends: it only uses the loop's internal watchers and timers.
  *
- * Where an answer came from: c-ares answers from the hosts file inside
- * ares_getaddrinfo() itself, and from a server inside ares_process_fd()
- * for the socket that brought the answer, whose peer is that server. A
- * failure that no socket brought (a timeout) names the servers asked.
+ * The hosts file is read here (hosts.c: once, and again when it
+ * changes), before DNS, as nsswitch.conf's usual "files dns" orders
+ * them; c-ares is asked for DNS only (lookups "b"): it would open and
+ * parse the file for every query. Where an answer came from: the hosts
+ * file, or a server: c-ares answers inside ares_process_fd() for the
+ * socket that brought the answer, whose peer is that server (asked once
+ * per socket). A failure that no socket brought (a timeout) names the
+ * servers asked.
  *
  * c-ares 1.18 cannot cancel one query: a cancelled query stays in the
  * channel until it ends (bounded by resolv.conf's timeout and attempts)
@@ -36,6 +40,7 @@
  * and handed over as options, as glibc applies them (RES_OPTIONS
  * after the file; timeout at most 30 s, attempts at most 5).
  */
+#include "hosts.h"
 #include "resolve.h"
 
 #include <ares.h>
@@ -55,6 +60,7 @@ struct sock {
     struct watch w;
     struct sock *next;
     struct channel *ch;
+    char peer[NC_ADDRSTRLEN];  /* its server, once asked; "" before */
 };
 
 struct channel {
@@ -62,8 +68,9 @@ struct channel {
     ares_channel ares;
     nc_timer timer;            /* c-ares' next timeout; not counted */
     struct sock *socks;
-    int reading;               /* the socket being processed, or -1 */
+    struct sock *reading;      /* the socket being processed, or NULL */
     bool starting;             /* inside ares_getaddrinfo() */
+    struct hosts *hosts;       /* the hosts file, read when first needed */
     unsigned in_flight;        /* queries in the channel */
     struct query *wait_head, *wait_tail;   /* the others, by q->impl */
 };
@@ -158,12 +165,13 @@ static void sock_ready(struct watch *w, unsigned events)
     struct sock *s = container_of(w, struct sock, w);
     struct channel *ch = s->ch;
     int fd = w->fd;
-    /* s may be freed inside (c-ares closes the socket): not used after. */
-    ch->reading = fd;
+    /* s may be freed inside (c-ares closes the socket): sock_forget then
+     * clears ch->reading. */
+    ch->reading = s;
     ares_process_fd(ch->ares,
                     events & (EV_READ | EV_HUP | EV_ERR) ? fd : ARES_SOCKET_BAD,
                     events & EV_WRITE ? fd : ARES_SOCKET_BAD);
-    ch->reading = -1;
+    ch->reading = NULL;
     rearm(ch);
 }
 
@@ -171,6 +179,8 @@ static void sock_forget(struct sock **link)
 {
     struct sock *s = *link;
     *link = s->next;
+    if (s->ch->reading == s)
+        s->ch->reading = NULL;
     nc__watch_stop(&s->w);
     free(s);
 }
@@ -234,27 +244,22 @@ static void describe_servers(struct channel *ch, char *out, size_t len)
         snprintf(out, len, "no DNS server configured");
 }
 
-static void describe_source(struct channel *ch, int status, char *out,
-                            size_t len)
+static void describe_source(struct channel *ch, char *out, size_t len)
 {
-    if (ch->starting && status == ARES_SUCCESS) {
-        const char *path = getenv("CARES_HOSTS");
-        snprintf(out, len, "hosts file %s", path ? path : "/etc/hosts");
-        return;
-    }
-    if (ch->reading >= 0) {
+    struct sock *s = ch->reading;
+    if (s && !s->peer[0]) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         nc_addr a;
-        char text[NC_ADDRSTRLEN];
-        if (getpeername(ch->reading, (struct sockaddr *)&ss, &sl) == 0 &&
-            nc_addr_from_sockaddr(&a, (struct sockaddr *)&ss, sl) == 0 &&
-            nc_addr_format(&a, text, sizeof(text)) > 0) {
-            snprintf(out, len, "DNS server %s", text);
-            return;
-        }
+        if (getpeername(s->w.fd, (struct sockaddr *)&ss, &sl) != 0 ||
+            nc_addr_from_sockaddr(&a, (struct sockaddr *)&ss, sl) != 0 ||
+            nc_addr_format(&a, s->peer, sizeof(s->peer)) <= 0)
+            s->peer[0] = '\0';
     }
-    describe_servers(ch, out, len);
+    if (s && s->peer[0])
+        snprintf(out, len, "DNS server %s", s->peer);
+    else
+        describe_servers(ch, out, len);
 }
 
 static void send_waiting(struct channel *ch);
@@ -281,7 +286,7 @@ static void answered(void *arg, int status, int timeouts,
         nc__query_add(q, n->ai_addr, n->ai_addrlen);
     if (q->err == 0 && q->count == 0)
         q->err = -NC_EDNS_NO_ADDRESS;
-    describe_source(ch, status, q->source, sizeof(q->source));
+    describe_source(ch, q->source, sizeof(q->source));
     ares_freeaddrinfo(res);
     nc__query_answered(q);
 }
@@ -323,9 +328,8 @@ static void send_query(struct channel *ch, struct query *q)
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = q->family;
     hints.ai_socktype = SOCK_STREAM;
-    /* Our own order (Happy Eyeballs); CARES_HOSTS may name the hosts
-     * file. */
-    hints.ai_flags = ARES_AI_NOSORT | ARES_AI_ENVHOSTS;
+    /* Our own order (Happy Eyeballs). */
+    hints.ai_flags = ARES_AI_NOSORT;
     ch->in_flight++;
     ch->starting = true;
     ares_getaddrinfo(ch->ares, q->name, NULL, &hints, answered, q);
@@ -343,10 +347,9 @@ static void send_waiting(struct channel *ch)
                                      : NULL;
         if (!ch->wait_head)
             ch->wait_tail = NULL;
-        /* An answer from the hosts file comes inside: say so, even
-         * though a server's socket is being read. */
-        int reading = ch->reading;
-        ch->reading = -1;
+        /* An answer that comes inside (an error) is no server's. */
+        struct sock *reading = ch->reading;
+        ch->reading = NULL;
         send_query(ch, q);
         ch->reading = reading;
     }
@@ -361,14 +364,14 @@ static int channel_new(nc_loop *loop, struct channel **out)
     if (!ch)
         return -ENOMEM;
     ch->loop = loop;
-    ch->reading = -1;
     nc__timer_init(loop, &ch->timer, timeout_fired, ch, false);
     struct ares_options o;
     memset(&o, 0, sizeof(o));
     o.sock_state_cb = sock_state;
     o.sock_state_cb_data = ch;
     o.flags = ARES_FLAG_NOCHECKRESP;
-    int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_FLAGS;
+    o.lookups = (char *)"b";      /* DNS: the hosts file is ours */
+    int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_FLAGS | ARES_OPT_LOOKUPS;
     resolv_options(&o.timeout, &o.tries);
     if (o.timeout)
         mask |= ARES_OPT_TIMEOUTMS;
@@ -394,6 +397,17 @@ int nc__lookup_send(struct resolver *r, struct query *q)
     }
     struct channel *ch = r->impl;
     q->impl = ch;
+    nc_addr from_file[QUERY_MAX_ADDRS];
+    const char *path;
+    size_t n = nc__hosts_find(&ch->hosts, r->loop->now_ns, q->name,
+                              q->family, from_file, QUERY_MAX_ADDRS, &path);
+    if (n > 0) {
+        for (size_t i = 0; i < n; i++)
+            nc__query_add(q, &from_file[i].u.sa, from_file[i].len);
+        snprintf(q->source, sizeof(q->source), "hosts file %s", path);
+        nc__query_answered(q);     /* from the loop, still */
+        return 0;
+    }
     if (ch->in_flight >= IN_FLIGHT || ch->wait_head) {
         /* Waits its turn, linked through its node. */
         q->node.next = NULL;
@@ -439,6 +453,7 @@ void nc__lookup_close(struct resolver *r)
     while (ch->socks)
         sock_forget(&ch->socks);
     nc__timer_stop(&ch->timer);
+    nc__hosts_free(ch->hosts);
     free(ch);
     r->impl = NULL;
 }
