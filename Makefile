@@ -190,7 +190,7 @@ TEST_PACKAGES = libcmocka-dev pkg-config iproute2 nftables valgrind groff-base m
 # ab (apache2-utils), strace and valgrind drive bench/churn.sh and
 # bench/callgrind.sh; nginx-light is optional (churn.sh skips its rows).
 BENCH_PACKAGES = libuv1-dev libev-dev libevent-dev wrk apache2-utils strace \
-                 valgrind nginx-light libssl-dev openssl
+                 valgrind nginx-light libssl-dev openssl dnsmasq-base
 
 # Every test binary runs once per backend built in (epoll, io_uring).
 TEST_BACKENDS = epoll $(if $(HAVE_URING),io_uring)
@@ -407,7 +407,8 @@ $(BENCH_TLS_CERTS)/server.pem: tests/tls-certs.sh | bench-deps
 
 # churn.sh and callgrind.sh also drive examples/http-hello; workers.sh
 # drives http-hello, echo-server and echo-client with 1 and 2 workers;
-# backends.sh drives http-hello and echo-server on io_uring and on epoll.
+# backends.sh drives http-hello and echo-server on io_uring and on epoll;
+# resolve.sh drives echo-server and dnsmasq in namespaces of its own.
 bench: bench-deps $(BENCH_BINS) $(BUILD)/bin/http-hello $(BUILD)/bin/echo-server \
        $(BUILD)/bin/echo-client $(BENCH_TLS_CERTS)/server.pem
 	@if [ -z '$(BENCH_BINS)' ]; then echo 'make: bench/*.c: no benchmarks to build' >&2; exit 1; fi
@@ -416,7 +417,7 @@ bench: bench-deps $(BENCH_BINS) $(BUILD)/bin/http-hello $(BUILD)/bin/echo-server
 	else \
 	    echo 'bench: built $(BENCH_BINS); bench/run.sh does not exist, nothing run'; \
 	fi
-	@for script in bench/churn.sh bench/callgrind.sh bench/workers.sh bench/backends.sh; do \
+	@for script in bench/churn.sh bench/callgrind.sh bench/workers.sh bench/backends.sh bench/resolve.sh; do \
 	    NC_BUILD='$(BUILD)' NC_BENCH_BIN='$(BUILD)/bench' bash $$script || exit 1; \
 	done
 
@@ -532,7 +533,8 @@ help:
 	@echo '  valgrind       tests under valgrind (NC_UNDER_VALGRIND=1)'
 	@echo '  mutate         break lib/ on purpose (tests/mutants.txt); every mutant must be killed'
 	@echo '  bench          build bench/*.c against libuv, libev, libevent; run bench/run.sh,'
-	@echo '                 bench/churn.sh, bench/callgrind.sh and bench/workers.sh'
+	@echo '                 bench/churn.sh, bench/callgrind.sh, bench/workers.sh,'
+	@echo '                 bench/backends.sh and bench/resolve.sh'
 	@echo '  demo           build and run examples/demo.sh'
 	@echo '  man            the man pages and api.md from include/netcore.h, in $(DOC_OUT)'
 	@echo '  api-md         regenerate docs/api.md (committed) from include/netcore.h'
