@@ -122,7 +122,7 @@ endif
 CARES_CFLAGS := $(if $(HAVE_CARES),-DNC_HAVE_CARES $(shell $(PKG_CONFIG) --cflags libcares))
 CARES_LIBS := $(if $(HAVE_CARES),$(shell $(PKG_CONFIG) --libs libcares))
 REQUIRES_PRIVATE += $(if $(HAVE_CARES),libcares)
-LIB_EXCLUDED += $(if $(HAVE_CARES),lib/resolve_thread.c,lib/resolve_ares.c)
+LIB_EXCLUDED += $(if $(HAVE_CARES),lib/resolve_thread.c,lib/resolve_ares.c lib/hosts.c)
 CARES_LEFT_OUT := $(strip $(if $(HAVE_CARES),,$(if $(filter no,$(CARES)),switched off (CARES=no),\
     pkg-config finds no c-ares (apt-get install libc-ares-dev)); names are looked up with getaddrinfo on helper threads))
 # What the library links with, beyond libc and pthreads.
@@ -180,9 +180,11 @@ ALL_OBJS := $(LIB_OBJS) $(COMMON_OBJS) $(SUPPORT_OBJ) \
 
 # Test binaries whose source starts threads (itself or through
 # nc_workers_start), or drives an example program with --threads (those
-# run sanitized too): the ones `make tsan` runs.
+# run sanitized too), or looks names up against dnsmasq (a SERVFAIL
+# responder thread; getaddrinfo threads without c-ares): the ones `make
+# tsan` runs.
 TSAN_TESTS = $(patsubst tests/%.c,$(BUILD)/tsan/tests/%,\
-             $(if $(TEST_SRCS),$(shell grep -lE 'pthread_create|nc_workers_start|"--threads"' $(TEST_SRCS))))
+             $(if $(TEST_SRCS),$(shell grep -lE 'pthread_create|nc_workers_start|"--threads"|dnsmasq_start' $(TEST_SRCS))))
 
 TEST_PACKAGES = libcmocka-dev pkg-config iproute2 nftables valgrind groff-base man-db \
                 libssl-dev openssl curl liburing-dev socat testssl.sh \

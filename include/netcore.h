@@ -1226,9 +1226,12 @@ void nc_signal_close(nc_signal *s);
  * applies: the hosts file (/etc/hosts) and DNS in the order
  * /etc/nsswitch.conf gives, and the servers, search domains, ndots,
  * timeout and attempts of /etc/resolv.conf. With c-ares, a loop reads
- * /etc/resolv.conf when it makes its first lookup, and the hosts file at
- * every lookup; the environment variables LOCALDOMAIN and RES_OPTIONS
- * apply as for the C library, and CARES_HOSTS names another hosts file.
+ * /etc/resolv.conf when it makes its first lookup, and the hosts file
+ * then and again whenever it changed (looked at once per loop iteration
+ * at most), always before DNS; the environment variables LOCALDOMAIN and
+ * RES_OPTIONS apply as for the C library, and CARES_HOSTS names another
+ * hosts file. A loop looks names up in the network namespace that was
+ * current when it made its first lookup.
  *
  * nc_resolve() looks a name up. nc_connect() takes "host:port" as well
  * as addresses ("[2001:db8::1]:443", "192.0.2.1:443") and connects to a
