@@ -45,7 +45,7 @@ static bool write_file(const char *path, const char *text)
 static const char *bind_over(const char *file, const char *target)
 {
     static char why[160];
-    if (mount(file, target, NULL, MS_BIND, NULL) != 0) {
+    if (mount(file, target, "none", MS_BIND, NULL) != 0) {
         snprintf(why, sizeof(why), "cannot bind-mount a file over %s: %s",
                  target, strerror(errno));
         return why;
@@ -81,7 +81,7 @@ const char *dnsworld_enter(void)
                  strerror(errno));
         return why;
     }
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+    if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0)
         return "cannot make the mount namespace private";
     if ((err = loopback_up()) != NULL)
         return err;

@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LOOKUPS 1000
+#define LOOKUPS (under_valgrind() ? 200 : 1000)
 
 static const char *const records[] = {
     "--local=/test/", "--local=/example/",
@@ -230,15 +230,15 @@ static void silent_server_times_out_without_blocking_the_loop(void **state)
     uint64_t t0 = now_ms();
     assert_int_equal(nc_resolve(f->loop, "v4.test", NC_FAMILY_IPV4, got, &a,
                                 NULL), 0);
-    assert_true(run_until(f->loop, answered, &a, 8000));
+    assert_true(run_until(f->loop, answered, &a, 20000));
     uint64_t took = now_ms() - t0;
     nc_timer_free(t);
     assert_int_equal(a.err, have_cares ? -NC_EDNS_TIMEOUT
                                        : -NC_EDNS_SERVER_FAILED);
     assert_true(took >= 900);
-    assert_true(took < 6000);
+    assert_true(took < (under_valgrind() ? 20000u : 6000u));
     /* About one tick per 20 ms passed while the server stayed silent. */
-    assert_true(ticks >= (int)(took / 20) / 2);
+    assert_true(ticks >= (int)(took / 20) / (under_valgrind() ? 8 : 2));
     if (have_cares)
         assert_string_equal(a.source, "DNS server 127.0.0.2:53");
 }
@@ -638,7 +638,8 @@ static void connect_timeout_covers_the_lookup(void **state)
     assert_int_equal(cl.reason, NC_CLOSE_CONNECT_FAILED);
     assert_int_equal(cl.err, -ETIMEDOUT);
     assert_true(took >= 200);
-    assert_true(took < 900);           /* not the DNS timeout (1 s) */
+    /* Not the DNS timeout (1 s). */
+    assert_true(took < (under_valgrind() ? 3000u : 900u));
     if (!strstr(cl.explained, "within the connect timeout (200 ms): the "
                               "name was still being looked up"))
         fail_msg("nc_conn_explain: %s", cl.explained);
@@ -655,7 +656,7 @@ static void shutdown_during_the_lookup_closes_it(void **state)
     assert_int_equal(nc_loop_shutdown(f->loop, 1000), 0);
     uint64_t t0 = now_ms();
     assert_int_equal(nc_loop_run(f->loop, NC_RUN_FOREVER), 0);
-    assert_true(now_ms() - t0 < 900);
+    assert_true(now_ms() - t0 < (under_valgrind() ? 3000u : 900u));
     assert_int_equal(cl.closes, 1);
     assert_int_equal(cl.reason, NC_CLOSE_SHUTDOWN);
 }
