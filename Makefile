@@ -41,7 +41,7 @@ DATADIR ?= $(PREFIX)/share
 CFLAGS ?= -O2 -g
 WARNINGS = -Wall -Wextra -Wpedantic $(if $(filter 1,$(WERROR)),-Werror)
 NC_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARNINGS) -Iinclude -iquote lib \
-            $(SAN_FLAGS) $(TLS_CFLAGS) $(URING_CFLAGS) $(CPPFLAGS)
+            $(SAN_FLAGS) $(TLS_CFLAGS) $(URING_CFLAGS) $(CARES_CFLAGS) $(CPPFLAGS)
 LIB_CFLAGS = -fPIC -fvisibility=hidden
 DEPFLAGS = -MMD -MP
 COMPILE = $(CC) $(NC_CFLAGS) $(DEPFLAGS)
@@ -105,8 +105,28 @@ REQUIRES_PRIVATE += $(if $(HAVE_URING),liburing)
 LIB_EXCLUDED += $(if $(HAVE_URING),,lib/backend_uring.c lib/conn_ring.c)
 URING_LEFT_OUT := $(strip $(if $(HAVE_URING),,$(if $(filter no,$(URING)),switched off (URING=no),\
     pkg-config finds no liburing (apt-get install liburing-dev)); every loop runs on epoll))
+# Host names are looked up with c-ares (Debian's libc-ares-dev) when
+# pkg-config finds it: CARES=auto (the default) builds it in then,
+# CARES=no never, CARES=yes or stop. c-ares resolves inside the loop (its
+# sockets watched, its timeouts on the loop's timers); without it
+# lib/resolve_thread.c stands in, running getaddrinfo() on helper threads
+# that post the answers back, so that the loop never blocks either way.
+CARES ?= auto
+$(call check_choice,CARES)
+ifneq ($(CARES),no)
+HAVE_CARES := $(shell $(PKG_CONFIG) --exists libcares 2>/dev/null && echo 1)
+endif
+ifeq ($(CARES)$(HAVE_CARES),yes)
+$(error CARES=yes, but pkg-config finds no c-ares: apt-get install libc-ares-dev)
+endif
+CARES_CFLAGS := $(if $(HAVE_CARES),-DNC_HAVE_CARES $(shell $(PKG_CONFIG) --cflags libcares))
+CARES_LIBS := $(if $(HAVE_CARES),$(shell $(PKG_CONFIG) --libs libcares))
+REQUIRES_PRIVATE += $(if $(HAVE_CARES),libcares)
+LIB_EXCLUDED += $(if $(HAVE_CARES),lib/resolve_thread.c,lib/resolve_ares.c lib/hosts.c)
+CARES_LEFT_OUT := $(strip $(if $(HAVE_CARES),,$(if $(filter no,$(CARES)),switched off (CARES=no),\
+    pkg-config finds no c-ares (apt-get install libc-ares-dev)); names are looked up with getaddrinfo on helper threads))
 # What the library links with, beyond libc and pthreads.
-DEP_LIBS = $(TLS_LIBS) $(URING_LIBS)
+DEP_LIBS = $(TLS_LIBS) $(URING_LIBS) $(CARES_LIBS)
 
 # Evaluated only when a recipe needs them, after `deps` has run.
 CMOCKA_CFLAGS = $(shell $(PKG_CONFIG) --cflags cmocka)
@@ -133,7 +153,7 @@ SHARED_LINK = $(BUILD)/lib/libnetcore.so
 PC = $(BUILD)/libnetcore.pc
 
 COMMON_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(sort $(wildcard examples/common/*.c)))
-SUPPORT_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(wildcard tests/support.c tests/proc.c))
+SUPPORT_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(wildcard tests/support.c tests/proc.c tests/dnsworld.c))
 
 TEST_SRCS := $(sort $(wildcard tests/test_*.c))
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
@@ -163,16 +183,19 @@ ALL_OBJS := $(LIB_OBJS) $(COMMON_OBJS) $(SUPPORT_OBJ) \
 
 # Test binaries whose source starts threads (itself or through
 # nc_workers_start), or drives an example program with --threads (those
-# run sanitized too): the ones `make tsan` runs.
+# run sanitized too), or looks names up against dnsmasq (a SERVFAIL
+# responder thread; getaddrinfo threads without c-ares): the ones `make
+# tsan` runs.
 TSAN_TESTS = $(patsubst tests/%.c,$(BUILD)/tsan/tests/%,\
-             $(if $(TEST_SRCS),$(shell grep -lE 'pthread_create|nc_workers_start|"--threads"' $(TEST_SRCS))))
+             $(if $(TEST_SRCS),$(shell grep -lE 'pthread_create|nc_workers_start|"--threads"|dnsmasq_start' $(TEST_SRCS))))
 
 TEST_PACKAGES = libcmocka-dev pkg-config iproute2 nftables valgrind groff-base man-db \
-                libssl-dev openssl curl liburing-dev socat testssl.sh
+                libssl-dev openssl curl liburing-dev socat testssl.sh \
+                libc-ares-dev dnsmasq-base
 # ab (apache2-utils), strace and valgrind drive bench/churn.sh and
 # bench/callgrind.sh; nginx-light is optional (churn.sh skips its rows).
 BENCH_PACKAGES = libuv1-dev libev-dev libevent-dev wrk apache2-utils strace \
-                 valgrind nginx-light libssl-dev openssl
+                 valgrind nginx-light libssl-dev openssl dnsmasq-base
 
 # Every test binary runs once per backend built in (epoll, io_uring).
 TEST_BACKENDS = epoll $(if $(HAVE_URING),io_uring)
@@ -213,6 +236,7 @@ FEATURES_STAMP = $(BUILD)/.left-out
 $(FEATURES_STAMP): $(FLAGS_STAMP)
 	@$(if $(TLS_LEFT_OUT),echo 'make: built without TLS: $(TLS_LEFT_OUT)';) \
 	 $(if $(URING_LEFT_OUT),echo 'make: built without io_uring: $(URING_LEFT_OUT)';) \
+	 $(if $(CARES_LEFT_OUT),echo 'make: built without c-ares: $(CARES_LEFT_OUT)';) \
 	 touch $@
 
 $(OBJ)/lib/%.o: lib/%.c $(FLAGS_STAMP)
@@ -305,6 +329,8 @@ deps:
 	command -v valgrind >/dev/null 2>&1 || missing="$$missing valgrind"; \
 	$(PKG_CONFIG) --exists 'openssl >= 3' 2>/dev/null || missing="$$missing libssl-dev"; \
 	$(PKG_CONFIG) --exists liburing 2>/dev/null || missing="$$missing liburing-dev"; \
+	$(PKG_CONFIG) --exists libcares 2>/dev/null || missing="$$missing libc-ares-dev"; \
+	command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || missing="$$missing dnsmasq"; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	command -v socat >/dev/null 2>&1 || missing="$$missing socat"; \
@@ -395,7 +421,8 @@ $(BENCH_TLS_CERTS)/server.pem: tests/tls-certs.sh | bench-deps
 
 # churn.sh and callgrind.sh also drive examples/http-hello; workers.sh
 # drives http-hello, echo-server and echo-client with 1 and 2 workers;
-# backends.sh drives http-hello and echo-server on io_uring and on epoll.
+# backends.sh drives http-hello and echo-server on io_uring and on epoll;
+# resolve.sh drives echo-server and dnsmasq in namespaces of its own.
 bench: bench-deps $(BENCH_BINS) $(BUILD)/bin/http-hello $(BUILD)/bin/echo-server \
        $(BUILD)/bin/echo-client $(BENCH_TLS_CERTS)/server.pem
 	@if [ -z '$(BENCH_BINS)' ]; then echo 'make: bench/*.c: no benchmarks to build' >&2; exit 1; fi
@@ -404,7 +431,7 @@ bench: bench-deps $(BENCH_BINS) $(BUILD)/bin/http-hello $(BUILD)/bin/echo-server
 	else \
 	    echo 'bench: built $(BENCH_BINS); bench/run.sh does not exist, nothing run'; \
 	fi
-	@for script in bench/churn.sh bench/callgrind.sh bench/workers.sh bench/backends.sh; do \
+	@for script in bench/churn.sh bench/callgrind.sh bench/workers.sh bench/backends.sh bench/resolve.sh; do \
 	    NC_BUILD='$(BUILD)' NC_BENCH_BIN='$(BUILD)/bench' bash $$script || exit 1; \
 	done
 
@@ -521,7 +548,8 @@ help:
 	@echo '  stress         tests/stress_*.c: heavy loads (1 GiB through the proxy, 10,000 pairs), both backends'
 	@echo '  mutate         break lib/ on purpose (tests/mutants.txt); every mutant must be killed'
 	@echo '  bench          build bench/*.c against libuv, libev, libevent; run bench/run.sh,'
-	@echo '                 bench/churn.sh, bench/callgrind.sh and bench/workers.sh'
+	@echo '                 bench/churn.sh, bench/callgrind.sh, bench/workers.sh,'
+	@echo '                 bench/backends.sh and bench/resolve.sh'
 	@echo '  demo           build and run examples/demo.sh'
 	@echo '  man            the man pages and api.md from include/netcore.h, in $(DOC_OUT)'
 	@echo '  api-md         regenerate docs/api.md (committed) from include/netcore.h'
@@ -535,6 +563,9 @@ help:
 	@echo '                     now TLS=$(TLS): $(if $(HAVE_TLS),built in,left out)'
 	@echo '  URING=auto|yes|no  the io_uring backend through liburing (liburing-dev), the same;'
 	@echo '                     now URING=$(URING): $(if $(HAVE_URING),built in,left out)'
+	@echo '  CARES=auto|yes|no  host names looked up inside the loop by c-ares (libc-ares-dev),'
+	@echo '                     the same; without it getaddrinfo runs on helper threads;'
+	@echo '                     now CARES=$(CARES): $(if $(HAVE_CARES),built in,left out)'
 	@echo '  PREFIX=$(PREFIX) LIBDIR=$(LIBDIR) INCLUDEDIR=$(INCLUDEDIR)'
 	@echo '  PKGCONFIGDIR=$(PKGCONFIGDIR) MANDIR=$(MANDIR) BINDIR=$(BINDIR)'
 	@echo '  DATADIR=$(DATADIR) DESTDIR=$(DESTDIR)'

@@ -11,11 +11,15 @@
  * connections that each make COUNT round trips of one message and reports
  * round trips per second and latency percentiles.
  *
- * When the connection fails it prints the error and the library's
- * explanation of it (nothing listening, firewall, no route, a certificate
- * that is expired or for another name...). With --tls it speaks TLS and
- * checks the server's certificate (against the system's CAs, or FILE) and
- * name (the host of SPEC, or NAME).
+ * SPEC is an address, an interface, or a host name with a port
+ * ("example.com:7"), looked up without blocking and connected to with
+ * Happy Eyeballs (IPv6 and IPv4 raced). When the connection fails it
+ * prints the error and the library's explanation of it (nothing
+ * listening, firewall, no route, a certificate that is expired or for
+ * another name...) and, for a name, every address tried and what
+ * happened to each. With --tls it speaks TLS and checks the server's
+ * certificate (against the system's CAs, or FILE) and name (the host of
+ * SPEC, or NAME).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -306,12 +310,13 @@ static void on_close(nc_conn *c, nc_close_reason reason, int err, void *ud)
     struct session *s = ud;
     struct client *cl = s->cl;
 
-    (void)c;
     if (reason == NC_CLOSE_CONNECT_FAILED ||
         (reason == NC_CLOSE_TLS && s->conn == NULL)) {
         /* Never opened: the connect or the TLS handshake failed. */
-        if (!cl->failed)
+        if (!cl->failed) {
             netinfo_print_connect_failure(stderr, PROG, cl->target, err);
+            netinfo_print_attempts(stderr, PROG, c, err);
+        }
         cl->failed = true;
     } else if (!s->finished && !cl->failed) {
         if (reason == NC_CLOSE_IDLE)

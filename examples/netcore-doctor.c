@@ -7,6 +7,10 @@
  *                                  can reach it, sockets by TCP state
  *   netcore-doctor connect SPEC [--timeout SECONDS]
  *                                  try to connect and explain the outcome
+ *                                  (SPEC may be a host name: host:port)
+ *   netcore-doctor resolve NAME    what the resolver answers for NAME, from
+ *                                  where, how fast, and which family Happy
+ *                                  Eyeballs would try first
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -309,23 +313,30 @@ static void print_tls(nc_conn *c, const struct probe *p)
 }
 
 /* What verification checks: against which CAs, and which name (without
- * --tls-name, the library checks the address connected to). */
+ * --tls-name, the library checks the host name connected to, or the
+ * address). */
 static void describe_verify(const struct tls_args *tls, const char *target,
                             char *buf, size_t len)
 {
-    char host[NC_ADDRSTRLEN] = "connected to";
+    char host[NC_ADDRSTRLEN + 256] = "connected to";
+    const char *kind = "address";
     nc_endpoint ep;
 
-    if (nc_endpoint_parse(&ep, target, NULL, 0) < 0)
-        ep.kind = NC_EP_ANY;    /* cannot be: main() checked it */
-    if (ep.kind == NC_EP_ADDR)
+    if (nc_endpoint_parse(&ep, target, NULL, 0) < 0) {
+        /* main() checked it: a host name, which TLS follows. */
+        const char *colon = strrchr(target, ':');
+        snprintf(host, sizeof host, "%.*s",
+                 (int)(colon ? colon - target : (long)strlen(target)), target);
+        kind = "name";
+    } else if (ep.kind == NC_EP_ADDR) {
         netinfo_host(&ep.addr, host, sizeof host);
-    else if (ep.kind == NC_EP_LOCALHOST)
+    } else if (ep.kind == NC_EP_LOCALHOST) {
         snprintf(host, sizeof host, "connected to (127.0.0.1 or ::1)");
+    }
     snprintf(buf, len, "%s%s, for the %s %s",
              tls->ca != NULL ? "the CAs in " : "the system's CA store",
              tls->ca != NULL ? tls->ca : "",
-             tls->name != NULL ? "name" : "address",
+             tls->name != NULL ? "name" : kind,
              tls->name != NULL ? tls->name : host);
 }
 
@@ -344,6 +355,13 @@ static void probe_open(nc_conn *c, void *ud)
     if (nc_conn_tcp_info(c, &ti) == 0)
         printf(", %s, rtt %.3f ms", ti.state_name, ti.rtt_us / 1000.0);
     printf("\nsomething is listening there and accepts connections\n");
+    {
+        /* For a host name: which address won, and what else was tried. */
+        char how[1024];
+        if (nc_conn_explain(c, how, sizeof how) > 0 &&
+            strncmp(how, "connected to ", 13) == 0)
+            printf("%s\n", how);
+    }
     if (p->tls)
         print_tls(c, p);
     p->status = 0;
@@ -355,8 +373,10 @@ static void probe_close(nc_conn *c, nc_close_reason reason, int err,
 {
     struct probe *p = ud;
 
-    if (reason == NC_CLOSE_CONNECT_FAILED)
+    if (reason == NC_CLOSE_CONNECT_FAILED) {
         netinfo_print_connect_failure(stdout, PROG, p->target, err);
+        netinfo_print_attempts(stdout, PROG, c, err);
+    }
     if (reason == NC_CLOSE_TLS && p->status != 0) {
         printf("connected to %s, but the TLS handshake failed\n", p->target);
         print_tls(c, p);
@@ -408,6 +428,82 @@ static int cmd_connect(const char *target, uint32_t timeout_ms,
     nc_tls_ctx_free(opts.tls);
     fflush(stdout);
     return p.status;
+}
+
+/* ---- resolve --------------------------------------------------------------- */
+
+static const char *family_name(const nc_addr *a)
+{
+    return a->u.sa.sa_family == AF_INET6 ? "IPv6" : "IPv4";
+}
+
+static void print_family(const char *what, int err)
+{
+    if (err == 1)
+        return;
+    printf("  %-11s %s\n", what, err == 0 ? "found"
+           : err == -NC_EDNS_NO_ADDRESS ? "no address of this family"
+           : nc_strerror(err));
+}
+
+static void resolved(nc_resolve_req *req, int err,
+                     const nc_resolve_result *res, void *ud)
+{
+    int *status = ud;
+    char text[NC_ADDRSTRLEN];
+    size_t i;
+
+    (void)req;
+    printf("%s: ", res->name);
+    if (err == 0)
+        printf("%zu address%s", res->count, res->count == 1 ? "" : "es");
+    else
+        printf("%s (%s)", nc_strerror(err), nc_errname(err));
+    printf(", from %s, in %.3f ms\n", res->source[0] ? res->source : "?",
+           (double)res->elapsed_us / 1000.0);
+    for (i = 0; i < res->count; i++) {
+        if (netinfo_host(&res->addrs[i], text, sizeof text) < 0)
+            continue;
+        printf("  %-40s %s\n", text, family_name(&res->addrs[i]));
+    }
+    print_family("IPv6 (AAAA)", res->err6);
+    print_family("IPv4 (A)", res->err4);
+    if (err == 0) {
+        printf("Happy Eyeballs (nc_connect) would try %s first", 
+               family_name(&res->addrs[0]));
+        if (netinfo_host(&res->addrs[0], text, sizeof text) >= 0)
+            printf(" (%s)", text);
+        printf("%s\n", res->count > 1 && res->err6 == 0 && res->err4 == 0
+               ? ", then alternate the families every 250 ms until one "
+                 "connects" : "");
+        *status = 0;
+    } else {
+        printf("%s: %s\n", PROG, nc_explain(NC_OP_CONNECT, err));
+    }
+}
+
+static int cmd_resolve(const char *name)
+{
+    nc_loop *loop;
+    int status = 1;
+    int err = nc_loop_new(&loop);
+
+    if (err < 0) {
+        char why[512];
+        fprintf(stderr, "%s: cannot create a loop: %s\n", PROG,
+                netinfo_loop_trouble(err, why, sizeof why));
+        return 1;
+    }
+    printf("resolver: %s\n", nc_resolver_name());
+    err = nc_resolve(loop, name, NC_FAMILY_ANY, resolved, &status, NULL);
+    if (err < 0)
+        printf("%s: cannot look '%s' up: %s\n", PROG, name,
+               err == -EINVAL ? "not a host name" : nc_strerror(err));
+    else
+        nc_loop_run(loop, NC_RUN_DEFAULT);
+    nc_loop_free(loop);
+    fflush(stdout);
+    return status;
 }
 
 /* ---- backend --------------------------------------------------------------- */
@@ -470,6 +566,7 @@ static void usage(void)
            "       %s port PORT\n"
            "       %s connect SPEC [--timeout SECONDS] [--tls [--tls-ca FILE] "
            "[--tls-name NAME]]\n"
+           "       %s resolve NAME\n"
            "       %s backend [epoll|io_uring]\n"
            "  ifaces   every interface, its flags and addresses, and the "
            "primary one\n"
@@ -477,19 +574,26 @@ static void usage(void)
            "can reach it,\n"
            "           and how many sockets on it are in each TCP state "
            "(CLOSE_WAIT flagged)\n"
-           "  connect  try to connect to SPEC and explain the outcome "
-           "(timeout default 5 s);\n"
+           "  connect  try to connect to SPEC (an address, or "
+           "host:port) and explain the\n"
+           "           outcome (timeout default 5 s);\n"
            "           with --tls, also the handshake: protocol, cipher, "
            "certificate, expiry\n"
            "           and verification (against FILE's CAs or the "
            "system's, for NAME)\n"
+           "  resolve  look NAME up as nc_connect would: the addresses, "
+           "from which source\n"
+           "           (hosts file or DNS server), how long it took, and "
+           "the family\n"
+           "           Happy Eyeballs would try first\n"
            "  backend  which event backends run here, and why one does not;\n"
            "           with a name, the exit status says whether it runs; "
            "status 1 also\n"
            "           when NC_BACKEND names no backend or one that cannot "
            "run, as\n"
            "           every program then refuses to start\n"
-           "  --version  print the version and exit\n", PROG, PROG, PROG, PROG);
+           "  --version  print the version and exit\n", PROG, PROG, PROG, PROG,
+           PROG);
 }
 
 int main(int argc, char **argv)
@@ -540,7 +644,7 @@ int main(int argc, char **argv)
     }
     if (optind >= argc)
         args_usage_error(PROG, "no command given (ifaces, port, connect, "
-                         "backend)");
+                         "resolve, backend)");
     cmd = argv[optind];
     nargs = argc - optind - 1;
 
@@ -554,6 +658,11 @@ int main(int argc, char **argv)
     }
     if (tls.on || tls.ca != NULL || tls.name != NULL)
         args_usage_error(PROG, "--tls goes with connect");
+    if (strcmp(cmd, "resolve") == 0) {
+        if (nargs != 1)
+            args_usage_error(PROG, "resolve takes one host name");
+        return cmd_resolve(argv[optind + 1]);
+    }
     if (strcmp(cmd, "backend") == 0) {
         if (nargs > 1 || (nargs == 1 &&
                           strcmp(argv[optind + 1], "epoll") != 0 &&
@@ -573,7 +682,7 @@ int main(int argc, char **argv)
             args_usage_error(PROG, "ifaces takes no argument");
     } else {
         args_usage_error(PROG, "unknown command '%s' (ifaces, port, "
-                         "connect, backend)", cmd);
+                         "connect, resolve, backend)", cmd);
     }
 
     err = nc_iface_list_get(&list);

@@ -23,6 +23,8 @@
  *     nc_signal      nc_signal_start()    nc_signal_close()    the caller
  *     nc_listener    nc_listen()          nc_listener_close()  the caller
  *     nc_conn        accept, nc_connect() on_close returning   the library
+ *     nc_resolve_req nc_resolve()         its callback returning, the library
+ *                                         or nc_resolve_cancel()
  *     nc_iface_list  nc_iface_list_get()  nc_iface_list_free() the caller
  *     nc_workers     nc_workers_start()   nc_workers_free()    the caller
  *
@@ -145,9 +147,10 @@ const char *nc_version(void);
  * Errors (lib/error.c, lib/explain.c)
  *
  * Every error is a negative errno value, or for a TLS failure a negative
- * NC_ETLS_* value (above any errno). These functions turn one into text
- * for a log: the description, the symbolic name, and a plain-words
- * explanation of the likely cause for a given operation.
+ * NC_ETLS_* value, or for a host name that could not be looked up a
+ * negative NC_EDNS_* value (both above any errno). These functions turn
+ * one into text for a log: the description, the symbolic name, and a
+ * plain-words explanation of the likely cause for a given operation.
  *
  * Example: docs/examples/errors.c
  * ---------------------------------------------------------------------- */
@@ -174,6 +177,30 @@ enum {
     NC_ETLS_PROTOCOL,        /* malformed or unexpected TLS data */
     NC_ETLS_RENEGOTIATION,   /* the peer asked to renegotiate: refused */
     NC_ETLS_LAST = NC_ETLS_RENEGOTIATION
+};
+
+/* Failures to look a host name up (nc_resolve(), nc_connect() to a
+ * name), reported as negative values (-NC_EDNS_NOT_FOUND) in a range no
+ * errno uses, above the TLS ones. nc_strerror(), nc_errname() and
+ * nc_explain() know them. */
+enum {
+    NC_EDNS_NOT_FOUND = 4160, /* no such host name: the DNS says it does
+                                 not exist (NXDOMAIN), and no hosts file
+                                 has it */
+    NC_EDNS_NO_ADDRESS,       /* the name exists but has no address of the
+                                 family asked (no AAAA, or no A, record) */
+    NC_EDNS_SERVER_FAILED,    /* the DNS server could not answer
+                                 (SERVFAIL); without c-ares also a server
+                                 that did not answer in time (getaddrinfo
+                                 cannot tell the two apart) */
+    NC_EDNS_REFUSED,          /* the DNS server refused to answer
+                                 (REFUSED): it serves other clients */
+    NC_EDNS_TIMEOUT,          /* no DNS server answered in time */
+    NC_EDNS_NO_SERVER,        /* no DNS server could be reached (its port
+                                 is closed), or none is configured */
+    NC_EDNS_BAD_ANSWER,       /* the server's answer was malformed, or it
+                                 does not implement the query */
+    NC_EDNS_LAST = NC_EDNS_BAD_ANSWER
 };
 
 /* The system's text for an errno value (or an NC_ETLS_* value).
@@ -224,6 +251,8 @@ typedef enum nc_op {
  * endpoint errors (-EINVAL malformed text, -ERANGE a port over 65535,
  * -ENODEV an unknown interface, -ENAMETOOLONG) are explained as such, and
  * -ENOENT after NC_OP_CONNECT as a Unix socket path nobody listens on.
+ * The NC_EDNS_* values of a failed lookup are explained the same for
+ * every operation (NXDOMAIN, SERVFAIL, a silent server...).
  * The message naming the exact fault comes from the errbuf of the
  * options (see nc_listen).
  *
@@ -248,7 +277,9 @@ const char *nc_explain(nc_op op, int err);
  *   [fe80::1%enp0s3]:7000     IPv6 link-local with a scope, by name or index
  *   enp0s3:7000               an interface name: all of its addresses
  *   *:7000  :7000  7000       all addresses (IPv6 dual-stack plus IPv4)
- *   localhost:7000            127.0.0.1 and ::1 (the only name; no DNS)
+ *   localhost:7000            127.0.0.1 and ::1 (no DNS)
+ *   example.com:443           a host name with a dot: nc_connect() only,
+ *                             which looks it up (see "Host names")
  *   unix:/path/to/socket      a Unix-domain stream socket (unix:rel too)
  *   unix:@name                a Linux abstract Unix socket (no file; the
  *                             address starts with a NUL byte)
@@ -259,8 +290,10 @@ const char *nc_explain(nc_op op, int err);
  * (127.1, 01.2.3.4) are rejected. "localhost" is case-insensitive. A scope
  * is required on link-local addresses (fe80::/10, ff01::/16, ff02::/16)
  * and rejected on all others, because the kernel would fail or silently
- * ignore it. Host names are never looked up; an unknown name is reported
- * as an unknown interface, with a hint.
+ * ignore it. nc_endpoint_parse() and nc_listen() never look host names
+ * up: an unknown name is reported as an unknown interface, with a hint;
+ * nc_connect() looks up the names that cannot be anything else (see
+ * "Host names").
  *
  * Example: docs/examples/addresses.c
  * ---------------------------------------------------------------------- */
@@ -1179,6 +1212,155 @@ int nc_signal_start(nc_loop *loop, int signum, nc_signal_fn fn, void *ud,
 void nc_signal_close(nc_signal *s);
 
 /* ------------------------------------------------------------------------
+ * Host names (lib/resolve.c, lib/resolve_ares.c, lib/resolve_thread.c,
+ * lib/dial.c)
+ *
+ * Names are looked up without ever blocking the loop. Built with c-ares
+ * (libc-ares-dev; make CARES=auto, the default, when pkg-config finds
+ * it), the queries go out from the loop's own thread: their sockets are
+ * watched by the loop and their timeouts run on its timers, on either
+ * backend. Without it (make CARES=no), getaddrinfo() runs on up to 4
+ * helper threads per loop (created when needed, with every signal
+ * blocked, gone after 10 s without work), which post each answer back:
+ * the loop never waits for them. Either way the system's configuration
+ * applies: the hosts file (/etc/hosts) and DNS in the order
+ * /etc/nsswitch.conf gives, and the servers, search domains, ndots,
+ * timeout and attempts of /etc/resolv.conf. With c-ares, a loop reads
+ * /etc/resolv.conf when it makes its first lookup, and the hosts file
+ * then and again whenever it changed (looked at once per loop iteration
+ * at most), always before DNS; the environment variables LOCALDOMAIN and
+ * RES_OPTIONS apply as for the C library, and CARES_HOSTS names another
+ * hosts file. A loop looks names up in the network namespace that was
+ * current when it made its first lookup.
+ *
+ * nc_resolve() looks a name up. nc_connect() takes "host:port" as well
+ * as addresses ("[2001:db8::1]:443", "192.0.2.1:443") and connects to a
+ * name with Happy Eyeballs (RFC 8305): it asks for the IPv6 (AAAA) and
+ * IPv4 (A) addresses at once; when the IPv4 answer comes first it waits
+ * resolution_delay_ms (50) more for the IPv6 one; then it tries the
+ * addresses one after another, alternating the families, IPv6 first,
+ * starting the next one whenever the last one has not connected within
+ * attempt_delay_ms (250) or has failed; the first to connect wins, and
+ * every other attempt is closed at once and never reported. So a broken
+ * IPv6 path costs 250 ms, not a connect timeout. connect_timeout_ms
+ * covers everything, the lookup included. The connection exists from
+ * nc_connect()'s return, as for an address; it has no socket until an
+ * attempt wins (nc_conn_fd() is -1 meanwhile), and exactly one on_open
+ * or on_close follows. When no address connects, on_close's err is the
+ * most telling of the failures (refused before timed out before
+ * unreachable), and nc_conn_explain() names every address tried and
+ * what happened to each. With TLS, the certificate is checked against
+ * the host name, which is also sent as SNI, unless
+ * nc_connect_options.server_name names another.
+ *
+ * Which text is a name: in "host:port" the host is looked up when it is
+ * not an IPv4 address, not "localhost", not an existing interface, and
+ * contains a dot: "example.com:443", "db.internal:5432", or a single
+ * label written absolute, with a final dot ("db.:5432", which the search
+ * domains do not extend). A single label without a dot ("eth0:80",
+ * "db:5432") stays an interface name, as before, so that a mistyped
+ * interface fails at once with -ENODEV rather than after a DNS timeout;
+ * an interface whose name has a dot (a VLAN, "eth0.100") wins over the
+ * host of that name. nc_endpoint_parse() and nc_listen() never look
+ * names up. nc_resolve() takes any name, single labels included (the
+ * search domains of resolv.conf then apply).
+ *
+ * Example: docs/examples/names.c
+ * ---------------------------------------------------------------------- */
+
+/* Which address families a lookup or a connect to a name uses, in which
+ * order. */
+typedef enum nc_family {
+    NC_FAMILY_ANY = 0,       /* both, IPv6 first (RFC 8305) */
+    NC_FAMILY_IPV4_FIRST,    /* both, IPv4 first */
+    NC_FAMILY_IPV6,          /* IPv6 only (AAAA) */
+    NC_FAMILY_IPV4           /* IPv4 only (A) */
+} nc_family;
+
+/* A lookup in progress (opaque), owned by the library. */
+typedef struct nc_resolve_req nc_resolve_req;
+
+/* What a lookup found: what nc_resolve()'s callback is handed.
+ *
+ * Valid only during the callback. The addresses alternate between the
+ * families, the first family of nc_family first: the order in which
+ * nc_connect() would try them.
+ */
+typedef struct nc_resolve_result {
+    const char *name;          /* the name asked for */
+    const nc_addr *addrs;      /* count addresses, port 0 */
+    size_t count;
+    int err6;                  /* the IPv6 (AAAA) lookup: 0, a negative
+                                  error, or 1 when it was not asked for */
+    int err4;                  /* the IPv4 (A) lookup, the same */
+    const char *source;        /* where the answers came from: "hosts file
+                                  /etc/hosts", "DNS server 127.0.0.1:53",
+                                  "getaddrinfo()", "a literal address";
+                                  both, by family, when they differ */
+    uint64_t elapsed_us;       /* from nc_resolve() to the last answer */
+} nc_resolve_result;
+
+/* Called once with the outcome of nc_resolve(): err 0 with at least one
+ * address, or the error. res is never NULL, and holds what each family
+ * found even when err is not 0. */
+typedef void (*nc_resolve_fn)(nc_resolve_req *req, int err,
+                              const nc_resolve_result *res, void *ud);
+
+/* Look a host name up without blocking the loop.
+ *
+ * Asks for the addresses of name (IPv6 and IPv4 at once for
+ * NC_FAMILY_ANY and NC_FAMILY_IPV4_FIRST) as the system is configured
+ * (see above: hosts file, DNS servers, search domains), and calls fn
+ * once, from the loop, never from inside this call, with the addresses
+ * in the order nc_connect() would try them. A literal address is handed
+ * back as it is. fn runs exactly once for every call that returned 0,
+ * unless nc_resolve_cancel() comes first: with err 0 when either family
+ * found an address; otherwise with the telling error, a name that does
+ * not exist (-NC_EDNS_NOT_FOUND) before a server that failed or timed
+ * out, before a family without addresses (-NC_EDNS_NO_ADDRESS); with
+ * -ECANCELED when the loop is freed first. The request keeps
+ * nc_loop_run(NC_RUN_DEFAULT) going. fn may call anything, cancel other
+ * requests, start new ones, free what it likes; the request is freed
+ * when fn returns. *out (when out is not NULL) is the request, for
+ * nc_resolve_cancel().
+ *
+ * Returns: 0 on success, or a negative errno; then fn will not run.
+ * Errors:
+ *   -EINVAL   loop, name or fn is NULL, family is not an nc_family, or
+ *             name is empty, longer than 253 characters, or holds
+ *             characters no host name has (a space, a '/', a ':')
+ *   -ENOMEM   out of memory
+ *   any other errno with which the resolver could not be set up (c-ares
+ *   found no usable configuration: -ENOMEM, -EIO)
+ * Thread: the loop's thread.
+ * See also: nc_resolve_cancel, nc_connect, nc_explain
+ */
+int nc_resolve(nc_loop *loop, const char *name, nc_family family,
+               nc_resolve_fn fn, void *ud, nc_resolve_req **out);
+
+/* Cancel a lookup: its callback will not run.
+ *
+ * The request is freed; what the resolver still does for it (a query in
+ * flight, a getaddrinfo() on a helper thread) ends on its own and is
+ * dropped. Calling it from the request's own callback, or after that
+ * callback, is not allowed (the request is gone); from any other
+ * callback it is. NULL is allowed.
+ *
+ * Thread: the loop's thread.
+ * See also: nc_resolve
+ */
+void nc_resolve_cancel(nc_resolve_req *req);
+
+/* What looks names up in this build: "c-ares 1.18.1, in the loop" or
+ * "getaddrinfo() on helper threads (built without c-ares)".
+ *
+ * Returns: a static string.
+ * Thread: any thread.
+ * See also: nc_resolve
+ */
+const char *nc_resolver_name(void);
+
+/* ------------------------------------------------------------------------
  * Connections (lib/conn.c, lib/conn_write.c, lib/connect.c, lib/buf.c)
  *
  * A TCP (IPv4 or IPv6) or Unix stream connection, accepted by a listener
@@ -1409,24 +1591,42 @@ typedef struct nc_connect_options {
                                 line naming what is wrong; emptied when it
                                 returns 0 */
     size_t errbuf_len;       /* its size in bytes (256 is plenty) */
+    /* Connecting to a host name (Happy Eyeballs; see "Host names"). They
+     * do not apply to addresses. */
+    nc_family family;        /* which families, in which order (default
+                                NC_FAMILY_ANY: both, IPv6 first) */
+    uint32_t attempt_delay_ms;    /* start the next address when the last
+                                     attempt has neither connected nor
+                                     failed within this (default 250; at
+                                     least 10, at most 2000: RFC 8305) */
+    uint32_t resolution_delay_ms; /* when the other family's answer comes
+                                     first, wait this long for the first
+                                     family's before connecting (default
+                                     50; at most 2000) */
 } nc_connect_options;
 
 /* Start a non-blocking connect to an endpoint.
  *
  * endpoint is an address, "localhost:P" (127.0.0.1), an interface name
- * (its first address, IPv4 before IPv6) or "unix:/path". opts->bind, if
- * not NULL, is an endpoint string with a port (0 = any); its first
- * address of the target's family is bound first.
+ * (its first address, IPv4 before IPv6), "unix:/path", or a host name
+ * with a dot and a port ("example.com:443"; see "Host names" for the
+ * rule), which is looked up and connected to with Happy Eyeballs, never
+ * blocking the loop. opts->bind, if not NULL, is an endpoint string with
+ * a port (0 = any); its first address of the target's family is bound
+ * first (for a name, that of each address tried).
  *
  * On success *out (if out is not NULL) is the connection. It is owned by
  * the library from this moment, before on_open, until on_close returns.
  * Exactly one of on_open or on_close follows from the loop, never from
  * inside this call: on_close gets NC_CLOSE_CONNECT_FAILED with the errno
  * (-ECONNREFUSED, -EHOSTUNREACH, -ETIMEDOUT after connect_timeout_ms,
- * -ENOENT for a missing Unix path, -EAGAIN for a full Unix backlog), or
- * NC_CLOSE_LOCAL or NC_CLOSE_SHUTDOWN if you close it or its loop first.
- * Write from on_open: before it, writes fail with -ENOTCONN.
- * nc_explain(NC_OP_CONNECT, err) explains either kind of failure.
+ * -ENOENT for a missing Unix path, -EAGAIN for a full Unix backlog, a
+ * -NC_EDNS_* value for a name that could not be looked up), or
+ * NC_CLOSE_LOCAL or NC_CLOSE_SHUTDOWN if you close it or its loop first,
+ * also while a name is still being looked up. Write from on_open: before
+ * it, writes fail with -ENOTCONN. nc_explain(NC_OP_CONNECT, err)
+ * explains either kind of failure; for a name, nc_conn_explain() says
+ * which addresses were tried and what happened to each.
  *
  * When it fails and opts->errbuf is set, one line naming what is wrong is
  * written there (at most errbuf_len bytes, NUL-terminated): for endpoint
@@ -1439,8 +1639,9 @@ typedef struct nc_connect_options {
  * no callback will run and *out is untouched.
  * Errors:
  *   -EINVAL         loop or endpoint is NULL, a wildcard endpoint, a
- *                   malformed bind, malformed endpoint text, or opts->tls
- *                   is a server context
+ *                   malformed bind, malformed endpoint text, opts->tls
+ *                   is a server context, or opts->family is not an
+ *                   nc_family
  *   -ERANGE         the port is out of range (from parsing the endpoint)
  *   -ENODEV         unknown interface or scope
  *   -ENAMETOOLONG   a Unix path or interface name too long
@@ -1771,12 +1972,40 @@ void *nc_conn_data(const nc_conn *c);
  * The socket is owned by the library: do not close it.
  *
  * Returns: the fd, or -1 once the connection is closed (including inside
- * on_close) and for NULL.
+ * on_close), while a connection to a host name has no socket yet (it is
+ * looking the name up, or its attempts have not connected), and for
+ * NULL.
  * Errors: none; -1 is not an errno value.
  * Thread: the loop's thread.
  * See also: nc_conn_tcp_info
  */
 int nc_conn_fd(const nc_conn *c);
+
+/* How a connection's connect went, in one sentence a person can act on.
+ *
+ * For a connection nc_connect() made to a host name, from nc_connect()'s
+ * return until on_close returns: the name, how the lookup went (from
+ * which source, how long it took, or why it failed), and each address
+ * tried with what happened to it, such as
+ *
+ *   could not connect to www.example.com:443: [2001:db8::1]:443 timed out
+ *   (no answer: a firewall drops the packets, or the host is down),
+ *   192.0.2.1:443 was refused (nothing listens on that port there); the
+ *   name was looked up in 2 ms (DNS server 127.0.0.1:53)
+ *
+ * or, once open, "connected to www.example.com:443 at
+ * [2001:db8::1]:443 ...". For any other connection, the close reason
+ * and nc_explain()'s text once it closed, or its state before. At most
+ * len bytes are written, always NUL-terminated.
+ *
+ * Returns: the length of the whole sentence (a value of len or more
+ * means it was cut short), or a negative errno.
+ * Errors:
+ *   -EINVAL  c or buf is NULL, or len is 0
+ * Thread: the loop's thread.
+ * See also: nc_connect, nc_explain
+ */
+int nc_conn_explain(const nc_conn *c, char *buf, size_t len);
 
 /* The loop the connection lives on.
  *

@@ -15,8 +15,13 @@
  * Unix endpoints: "unix:PATH" (absolute or relative), and "unix:@NAME"
  * for a Linux abstract socket (sun_path[0] is NUL, the name is exactly
  * the following bytes: len counts no terminator).
+ *
+ * Host names are not part of the grammar nc_endpoint_parse() reads (it
+ * is also what nc_listen() binds): nc_connect() asks nc__endpoint_name()
+ * first, which takes "NAME:PORT" with a dot in NAME when NAME is not an
+ * IPv4 address nor an existing interface.
  */
-#include "netcore.h"
+#include "addr.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -445,6 +450,48 @@ static int parse_unix(nc_endpoint *ep, const char *path, char *why,
     un->sun_family = AF_UNIX;
     ep->kind = NC_EP_UNIX;
     return 0;
+}
+
+/* Letters, digits, '-' and '_' in labels of 1 to 63, separated by dots,
+ * with a dot somewhere (a single label with a final dot is absolute). */
+static bool host_name_like(const char *s, size_t n)
+{
+    size_t label = 0;
+    if (n == 0 || n > 254 || (n == 254 && s[n - 1] != '.') ||
+        !memchr(s, '.', n))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '.') {
+            if (label == 0)
+                return false;
+            label = 0;
+        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                   is_digit(c) || c == '-' || c == '_') {
+            if (++label > 63)
+                return false;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+int nc__endpoint_name(const char *text, char *host, size_t hostlen,
+                      uint16_t *port, char *why, size_t whylen)
+{
+    const char *colon = strchr(text, ':');
+    if (colon == NULL || strchr(colon + 1, ':') != NULL ||
+        strncmp(text, UNIX_PREFIX, UNIX_PREFIX_LEN) == 0)
+        return 0;
+    size_t n = (size_t)(colon - text);
+    if (n >= hostlen || strspn(text, "0123456789.") >= n ||
+        !host_name_like(text, n))
+        return 0;
+    memcpy(host, text, n);
+    host[n] = '\0';
+    int rc = parse_port(colon + 1, strlen(colon + 1), port, why, whylen);
+    return rc < 0 ? rc : 1;
 }
 
 int nc_endpoint_parse(nc_endpoint *ep, const char *text, char *why,

@@ -17,6 +17,7 @@
  * a reset destroys the answer still in flight.
  */
 #include "conn.h"
+#include "dial.h"
 #include "listener.h"
 #include "ring.h"
 #include "splice.h"
@@ -117,6 +118,8 @@ static void deadline_expired(struct tentry *e)
 
 void nc__conn_profile_free(struct conn_profile *p)
 {
+    if (p->dial)
+        nc__dial_free(p->dial);
     if (p->tls)
         nc__tls_ctx_unref(p->tls);
     free(p->server_name);
@@ -259,8 +262,8 @@ uint64_t nc__conn_interest(const nc_conn *c)
  * is a modify to no events: hang-ups and errors are still reported. */
 void nc__conn_rearm(nc_conn *c)
 {
-    if (conn_state(c) == CS_CLOSED)
-        return;
+    if (conn_state(c) == CS_CLOSED || c->fd < 0)
+        return;     /* closed, or a dial that has no socket yet */
     if (c->flags & CF_RING) {
         nc__ring_conn_sync(c);
         return;
@@ -333,15 +336,19 @@ static void teardown(nc_conn *c, nc_close_reason reason, int err, bool reset,
         c->cold->fresh = 0;
         nc__conn_input_clear(c);
     }
+    if (c->prof->dial)
+        nc__dial_stop(c->prof->dial, reason, err);
     int fd = c->fd;
-    nc__fd_detach(loop, c->fd);
-    if (reset)
-        nc__set_linger_reset(c->fd);
-    if (c->flags & CF_RING)
-        nc__ring_conn_close(c, now);   /* its requests first, then the fd */
-    else
-        close(c->fd);    /* which also takes it out of the epoll set */
-    c->fd = -1;
+    if (fd >= 0) {       /* a dial may not have won a socket yet */
+        nc__fd_detach(loop, c->fd);
+        if (reset)
+            nc__set_linger_reset(c->fd);
+        if (c->flags & CF_RING)
+            nc__ring_conn_close(c, now);  /* its requests, then the fd */
+        else
+            close(c->fd);   /* which also takes it out of the epoll set */
+        c->fd = -1;
+    }
     conn_set_state(c, CS_CLOSED);
     conn_set_reason(c, reason);
     c->done.close_err = err;
@@ -491,8 +498,8 @@ int nc__conn_new(const struct conn_profile *prof, int fd, void *ud,
     nc_conn *c = nc__slab_alloc(&loop->conn_slab);
     if (!c)
         return -ENOMEM;
-    int rc = nc__fd_attach(loop, fd, (uintptr_t)c | FD_TAG_CONN,
-                           &c->idle.tag);
+    int rc = fd < 0 ? 0 : nc__fd_attach(loop, fd, (uintptr_t)c | FD_TAG_CONN,
+                                        &c->idle.tag);
     if (rc < 0) {
         nc__slab_free(&loop->conn_slab, c);
         return rc;

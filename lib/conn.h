@@ -40,6 +40,8 @@ struct conn_profile {
                                   (not inherited from a listening socket) */
     nc_tls_ctx *tls;           /* a reference, or NULL: no TLS */
     char *server_name;         /* outgoing TLS: the name to check */
+    struct dial *dial;         /* nc_connect to a host name (dial.h), or
+                                  NULL */
 };
 
 struct tls_conn;               /* tls.c */
@@ -212,8 +214,9 @@ int nc__conn_profile_lists(struct conn_profile *p);
 /* Free an outgoing connection's own profile and what it holds. */
 void nc__conn_profile_free(struct conn_profile *p);
 /* A new connection on fd (registered in the fd table, not yet in the
- * kernel's interest), in no list; CS_CONNECTING. Errors: -ENOMEM, the fd
- * table's. The caller closes fd on failure. */
+ * kernel's interest), in no list; CS_CONNECTING. fd -1: a connection to
+ * a host name, without a socket until its dial wins (dial.h). Errors:
+ * -ENOMEM, the fd table's. The caller closes fd on failure. */
 int nc__conn_new(const struct conn_profile *prof, int fd, void *ud,
                  nc_conn **out);
 /* The connection is established: open it, arm reading, run on_open.

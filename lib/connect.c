@@ -1,11 +1,14 @@
 /*
  * connect.c - outgoing connections: resolve the endpoint, bind a local
  * address if asked, start a non-blocking connect and report its outcome
- * from the loop (on_open, or on_close with NC_CLOSE_CONNECT_FAILED).
+ * from the loop (on_open, or on_close with NC_CLOSE_CONNECT_FAILED). A
+ * host name goes to dial.c (lookup and Happy Eyeballs) instead.
  *
  * Each outgoing connection has a profile of its own, freed with it.
  */
-#include "conn.h"
+#include "addr.h"
+#include "dial.h"
+#include "resolve.h"
 #include "tls.h"
 
 #include <errno.h>
@@ -30,13 +33,7 @@ void nc__conn_connected(nc_conn *c)
     nc__conn_open(c, false);
 }
 
-/* Where a failing call says why: the caller's errbuf, if any. */
-struct why {
-    char *buf;
-    size_t len;
-};
-
-static int say_failed(const struct why *w, const char *step,
+static int say_failed(const struct connect_why *w, const char *step,
                       const nc_addr *a, int err)
 {
     char where[NC_ADDRSTRLEN];
@@ -50,7 +47,7 @@ static int say_failed(const struct why *w, const char *step,
 /* Parse and resolve an endpoint. On failure the errbuf gets the parser's
  * message, after "WHAT 'TEXT': " when what is not NULL. */
 static int resolve_endpoint(const char *text, nc_endpoint *ep, nc_addr *out,
-                            size_t max, size_t *n, const struct why *w,
+                            size_t max, size_t *n, const struct connect_why *w,
                             const char *what)
 {
     char msg[256];
@@ -76,7 +73,7 @@ static int resolve_endpoint(const char *text, nc_endpoint *ep, nc_addr *out,
 
 /* Pick the address to connect to: the first that the endpoint stands for. */
 static int connect_target(const char *endpoint, nc_addr *to,
-                          const struct why *w)
+                          const struct connect_why *w)
 {
     nc_endpoint ep;
     size_t n = 0;
@@ -90,9 +87,8 @@ static int connect_target(const char *endpoint, nc_addr *to,
     return rc;
 }
 
-/* Bind fd to the local endpoint spec, choosing an address of family. */
-static int bind_local(int fd, int family, const char *spec,
-                      const struct why *w)
+int nc__connect_bind(int fd, int family, const char *spec,
+                     const struct connect_why *w)
 {
     nc_endpoint ep;
     nc_addr addrs[16];
@@ -115,9 +111,10 @@ static int bind_local(int fd, int family, const char *spec,
     return -EAFNOSUPPORT;
 }
 
-static int make_profile(nc_loop *loop, const nc_connect_options *opts,
+int nc__connect_profile(nc_loop *loop, const nc_connect_options *opts,
                         const nc_conn_callbacks *cbs, int family,
-                        struct conn_profile **out, const struct why *w)
+                        struct conn_profile **out,
+                        const struct connect_why *w)
 {
     struct conn_profile *p = calloc(1, sizeof(*p));
     if (!p)
@@ -159,11 +156,11 @@ static int make_profile(nc_loop *loop, const nc_connect_options *opts,
 static int start_connect(nc_loop *loop, const nc_addr *to,
                          const nc_connect_options *opts,
                          const nc_conn_callbacks *cbs, void *ud,
-                         nc_conn **out, const struct why *w)
+                         nc_conn **out, const struct connect_why *w)
 {
     int family = to->u.sa.sa_family;
     struct conn_profile *prof;
-    int rc = make_profile(loop, opts, cbs, family, &prof, w);
+    int rc = nc__connect_profile(loop, opts, cbs, family, &prof, w);
     if (rc < 0)
         return rc;
     int fd = nc__socket_nb(family, SOCK_STREAM);
@@ -175,7 +172,7 @@ static int start_connect(nc_loop *loop, const nc_addr *to,
     if (prof->tcp && (rc = nc__set_keepalive(fd, &prof->opt)) < 0)
         say_failed(w, "cannot set keepalive on the socket to", to, rc);
     if (rc == 0 && opts && opts->bind)
-        rc = bind_local(fd, family, opts->bind, w);
+        rc = nc__connect_bind(fd, family, opts->bind, w);
     nc_conn *c = NULL;
     if (rc == 0)
         rc = nc__conn_new(prof, fd, ud, &c);
@@ -205,14 +202,14 @@ static int start_connect(nc_loop *loop, const nc_addr *to,
 /* The errbuf's first and last word around a connect: emptied (so it stays
  * empty on success), and a line for a failure that said nothing of its
  * own (out of memory). */
-static struct why why_begin(const nc_connect_options *opts)
+static struct connect_why why_begin(const nc_connect_options *opts)
 {
-    struct why w = { opts ? opts->errbuf : NULL, opts ? opts->errbuf_len : 0 };
+    struct connect_why w = { opts ? opts->errbuf : NULL, opts ? opts->errbuf_len : 0 };
     nc__errbuf_set(w.buf, w.len, "%s", "");
     return w;
 }
 
-static int why_end(const struct why *w, int rc, const char *target)
+static int why_end(const struct connect_why *w, int rc, const char *target)
 {
     if (rc < 0 && w->buf && w->len && !w->buf[0])
         nc__errbuf_set(w->buf, w->len, "cannot connect to %s: %s", target,
@@ -224,12 +221,30 @@ int nc_connect(nc_loop *loop, const char *endpoint,
                const nc_connect_options *opts, const nc_conn_callbacks *cbs,
                void *ud, nc_conn **out)
 {
-    struct why w = why_begin(opts);
+    struct connect_why w = why_begin(opts);
+    char host[HOST_NAME_LEN], msg[256];
+    uint16_t port;
     nc_addr to;
     int rc;
     if (!loop || !endpoint) {
         nc__errbuf_set(w.buf, w.len, "nc_connect: a NULL loop or endpoint");
         return -EINVAL;
+    }
+    if (opts && (unsigned)opts->family > NC_FAMILY_IPV4) {
+        nc__errbuf_set(w.buf, w.len, "opts->family %d is not an nc_family",
+                       (int)opts->family);
+        return -EINVAL;
+    }
+    rc = nc__endpoint_name(endpoint, host, sizeof(host), &port, msg,
+                           sizeof(msg));
+    if (rc < 0) {
+        nc__errbuf_set(w.buf, w.len, "%s", msg);
+        return rc;
+    }
+    /* An interface of that name (a VLAN, "eth0.100") wins. */
+    if (rc == 1 && !nc__resolver_is_iface(loop, host)) {
+        rc = nc__dial_start(loop, host, port, opts, cbs, ud, out, &w);
+        return why_end(&w, rc, endpoint);
     }
     rc = connect_target(endpoint, &to, &w);
     if (rc == 0)
@@ -241,7 +256,7 @@ int nc_connect_addr(nc_loop *loop, const nc_addr *addr,
                     const nc_connect_options *opts,
                     const nc_conn_callbacks *cbs, void *ud, nc_conn **out)
 {
-    struct why w = why_begin(opts);
+    struct connect_why w = why_begin(opts);
     char text[NC_ADDRSTRLEN];
     nc_addr to;
     int rc;

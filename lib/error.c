@@ -29,7 +29,8 @@ int nc__positive_errno(int err)
     return err < 0 ? -err : err;
 }
 
-/* The library's own codes, above errno's range: TLS failures. */
+/* The library's own codes, above errno's range: TLS failures and name
+ * lookup failures. */
 static const struct {
     int code;
     const char *name;
@@ -51,6 +52,16 @@ static const struct {
     { NC_ETLS_PROTOCOL, "NC_ETLS_PROTOCOL", "TLS protocol error" },
     { NC_ETLS_RENEGOTIATION, "NC_ETLS_RENEGOTIATION",
       "TLS renegotiation refused" },
+    { NC_EDNS_NOT_FOUND, "NC_EDNS_NOT_FOUND", "No such host name" },
+    { NC_EDNS_NO_ADDRESS, "NC_EDNS_NO_ADDRESS",
+      "Host name has no address of that family" },
+    { NC_EDNS_SERVER_FAILED, "NC_EDNS_SERVER_FAILED",
+      "DNS server failed to answer" },
+    { NC_EDNS_REFUSED, "NC_EDNS_REFUSED", "DNS server refused the query" },
+    { NC_EDNS_TIMEOUT, "NC_EDNS_TIMEOUT", "No answer from the DNS servers" },
+    { NC_EDNS_NO_SERVER, "NC_EDNS_NO_SERVER", "No DNS server reachable" },
+    { NC_EDNS_BAD_ANSWER, "NC_EDNS_BAD_ANSWER",
+      "Malformed or unsupported DNS answer" },
 };
 
 static int tls_index(int e)

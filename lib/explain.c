@@ -18,9 +18,11 @@ static const char *explain_endpoint(int e)
     switch (e) {
     case ENODEV:
         return "unknown interface or scope: no network interface has that "
-               "name (host names are not looked up: give an IP address, an "
-               "interface name or localhost); list the interfaces with "
-               "netcore-doctor ifaces";
+               "name (a word without a dot is an interface name and is not "
+               "looked up; to connect to a host, write its name with the "
+               "domain, example.com:443, or end it with a dot, myhost.:80; "
+               "listening takes an IP address, an interface name or "
+               "localhost); list the interfaces with netcore-doctor ifaces";
     case ERANGE:
         return "the port is out of range: a port is a decimal number from "
                "0 to 65535 (0, when listening, lets the kernel choose)";
@@ -229,6 +231,45 @@ static const char *explain_tls(int e)
     }
 }
 
+/* Name lookup failures: whatever the operation. */
+static const char *explain_dns(int e)
+{
+    switch (e) {
+    case NC_EDNS_NOT_FOUND:
+        return "no such host name: the DNS says the name does not exist "
+               "(NXDOMAIN) and no hosts file has it; check the spelling, "
+               "the domain, and the search domains of /etc/resolv.conf "
+               "(netcore-doctor resolve NAME shows what is asked)";
+    case NC_EDNS_NO_ADDRESS:
+        return "the host name exists but has no address of the family "
+               "asked (no AAAA record for IPv6, or no A record for IPv4); "
+               "allow the other family, or add the record";
+    case NC_EDNS_SERVER_FAILED:
+        return "the DNS server could not answer (SERVFAIL: its upstream or "
+               "the name's own servers failed, or a DNSSEC check failed), "
+               "or, without c-ares, no server answered in time; try again "
+               "later, or check the servers in /etc/resolv.conf";
+    case NC_EDNS_REFUSED:
+        return "the DNS server refused the query: it does not serve this "
+               "host (an authoritative-only server, or one that answers its "
+               "own network only); fix the nameserver lines of "
+               "/etc/resolv.conf";
+    case NC_EDNS_TIMEOUT:
+        return "no DNS server answered in time: the servers in "
+               "/etc/resolv.conf are down, unreachable, or a firewall drops "
+               "DNS (UDP and TCP port 53)";
+    case NC_EDNS_NO_SERVER:
+        return "no DNS server could be reached: nothing listens on port 53 "
+               "at the addresses in /etc/resolv.conf (the connection was "
+               "refused), or none is configured";
+    case NC_EDNS_BAD_ANSWER:
+        return "the DNS server sent an answer that could not be understood, "
+               "or does not implement the query; check the server";
+    default:
+        return NULL;
+    }
+}
+
 /* Errors that mean the same whatever the operation. */
 static const char *explain_any(int e)
 {
@@ -278,6 +319,8 @@ const char *nc_explain(nc_op op, int err)
     }
     if (!text)
         text = explain_tls(e);
+    if (!text)
+        text = explain_dns(e);
     if (!text)
         text = explain_any(e);
     return text ? text : generic_text;

@@ -91,6 +91,7 @@ struct post_node {
 struct signal_state;       /* signal.c */
 struct tlist;              /* timeout.c */
 struct loop_shutdown;      /* shutdown.c */
+struct resolver;           /* resolve.c */
 
 struct loop_time {
     uint64_t epoch_ns;     /* CLOCK_MONOTONIC when the loop was created */
@@ -157,6 +158,8 @@ struct nc_loop {
 
     struct loop_shutdown *shutdown;  /* nc_loop_shutdown; NULL until then */
     struct splice_pool *splices;     /* empty pipes for nc_conn_splice */
+    struct resolver *resolver; /* host names (resolve.c); NULL until the
+                                  first lookup */
 };
 
 /* Refresh the cached time (now_ns and the ms values). */

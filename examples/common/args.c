@@ -55,13 +55,28 @@ void args_usage_error(const char *prog, const char *fmt, ...)
     exit(ARGS_EXIT_USAGE);
 }
 
+/* HOST:PORT with a dot in HOST: nc_connect() looks such a name up when
+ * it is no interface (netcore.h, "Host names"). */
+static bool connect_name(const char *text)
+{
+    const char *colon = strchr(text, ':');
+
+    return colon != NULL && strchr(colon + 1, ':') == NULL &&
+           text[0] != '[' && strncmp(text, "unix:", 5) != 0 &&
+           memchr(text, '.', (size_t)(colon - text)) != NULL;
+}
+
 void args_endpoint(const char *prog, const char *option, const char *text,
                    bool for_connect, nc_endpoint *ep)
 {
     char why[256];
     nc_endpoint parsed;
+    int err = nc_endpoint_parse(&parsed, text, why, sizeof why);
 
-    if (nc_endpoint_parse(&parsed, text, why, sizeof why) < 0)
+    if (for_connect && (err == -ENODEV || err == -ENAMETOOLONG) &&
+        connect_name(text))
+        return;   /* a host name: nc_connect() looks it up */
+    if (err < 0)
         args_usage_error(prog, "%s '%s': %s", option, text, why);
     if (for_connect && parsed.kind == NC_EP_ANY)
         args_usage_error(prog, "%s '%s': cannot connect to all addresses; "

@@ -28,8 +28,10 @@ _Noreturn void args_usage_error(const char *prog, const char *fmt, ...)
 
 /* Check an endpoint string the way nc_listen()/nc_connect() will read it;
  * exits through args_usage_error() naming what is wrong. With
- * for_connect, wildcard endpoints ("*:7000") are refused too. Fills *ep
- * when ep is not NULL. */
+ * for_connect, wildcard endpoints ("*:7000") are refused too, and a host
+ * name with a dot ("example.com:443") is accepted as it is, for
+ * nc_connect() to look up (*ep is then left alone). Fills *ep when ep is
+ * not NULL. */
 void args_endpoint(const char *prog, const char *option, const char *text,
                    bool for_connect, nc_endpoint *ep);
 

@@ -184,6 +184,21 @@ void netinfo_print_connect_failure(FILE *f, const char *prog,
     fflush(f);
 }
 
+void netinfo_print_attempts(FILE *f, const char *prog, const nc_conn *c,
+                            int err)
+{
+    char why[1024];
+
+    if (-err >= NC_EDNS_NOT_FOUND && -err <= NC_EDNS_LAST)
+        return;
+    /* Only a connect to a name says what it tried. */
+    if (nc_conn_explain(c, why, sizeof why) > 0 &&
+        (strncmp(why, "could not connect to ", 21) == 0 ||
+         strncmp(why, "the connect to ", 15) == 0))
+        fprintf(f, "%s: %s\n", prog, why);
+    fflush(f);
+}
+
 const char *netinfo_backend_trouble(int err)
 {
     switch (err) {

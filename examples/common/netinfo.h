@@ -44,6 +44,14 @@ bool netinfo_print_reach_warning(FILE *f, const char *prog,
 void netinfo_print_connect_failure(FILE *f, const char *prog,
                                    const char *target, int err);
 
+/* For a connection to a host name whose addresses all failed (inside
+ * on_close, with its err): print "PROG: " and nc_conn_explain()'s
+ * sentence, which names every address tried and what happened to it.
+ * Prints nothing for other connections, nor when the name itself could
+ * not be looked up (netinfo_print_connect_failure said all there is). */
+void netinfo_print_attempts(FILE *f, const char *prog, const nc_conn *c,
+                            int err);
+
 /* Why a backend cannot run here, in words, for nc_loop_new_with()'s err
  * with that backend asked for. */
 const char *netinfo_backend_trouble(int err);
