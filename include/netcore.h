@@ -1861,7 +1861,9 @@ int nc_conn_shutdown(nc_conn *c);
  * keep_half_open or half_close, then the close, or with half_close
  * nothing more). A reset or an error on either is reported on that
  * connection as usual. Idle timeouts count the moved bytes as progress
- * on both. Closing either ends the splice; what the pipe held is dropped.
+ * on both. Closing either ends the splice: a graceful close first hands
+ * what the pipe holds to the target's queue (sent as any queued bytes),
+ * an abort or a failure drops it.
  * A splice is one way: call it twice, (a, b) and (b, a), for both.
  * Pipes are borrowed from a per-loop pool while bytes are in flight, so
  * idle pairs hold none. Plain TCP and Unix stream connections only.
@@ -2551,8 +2553,11 @@ int nc_loop_stats_get(const nc_loop *loop, nc_loop_stats *out);
  * or in their TLS handshake are closed (on_open never ran for them), and
  * every open connection is closed gracefully, as by
  * nc_conn_close(): one with nothing queued goes at once with FIN, one
- * with queued output first sends it all, then FIN. Their on_close reports
- * NC_CLOSE_SHUTDOWN with err 0. Connections already closing finish as
+ * with queued output first sends it all, then FIN, and waits for the
+ * peer's FIN (up to linger_ms) rather than answer a peer that was still
+ * sending with a reset that could destroy the end of the reply. Their
+ * on_close reports NC_CLOSE_SHUTDOWN with err 0. Connections already
+ * closing finish as
  * they were. A connection that opens later during the shutdown (an
  * nc_connect() made meanwhile, or one handed over by the workers'
  * acceptor) is closed the same way.

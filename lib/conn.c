@@ -409,8 +409,12 @@ static void finish_close(nc_conn *c)
         quiet = false;
     /* A TLS peer that has not ended its stream answers our close_notify
      * with its own: bytes, which a closed socket would meet with a reset
-     * that destroys whatever the peer has not read yet. */
-    if ((c->flags & (CF_TLS | CF_EOF)) == CF_TLS)
+     * that destroys whatever the peer has not read yet. And a graceful
+     * stop (nc_loop_shutdown, a listener closed) ends connections in the
+     * middle of whatever they were doing: their peers may well be
+     * sending. */
+    if (!(c->flags & CF_EOF) &&
+        ((c->flags & CF_TLS) || conn_reason(c) == NC_CLOSE_SHUTDOWN))
         quiet = false;
     if (quiet) {
         nc__conn_teardown(c, conn_reason(c), close_err(c), false);
@@ -453,6 +457,8 @@ void nc__conn_flushed(nc_conn *c)
 
 void nc__conn_begin_close(nc_conn *c, nc_close_reason reason, int err)
 {
+    if (c->cold && (c->cold->splice_out || c->cold->splice_in))
+        nc__splice_settle(c);
     if (err || c->cold) {
         struct conn_cold *k = nc__conn_cold(c);
         if (!k) {

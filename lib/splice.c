@@ -236,6 +236,40 @@ void nc__splice_forward_kept(nc_conn *from)
 
 /* ---- starting and ending -------------------------------------------------- */
 
+/* What d's pipe holds goes into its target's queue: a copy, once, when a
+ * graceful close ends the splice, so that the close sends it as it sends
+ * what was written. Nothing if the target no longer takes writes. */
+static void pipe_into_queue(struct splice_dir *d)
+{
+    char buf[16384];
+    while (d->in_pipe > 0 && conn_state(d->to) == CS_OPEN) {
+        size_t want = d->in_pipe < sizeof(buf) ? d->in_pipe : sizeof(buf);
+        ssize_t n = read(d->pipe[0], buf, want);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0 || nc_conn_write(d->to, buf, (size_t)n) < 0)
+            break;
+        d->in_pipe -= (size_t)n;
+        d->from->cold->spliced += (uint64_t)n;
+    }
+}
+
+void nc__splice_settle(nc_conn *c)
+{
+    struct splice_dir *d;
+    if ((d = out_of(c)) != NULL) {
+        /* Its peer was streaming into the pipe, however empty its socket
+         * looks this instant: the close lingers rather than meet its next
+         * bytes with a reset. */
+        if (!(c->flags & CF_EOF))
+            c->flags |= CF_PEER_SENT;
+        pipe_into_queue(d);
+    }
+    if ((d = in_of(c)) != NULL)
+        pipe_into_queue(d);
+    nc__splice_end(c);
+}
+
 void nc__splice_end(nc_conn *c)
 {
     nc_loop *loop = conn_loop(c);

@@ -41,6 +41,10 @@ bool nc__splice_wants_write(const nc_conn *to);
  * goes to to's queue, ahead of what the pipe brings; dropped if to no
  * longer takes writes. */
 void nc__splice_forward_kept(nc_conn *from);
+/* c begins a graceful close: what its splices' pipes hold joins the
+ * targets' queues (a copy), then the splices end; c's input is read and
+ * discarded from now on, as any closing connection's. */
+void nc__splice_settle(nc_conn *c);
 /* c is closing: end the splices it is part of (both ways). */
 void nc__splice_end(nc_conn *c);
 /* The loop ends: close the pipes kept for reuse. */

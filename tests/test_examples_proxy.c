@@ -412,8 +412,9 @@ static void a_refused_upstream_closes_the_client_and_says_why(void **state)
     struct proc *px = proc_start("tcp-proxy", "--listen", "127.0.0.1:0",
                                  "--to", at(up_port, 0), "--log", NULL);
     unsigned port = listen_port(px);
+    /* Nothing sent: bytes arriving after the proxy closed the client
+     * would be met with a reset, whichever came first. */
     int cfd = tcp_connect(port);
-    send_all(cfd, "hi", 2);
     assert_int_equal(end_seen(cfd), 0);
     close(cfd);
     assert_non_null(proc_wait_line(px, OUT, "127.0.0.1:"));
@@ -446,6 +447,7 @@ static void black_holed_child(void)
     send_all(cfd, "hi", 2);
     int end = end_seen(cfd);
     uint64_t took = now_ms() - t0;
+    close(cfd);     /* the proxy's side lingers until this end */
     proc_wait_line(px, OUT, "127.0.0.1:");
     proc_stop(px, SIGTERM);
     if (end == 0 && took >= 300 && took < 5000 &&
@@ -507,6 +509,8 @@ static void sigterm_lets_what_is_in_flight_arrive(void **state)
             wait_events(fd, POLLOUT, 5);
     }
     assert_true(sent > 0);
+    /* The pair is up and bytes are on their way back: now stop. */
+    assert_true(wait_readable(fd, 10000));
     kill(ch.proxy->pid, SIGTERM);
     fcntl(fd, F_SETFL, 0);
     char *back = malloc(SIZE);
@@ -515,6 +519,12 @@ static void sigterm_lets_what_is_in_flight_arrive(void **state)
     for (;;) {
         assert_true(wait_readable(fd, 10000));
         ssize_t n = recv(fd, back + got, SIZE - got, 0);
+        if (n < 0) {
+            int e = errno;
+            proc_finish(ch.proxy);
+            print_message("after %zu of %zu: %s; the proxy said:\n%s\n", got,
+                          sent, strerror(e), ch.proxy->buf[OUT]);
+        }
         assert_true(n >= 0);        /* a FIN, never a reset */
         if (n == 0)
             break;
