@@ -186,8 +186,12 @@ ALL_OBJS := $(LIB_OBJS) $(COMMON_OBJS) $(SUPPORT_OBJ) \
 # run sanitized too), or looks names up against dnsmasq (a SERVFAIL
 # responder thread; getaddrinfo threads without c-ares): the ones `make
 # tsan` runs.
+# The differential scenarios start no thread, yet run here too: they are
+# the widest sweep of the read, write and close paths, and a TSan build
+# (other code generation, other timing) is one more way to shake them.
 TSAN_TESTS = $(patsubst tests/%.c,$(BUILD)/tsan/tests/%,\
-             $(if $(TEST_SRCS),$(shell grep -lE 'pthread_create|nc_workers_start|"--threads"|dnsmasq_start' $(TEST_SRCS))))
+             $(if $(TEST_SRCS),$(shell grep -lE 'pthread_create|nc_workers_start|"--threads"|dnsmasq_start' $(TEST_SRCS)) \
+             $(filter tests/test_differential.c,$(TEST_SRCS))))
 
 TEST_PACKAGES = libcmocka-dev pkg-config iproute2 nftables valgrind groff-base man-db \
                 libssl-dev openssl curl liburing-dev socat testssl.sh \
