@@ -74,7 +74,8 @@ void nc__ring_close(struct ring *r, int fd, bool cancel, bool now);
 /* Send the queued output of the connection with token with the next
  * submission (nc__conn_send_iov then says what). 0 or -ENOMEM. */
 int nc__ring_send_later(struct ring *r, uint64_t token);
-/* Submit what is queued now, without waiting. */
+/* Submit what is queued now, without waiting (and let the kernel finish
+ * what that set in motion: a cancelled request letting go of its file). */
 void nc__ring_submit(struct ring *r);
 /* nc_loop_run() returns: send what was written (with send system calls,
  * at once) and submit what is queued, so that nothing waits for the loop
