@@ -247,19 +247,26 @@ static void cancel_later(struct ring *r, uint64_t ud)
 
 /* ---- connections' requests ---------------------------------------------- */
 
-int nc__ring_recv(struct ring *r, int fd, uint64_t token)
+int nc__ring_recv(struct ring *r, int fd, uint64_t token, bool drained)
 {
     struct io_uring_sqe *s = sqe_get(r);
     if (!s)
         return -EBUSY;
-    /* One-shot, not multishot: a multishot receive cannot be stopped
-     * while the peer keeps sending (its cancel finds it between runs of
-     * task work and fails with -ENOENT, every time, on Linux 6.18), so a
-     * connection paused by backpressure would pull the peer's whole
-     * stream into memory. A one-shot receive is simply not armed again. */
+    /* One-shot, armed again after each completion: a connection paused
+     * by backpressure simply does not arm it, and holds at most the one
+     * receive in flight. (A multishot receive can be cancelled only with
+     * DEFER_TASKRUN: with cooperative task work every cancel of one whose
+     * socket streams failed with -ENOENT. Where it can, it still took up
+     * to 4 MiB from a streaming peer in one wait, bounded only by the
+     * buffers, and it did not measure cheaper: docs/performance.md.) */
     io_uring_prep_recv(s, fd, NULL, 0, 0);
     s->flags |= IOSQE_BUFFER_SELECT;
     s->buf_group = RECV_GROUP;
+    /* The last receive emptied the socket (a request answered, the next
+     * not sent yet): the kernel's first try would only find it empty,
+     * so it waits for data at once (Linux 5.19). */
+    if (drained)
+        s->ioprio |= IORING_RECVSEND_POLL_FIRST;
     io_uring_sqe_set_data64(s, ud_make(token, 0, RQ_RECV));
     r->live++;
     return 0;
