@@ -33,6 +33,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -83,6 +84,7 @@ struct ring {
     bool single;               /* SINGLE_ISSUER and DEFER_TASKRUN */
     bool registered;           /* enabled and its fd registered by the
                                   loop's thread (ring_enable) */
+    pthread_t owner;           /* that thread */
     struct io_uring_sqe *early;    /* requests made before the first run
                                       that the submission queue had no
                                       room for: it cannot be submitted
@@ -716,6 +718,7 @@ static int ring_enable(struct ring *r)
         r->nearly = r->early_cap = 0;
     }
     r->registered = true;
+    r->owner = pthread_self();
     io_uring_register_ring_fd(&r->uring);
     return 0;
 }
@@ -727,6 +730,10 @@ static int uring_wait(struct backend *b, nc_loop *loop, int timeout_ms)
         int rc = ring_enable(r);
         if (rc < 0)
             return rc;
+    } else if (!pthread_equal(r->owner, pthread_self())) {
+        /* The ring, and its registered fd, are the first running
+         * thread's: another's requests would fail one by one. */
+        return -EEXIST;
     }
     flush_sends(r);
     struct __kernel_timespec ts = { 0 };

@@ -226,6 +226,39 @@ static void a_loop_made_in_one_thread_runs_in_another(void **state)
     server_free(&r.srv);
 }
 
+static void *run_once(void *arg)
+{
+    struct runner *r = arg;
+    r->rc = nc_loop_run(r->loop, NC_RUN_ONCE);
+    return NULL;
+}
+
+static void ignore_timer(nc_timer *t, void *ud)
+{
+    (void)t;
+    (void)ud;
+}
+
+/* The first thread to run a loop is its thread for good: another one's
+ * run is refused whole (-EEXIST), and the first can go on. */
+static void a_loop_run_by_one_thread_refuses_another(void **state)
+{
+    (void)state;
+    struct runner r = { .loop = uring_loop() };
+    nc_timer *t;
+    assert_int_equal(nc_timer_new(r.loop, ignore_timer, NULL, &t), 0);
+    assert_int_equal(nc_timer_start(t, 1, 0), 0);
+    assert_int_equal(nc_loop_run(r.loop, NC_RUN_ONCE), 0);
+    assert_int_equal(nc_timer_start(t, 1, 0), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, run_once, &r), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(r.rc, -EEXIST);
+    assert_int_equal(nc_loop_run(r.loop, NC_RUN_ONCE), 0);
+    nc_timer_free(t);
+    nc_loop_free(r.loop);
+}
+
 struct many {
     unsigned long opened;
 };
@@ -338,6 +371,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_failed_submission_sends_nothing_to_the_wrong_peer),
         cmocka_unit_test(a_loop_made_in_one_thread_runs_in_another),
+        cmocka_unit_test(a_loop_run_by_one_thread_refuses_another),
         cmocka_unit_test(requests_made_before_the_first_run_wait_for_it),
         cmocka_unit_test(closes_outside_the_loop_reach_the_peers),
     };
