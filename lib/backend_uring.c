@@ -125,8 +125,6 @@ static inline uint64_t ud_token(uint64_t ud)
 
 /* ---- submission ------------------------------------------------------------ */
 
-/* A free entry, submitting what is queued if the queue is full. NULL
- * only if the kernel takes nothing (it is overloaded). */
 /* Room for one more request made before the first run (a program that
  * connects to 2,000 servers, then runs the loop): kept aside until
  * ring_enable queues it. */
@@ -145,6 +143,9 @@ static struct io_uring_sqe *early_get(struct ring *r)
     return s;
 }
 
+/* A free entry, submitting what is queued if the queue is full (before
+ * the first run: kept aside). NULL only if the kernel takes nothing (it
+ * is overloaded) or memory is short. */
 static struct io_uring_sqe *sqe_get(struct ring *r)
 {
     struct io_uring_sqe *s = io_uring_get_sqe(&r->uring);
@@ -157,14 +158,13 @@ static struct io_uring_sqe *sqe_get(struct ring *r)
     return s;
 }
 
-/* With DEFER_TASKRUN, what a submission sets in motion (a cancelled
- * receive ending, and letting go of its socket, so that a close behind
- * it sends the FIN) runs only when the loop's thread asks for
- * completions: outside a wait, submitting asks for them too. */
+/* With DEFER_TASKRUN, what a submission or a synchronous cancel sets in
+ * motion (a cancelled receive ending and letting go of its socket, a
+ * close linked behind it) happens only when the loop's thread asks for
+ * completions, which a wait does: outside one, ask now, until the kernel
+ * flags none left (TASKRUN_FLAG; one call runs a bounded batch). */
 static void run_deferred(struct ring *r)
 {
-    /* One call runs a bounded batch of it; the kernel flags what is
-     * left (TASKRUN_FLAG). */
     for (int i = 0; i < 64 && r->single &&
                     (IO_URING_READ_ONCE(*r->uring.sq.kflags) &
                      IORING_SQ_TASKRUN);
@@ -210,8 +210,6 @@ static void defuse_queued(struct ring *r, uint64_t ud, int fd)
  * DEFER_TASKRUN it ends, and lets go of its file (a listening socket, a
  * connection's FIN), only when the loop's thread runs its task work:
  * now, since the caller closes the file next. */
-static void run_deferred(struct ring *r);
-
 static void finish_cancelled(struct ring *r)
 {
     if (r->single)
@@ -873,11 +871,11 @@ int nc__uring_new(nc_loop *loop, struct backend **out)
     r->loop = loop;
     /* Completions' task work runs only when the loop waits
      * (DEFER_TASKRUN, Linux 6.1), not at any system call of the thread:
-     * the kernel batches it, and a multishot request can be cancelled
-     * while its socket streams (it is never between runs of task work
-     * when a cancel is issued). It needs SINGLE_ISSUER, hence
-     * R_DISABLED (ring_enable). Older kernels refuse the flags (EINVAL):
-     * cooperative task work then, the ring enabled at once. */
+     * the kernel batches it, and a cancel, submitted before the wait
+     * runs any, always finds a multishot request armed. It needs
+     * SINGLE_ISSUER, hence R_DISABLED (ring_enable). Older kernels
+     * refuse the flags (EINVAL): cooperative task work then, the ring
+     * enabled at once. */
     struct io_uring_params p;
     memset(&p, 0, sizeof(p));
     p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL |
