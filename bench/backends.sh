@@ -5,7 +5,8 @@
 # HTTP keep-alive loads and echo round trips.
 #
 # Usage: [RUNS=5] bash bench/backends.sh [SERVER...]
-#   SERVER: libnetcore nc-epoll epoll libev libevent libuv (default all)
+#   SERVER: libnetcore nc-epoll epoll libev libevent libuv (default all),
+#   or nc-base: a saved build (NC_BENCH_BASE, see bench/lib.sh) on io_uring
 # Environment: RUNS (5), BACKENDS_JOBS (the jobs, below), BACKENDS_SECS
 #   (the measured seconds of a timed run, default 2), BACKENDS_N1 (2000)
 #   and BACKENDS_N2 (10000) requests of the two strace runs (times the
@@ -36,6 +37,10 @@
 #   http_c10_d16 16-deep pipelining on 10 connections (160 in flight)
 #   echo64_c1    echo ping-pong of 64-byte messages, 1 connection
 #   echo4k_c1    echo ping-pong of 4 KiB messages, 1 connection
+# LOAD wrk runs wrk instead of http_pingpong (the same GET on CONNS
+# keep-alive connections, DEPTH > 1 pipelined; `wrk_run` below): the two
+# clients must rank the servers alike. For 1,000 connections from one
+# address http-hello needs NC_HELLO_ARGS='--max-per-addr 0'.
 #
 # Each server runs on core 1 (taskset -c 1), the client on core 0. Every
 # run (RUNS of them) goes through the jobs, and for each job through the
@@ -93,7 +98,7 @@ if [ "$n2" -le "$n1" ]; then
     exit 1
 fi
 for job in $jobs; do
-    if ! [[ $job =~ ^[A-Za-z0-9_]+:(http|[0-9]+):[0-9]+:[0-9]+$ ]]; then
+    if ! [[ $job =~ ^[A-Za-z0-9_]+:(http|wrk|[0-9]+):[0-9]+:[0-9]+$ ]]; then
         echo "backends.sh: '$job' is not NAME:LOAD:CONNS:DEPTH" >&2
         exit 1
     fi
@@ -153,11 +158,15 @@ calls() {
 # the two strace runs. Appends its result lines.
 one() {
     local s=$1 lib=$1 proto=http requests ticks seconds c1 c2 d
-    [ "$load" = http ] || proto="echo"
+    [ "$load" = http ] || [ "$load" = wrk ] || proto="echo"
     # The libnetcore row is the library on io_uring, said explicitly.
     [ "$s" = libnetcore ] && lib=nc-io_uring
     bench_server_cmd "$lib" "$proto" || return 1
     bench_start "$tmp/server.out" taskset -c 1 -- "${server_cmd[@]}" || return 1
+    if [ "$load" = wrk ]; then
+        wrk_run "$s"
+        return
+    fi
     if ! check_backend "$s" ||
         ! client "${load_args[@]}" -m "$secs" -p "$server_pid" \
             "$server_port" "$conns" "$max_requests" "$hard_s"; then
@@ -195,6 +204,42 @@ one() {
         sed 's/^/  /' "$tmp/server.out" >&2
         return 1
     fi
+}
+
+# wrk_run SERVER: the wrk job on the server just started: wrk -t1 on
+# core 0 for BACKENDS_SECS seconds (DEPTH > 1: that many requests sent
+# back to back on each connection, bench/wrk-pipeline.lua); rate and CPU
+# per request as for the timed run (the server's ticks over wrk's run,
+# connection setup included; wrk has no warm-up). No strace run.
+wrk_run() {
+    local s=$1 t0 t1 w0 w1 n script=() script_args=()
+    if [ "$depth" -gt 1 ]; then
+        script=(-s "$here/wrk-pipeline.lua")
+        script_args=(-- "$depth")
+    fi
+    if ! check_backend "$s"; then
+        bench_stop "$server_pid" || true
+        return 1
+    fi
+    t0=$(bench_cpu_ticks "$server_pid")
+    w0=$(date +%s%N)
+    taskset -c 0 timeout $((secs + 30)) wrk -t1 -c"$conns" -d"${secs}s" \
+        "${script[@]}" "http://127.0.0.1:$server_port/" "${script_args[@]}" \
+        > "$tmp/wrk.out" 2>&1
+    w1=$(date +%s%N)
+    t1=$(bench_cpu_ticks "$server_pid")
+    n=$(awk '/requests in/ { print $1 }' "$tmp/wrk.out")
+    if ! bench_stop "$server_pid" || [ -z "$n" ] || [ "$n" -le 0 ] ||
+        grep -q 'Non-2xx\|Socket errors' "$tmp/wrk.out"; then
+        echo "backends.sh: $s: wrk failed in $job_name:" >&2
+        sed 's/^/  /' "$tmp/wrk.out" >&2
+        return 1
+    fi
+    awk -v j="$job_name" -v s="$s" -v n="$n" -v w="$((w1 - w0))" \
+        -v k="$((t1 - t0))" -v hz="$ticks_per_s" 'BEGIN {
+            printf "%s rate %s %.1f req/s\n", j, s, n / (w / 1e9)
+            printf "%s cpu %s %.3f us/req\n", j, s, k * 1e6 / hz / n
+        }' >> "$results"
 }
 
 status=0

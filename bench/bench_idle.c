@@ -26,8 +26,13 @@
  *      server has closed them all, stops it with SIGTERM and checks that
  *      it exits with status 0.
  * The result is (VmRSS at 4 - VmRSS at 2) / N, in bytes per connection:
- * the user-space memory an idle connection holds. Kernel memory (socket
- * buffers, epoll entries) is not in RSS and the same for every library.
+ * the user-space memory an idle connection holds. Kernel memory is not in
+ * RSS: where /proc/slabinfo can be read (root), the growth of all slab
+ * caches between the same two points, per connection, is reported too
+ * (idle_kmem). It holds both ends' sockets, the same for every server,
+ * and what the server's kernel interface keeps per connection: an epoll
+ * registration, or on io_uring a receive waiting in the kernel. Other
+ * processes allocate meanwhile: compare the libraries within a run.
  * VmRSS counts kB, so with N = 10,000 the resolution is 0.1 B. Tables
  * indexed by descriptor that grow by doubling (libnetcore's, libev's,
  * libuv's) make the figure depend a little on N: each connection pays its
@@ -42,6 +47,7 @@
  *   LIB    libnetcore epoll libev libevent libuv (default all, this order)
  * Output, in bench/run.sh's format, one line per mode and library:
  *   idle_mem keepalive libnetcore 56.3 B/conn
+ *   idle_kmem keepalive libnetcore 5210 B/conn   (root only)
  * and a line per measurement on stderr with the raw figures. Every wait
  * has a time limit; a server or client that outlives it is killed by its
  * PID and the library's line is not printed (exit status 1).
@@ -133,6 +139,23 @@ static long rss_kb(pid_t pid)
             break;
     fclose(f);
     return kb;
+}
+
+/* Bytes in all the kernel's slab caches (/proc/slabinfo: objects times
+ * their size), or -1 where it cannot be read (it takes root). */
+static long long slab_bytes(void)
+{
+    FILE *f = fopen("/proc/slabinfo", "r");
+    if (!f)
+        return -1;
+    char line[512], name[128];
+    long long total = 0;
+    long active, objs, size;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "%127s %ld %ld %ld", name, &active, &objs, &size) == 4)
+            total += (long long)objs * size;
+    fclose(f);
+    return total;
 }
 
 /* The state letter of pid (R, S, ...), or 0. */
@@ -406,6 +429,7 @@ static int measure(const config *cfg, const char *lib, bool keepalive)
     }
     base_fds += nheld;
     long rss0 = rss_kb(server);
+    long long slab0 = slab_bytes();
 
     if (pipe2(report, O_CLOEXEC) < 0 || pipe2(ctl, O_CLOEXEC) < 0) {
         perror(PROG ": pipe");
@@ -464,6 +488,7 @@ static int measure(const config *cfg, const char *lib, bool keepalive)
         goto out;
     }
     long rss1 = rss_kb(server);
+    long long slab1 = slab_bytes();
     if (held != base_fds + cfg->conns)
         fprintf(stderr, "%s: %s %s: note: %d descriptors more than "
                 "expected\n", PROG, mode, lib, held - base_fds - cfg->conns);
@@ -495,6 +520,9 @@ static int measure(const config *cfg, const char *lib, bool keepalive)
     } else {
         printf("idle_mem %s %s %.1f B/conn\n", mode, lib,
                (double)(rss1 - rss0) * 1024.0 / cfg->conns);
+        if (slab0 >= 0 && slab1 >= 0)
+            printf("idle_kmem %s %s %.0f B/conn\n", mode, lib,
+                   (double)(slab1 - slab0) / cfg->conns);
         fflush(stdout);
     }
 out:

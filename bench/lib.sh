@@ -58,7 +58,9 @@ bench_need() {
 # backend the library picks: NC_BACKEND from the environment, else the
 # automatic choice), nc-epoll and nc-io_uring (the same programs with
 # NC_BACKEND set to that backend: `env` execs them, so the PID stays the
-# server's), epoll, libev, libevent, libuv (bench/http_<lib>.c, or
+# server's), nc-base (the same programs of a build saved in
+# NC_BENCH_BASE, a directory with bin/ and lib/, on io_uring: before and
+# after a change in one session), epoll, libev, libevent, libuv (bench/http_<lib>.c, or
 # bench_echo_<lib> --serve for echo; epoll is the hand-written floor).
 # http-hello and echo-server keep their default idle timeout of 60 s, an
 # idle timer per connection that the minimal servers do not have
@@ -72,12 +74,20 @@ bench_server_cmd() {
     *) echo "bench: unknown protocol '$proto'" >&2; return 1 ;;
     esac
     case $1 in
-    libnetcore | nc-epoll | nc-io_uring)
+    libnetcore | nc-epoll | nc-io_uring | nc-base)
+        local dir=$bench_build
         [ "$1" = libnetcore ] || backend=${1#nc-}
+        if [ "$1" = nc-base ]; then
+            # A saved build (NC_BENCH_BASE: a directory with its bin/ and
+            # lib/) on io_uring: before and after a change, interleaved.
+            [ -n "${NC_BENCH_BASE:-}" ] || {
+                echo "bench: nc-base needs NC_BENCH_BASE" >&2; return 1; }
+            dir=$NC_BENCH_BASE backend=io_uring
+        fi
         if [ "$proto" = echo ]; then
-            server_cmd=("$bench_build/bin/echo-server")
+            server_cmd=("$dir/bin/echo-server")
         else
-            server_cmd=("$bench_build/bin/http-hello")
+            server_cmd=("$dir/bin/http-hello")
         fi
         server_cmd+=(--listen 127.0.0.1:0
                      --idle-timeout "${NC_HELLO_IDLE_TIMEOUT:-60}")

@@ -891,9 +891,13 @@ typedef enum nc_run_mode {
  *   -EINVAL  loop is NULL, or mode is unknown
  *   -EBUSY   the loop is already running (called from one of its
  *            callbacks)
+ *   -EEXIST  io_uring: another thread ran this loop before (the first
+ *            thread to run a loop is its thread for good: its ring
+ *            accepts requests from that thread only)
  *   any other errno of a failed epoll_wait() or io_uring_enter() (EINTR
  *   is not a failure)
- * Thread: the loop's thread.
+ * Thread: the loop's thread: any thread until the loop first runs, then
+ * the one that ran it.
  * See also: nc_loop_stop, nc_loop_new
  */
 int nc_loop_run(nc_loop *loop, nc_run_mode mode);

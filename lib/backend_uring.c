@@ -33,11 +33,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define RING_ENTRIES 1024
@@ -77,6 +79,17 @@ struct ring {
     size_t br_bytes;
     char *bufs;                /* RECV_BUFS buffers of RECV_BUF_SIZE */
     unsigned expect;           /* completions posted by the submission */
+    bool enabled;              /* the kernel takes submissions (see
+                                  ring_enable) */
+    bool single;               /* SINGLE_ISSUER and DEFER_TASKRUN */
+    bool registered;           /* enabled and its fd registered by the
+                                  loop's thread (ring_enable) */
+    pthread_t owner;           /* that thread */
+    struct io_uring_sqe *early;    /* requests made before the first run
+                                      that the submission queue had no
+                                      room for: it cannot be submitted
+                                      yet */
+    size_t nearly, early_cap;
     unsigned live;             /* requests whose last completion is due */
     bool dying;                /* nc_loop_free: deliver nothing */
     struct wstate *ws;
@@ -112,31 +125,112 @@ static inline uint64_t ud_token(uint64_t ud)
 
 /* ---- submission ------------------------------------------------------------ */
 
-/* A free entry, submitting what is queued if the queue is full. NULL
- * only if the kernel takes nothing (it is overloaded). */
+/* Room for one more request made before the first run (a program that
+ * connects to 2,000 servers, then runs the loop): kept aside until
+ * ring_enable queues it. */
+static struct io_uring_sqe *early_get(struct ring *r)
+{
+    if (r->nearly == r->early_cap) {
+        size_t cap = r->early_cap ? r->early_cap * 2 : 256;
+        struct io_uring_sqe *v = realloc(r->early, cap * sizeof(*v));
+        if (!v)
+            return NULL;
+        r->early = v;
+        r->early_cap = cap;
+    }
+    struct io_uring_sqe *s = &r->early[r->nearly++];
+    memset(s, 0, sizeof(*s));
+    return s;
+}
+
+/* A free entry, submitting what is queued if the queue is full (before
+ * the first run: kept aside). NULL only if the kernel takes nothing (it
+ * is overloaded) or memory is short. */
 static struct io_uring_sqe *sqe_get(struct ring *r)
 {
     struct io_uring_sqe *s = io_uring_get_sqe(&r->uring);
+    if (!s && !r->enabled)
+        return early_get(r);
     if (!s) {
-        io_uring_submit(&r->uring);
+        nc__ring_submit(r);
         s = io_uring_get_sqe(&r->uring);
     }
     return s;
 }
 
+/* With DEFER_TASKRUN, what a submission or a synchronous cancel sets in
+ * motion (a cancelled receive ending and letting go of its socket, a
+ * close linked behind it) happens only when the loop's thread asks for
+ * completions, which a wait does: outside one, ask now, until the kernel
+ * flags none left (TASKRUN_FLAG; one call runs a bounded batch). */
+static void run_deferred(struct ring *r)
+{
+    for (int i = 0; i < 64 && r->single &&
+                    (IO_URING_READ_ONCE(*r->uring.sq.kflags) &
+                     IORING_SQ_TASKRUN);
+         i++)
+        io_uring_get_events(&r->uring);
+}
+
 void nc__ring_submit(struct ring *r)
 {
-    io_uring_submit(&r->uring);
+    if (!r->enabled)
+        return;
+    io_uring_submit_and_get_events(&r->uring);
+    run_deferred(r);
+}
+
+/* Requests not submitted yet (made in this iteration, or before the
+ * first run) are entries of the submission queue, or kept aside. Those
+ * that match (user data ud, or any request on fd when ud is 0) become
+ * no-ops that nothing waits for, as a synchronous cancel would have
+ * ended them. */
+static void defuse_one(struct ring *r, struct io_uring_sqe *s, uint64_t ud,
+                       int fd)
+{
+    if (ud ? s->user_data != ud : s->fd != fd || s->opcode == IORING_OP_NOP)
+        return;
+    enum ring_req kind = ud_kind(s->user_data);
+    if (kind != RQ_NONE && kind != RQ_SEND)
+        r->live--;
+    io_uring_prep_nop(s);
+    io_uring_sqe_set_data64(s, RQ_NONE);
+}
+
+static void defuse_queued(struct ring *r, uint64_t ud, int fd)
+{
+    struct io_uring_sq *sq = &r->uring.sq;
+    for (unsigned i = sq->sqe_head; i != sq->sqe_tail; i++)
+        defuse_one(r, &sq->sqes[i & sq->ring_mask], ud, fd);
+    for (size_t i = 0; i < r->nearly; i++)
+        defuse_one(r, &r->early[i], ud, fd);
+}
+
+/* A synchronous cancel returns once the request is marked; with
+ * DEFER_TASKRUN it ends, and lets go of its file (a listening socket, a
+ * connection's FIN), only when the loop's thread runs its task work:
+ * now, since the caller closes the file next. */
+static void finish_cancelled(struct ring *r)
+{
+    if (r->single)
+        io_uring_get_events(&r->uring);
+    run_deferred(r);
 }
 
 /* Cancel the request with user data ud now, and wait until it is gone. */
 static void cancel_now(struct ring *r, uint64_t ud)
 {
+    /* Not submitted yet (armed in this iteration, or before the first
+     * run): the kernel has nothing to cancel, and must never see it. */
+    defuse_queued(r, ud, -1);
+    if (!r->enabled)
+        return;
     struct io_uring_sync_cancel_reg reg = {
         .addr = ud, .fd = -1, .flags = 0,
         .timeout = { .tv_sec = -1, .tv_nsec = -1 },
     };
     io_uring_register_sync_cancel(&r->uring, &reg);
+    finish_cancelled(r);
 }
 
 static void cancel_later(struct ring *r, uint64_t ud)
@@ -153,19 +247,26 @@ static void cancel_later(struct ring *r, uint64_t ud)
 
 /* ---- connections' requests ---------------------------------------------- */
 
-int nc__ring_recv(struct ring *r, int fd, uint64_t token)
+int nc__ring_recv(struct ring *r, int fd, uint64_t token, bool drained)
 {
     struct io_uring_sqe *s = sqe_get(r);
     if (!s)
         return -EBUSY;
-    /* One-shot, not multishot: a multishot receive cannot be stopped
-     * while the peer keeps sending (its cancel finds it between runs of
-     * task work and fails with -ENOENT, every time, on Linux 6.18), so a
-     * connection paused by backpressure would pull the peer's whole
-     * stream into memory. A one-shot receive is simply not armed again. */
+    /* One-shot, armed again after each completion: a connection paused
+     * by backpressure simply does not arm it, and holds at most the one
+     * receive in flight. (A multishot receive can be cancelled only with
+     * DEFER_TASKRUN: with cooperative task work every cancel of one whose
+     * socket streams failed with -ENOENT. Where it can, it still took up
+     * to 4 MiB from a streaming peer in one wait, bounded only by the
+     * buffers, and it did not measure cheaper: docs/performance.md.) */
     io_uring_prep_recv(s, fd, NULL, 0, 0);
     s->flags |= IOSQE_BUFFER_SELECT;
     s->buf_group = RECV_GROUP;
+    /* The last receive emptied the socket (a request answered, the next
+     * not sent yet): the kernel's first try would only find it empty,
+     * so it waits for data at once (Linux 5.19). */
+    if (drained)
+        s->ioprio |= IORING_RECVSEND_POLL_FIRST;
     io_uring_sqe_set_data64(s, ud_make(token, 0, RQ_RECV));
     r->live++;
     return 0;
@@ -194,18 +295,31 @@ void nc__ring_cancel(struct ring *r, uint64_t token, enum ring_req kind)
 /* Cancel every request on fd and wait until they are gone. */
 static void cancel_fd_now(struct ring *r, int fd)
 {
+    defuse_queued(r, 0, fd);
+    if (!r->enabled)
+        return;
     struct io_uring_sync_cancel_reg reg = {
         .fd = fd, .flags = IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL,
         .timeout = { .tv_sec = -1, .tv_nsec = -1 },
     };
     io_uring_register_sync_cancel(&r->uring, &reg);
+    finish_cancelled(r);
 }
 
 void nc__ring_close(struct ring *r, int fd, bool cancel, bool now)
 {
-    struct io_uring_sqe *s = now ? NULL : sqe_get(r);
-    if (cancel && !s) {
-        cancel_fd_now(r, fd);
+    /* Outside the loop nothing waits for a close through the ring to
+     * finish (with DEFER_TASKRUN its last step is task work run by a
+     * wait), and before the first run nothing is in the kernel: at
+     * once, then. */
+    struct io_uring_sqe *s = NULL;
+    if (!now && r->loop->running && r->enabled)
+        s = sqe_get(r);
+    if (!s) {
+        if (cancel)
+            cancel_fd_now(r, fd);
+        else
+            defuse_queued(r, 0, fd);
         close(fd);
         return;
     }
@@ -216,21 +330,14 @@ void nc__ring_close(struct ring *r, int fd, bool cancel, bool now)
         io_uring_sqe_set_data64(s, RQ_NONE);
         s = sqe_get(r);
         if (!s) {
-            io_uring_submit(&r->uring);   /* the cancel goes first */
+            nc__ring_submit(r);   /* the cancel goes first */
             close(fd);
             return;
         }
-    } else if (!s) {
-        close(fd);
-        return;
     }
     io_uring_prep_close(s, fd);
     s->flags |= IOSQE_CQE_SKIP_SUCCESS;
     io_uring_sqe_set_data64(s, RQ_NONE);
-    /* Outside the loop nothing would submit it soon: the peer learns of
-     * the close now, as with epoll. */
-    if (!r->loop->running)
-        io_uring_submit(&r->uring);
 }
 
 int nc__ring_send_later(struct ring *r, uint64_t token)
@@ -333,7 +440,7 @@ void nc__ring_loop_exit(struct ring *r)
             nc__conn_flush(c);
     }
     if (io_uring_sq_ready(&r->uring) > 0)
-        io_uring_submit(&r->uring);
+        nc__ring_submit(r);
 }
 
 /* ---- watches ---------------------------------------------------------------- */
@@ -581,9 +688,51 @@ static void defuse_sends(struct ring *r)
     }
 }
 
+/* The first run: a loop may be made in one thread and run in another
+ * (nc_workers makes every worker's loop in the caller's thread), and a
+ * SINGLE_ISSUER ring belongs to the thread that enables it, so it is
+ * made disabled and enabled here, by the thread that runs it. The ring's
+ * own descriptor is registered for that thread too, which spares every
+ * io_uring_enter() the lookup of the file (a thread with 16 registered
+ * already goes without). */
+static int ring_enable(struct ring *r)
+{
+    if (!r->enabled) {
+        /* liburing 2.3 declares io_uring_enable_rings() but does not
+         * export it. */
+        if (syscall(__NR_io_uring_register, r->uring.ring_fd,
+                    IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0)
+            return -errno;
+        r->enabled = true;
+        /* Behind what the queue holds, in the order they were made. */
+        for (size_t i = 0; i < r->nearly; i++) {
+            struct io_uring_sqe *s = sqe_get(r);
+            if (!s)
+                return -EBUSY;
+            *s = r->early[i];
+        }
+        free(r->early);
+        r->early = NULL;
+        r->nearly = r->early_cap = 0;
+    }
+    r->registered = true;
+    r->owner = pthread_self();
+    io_uring_register_ring_fd(&r->uring);
+    return 0;
+}
+
 static int uring_wait(struct backend *b, nc_loop *loop, int timeout_ms)
 {
     struct ring *r = (struct ring *)b;
+    if (!r->registered) {
+        int rc = ring_enable(r);
+        if (rc < 0)
+            return rc;
+    } else if (!pthread_equal(r->owner, pthread_self())) {
+        /* The ring, and its registered fd, are the first running
+         * thread's: another's requests would fail one by one. */
+        return -EEXIST;
+    }
     flush_sends(r);
     struct __kernel_timespec ts = { 0 };
     struct __kernel_timespec *tsp = NULL;
@@ -622,6 +771,7 @@ static void ring_release(struct ring *r)
     free(r->bufs);
     free(r->ws);
     free(r->sendq);
+    free(r->early);
     for (size_t i = 0; i < r->nslots; i++)
         free(r->slots[i]);
     free(r->slots);
@@ -632,15 +782,17 @@ static void uring_free(struct backend *b)
 {
     struct ring *r = (struct ring *)b;
     r->dying = true;
+    if (!r->enabled)
+        r->live = 0;    /* never submitted: nothing is in the kernel */
     /* Whatever is still in the kernel is cancelled, and its last
      * completion awaited, before the buffers it may write go away. */
-    struct io_uring_sqe *s = sqe_get(r);
+    struct io_uring_sqe *s = r->enabled ? sqe_get(r) : NULL;
     if (s) {
         io_uring_prep_cancel64(s, 0, IORING_ASYNC_CANCEL_ANY |
                                          IORING_ASYNC_CANCEL_ALL);
         io_uring_sqe_set_data64(s, RQ_NONE);
     }
-    io_uring_submit(&r->uring);
+    nc__ring_submit(r);
     uint64_t deadline = clock_now_ns() + (uint64_t)FREE_WAIT_MS * NS_PER_MS;
     while (r->live > 0 && clock_now_ns() < deadline) {
         struct __kernel_timespec ts = { .tv_nsec = 10 * 1000000 };
@@ -648,6 +800,7 @@ static void uring_free(struct backend *b)
         io_uring_submit_and_wait_timeout(&r->uring, &cqe, 1, &ts, NULL);
         reap(r);
     }
+    run_deferred(r);    /* closes linked behind cancels */
     io_uring_queue_exit(&r->uring);
     r->loop->ring = NULL;
     ring_release(r);
@@ -716,12 +869,29 @@ int nc__uring_new(nc_loop *loop, struct backend **out)
         return -ENOMEM;
     r->base.ops = &uring_ops;
     r->loop = loop;
+    /* Completions' task work runs only when the loop waits
+     * (DEFER_TASKRUN, Linux 6.1), not at any system call of the thread:
+     * the kernel batches it, and a cancel, submitted before the wait
+     * runs any, always finds a multishot request armed. It needs
+     * SINGLE_ISSUER, hence R_DISABLED (ring_enable). Older kernels
+     * refuse the flags (EINVAL): cooperative task work then, the ring
+     * enabled at once. */
     struct io_uring_params p;
     memset(&p, 0, sizeof(p));
     p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL |
-              IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+              IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+              IORING_SETUP_R_DISABLED | IORING_SETUP_TASKRUN_FLAG;
     p.cq_entries = RING_CQ_ENTRIES;
     int rc = io_uring_queue_init_params(RING_ENTRIES, &r->uring, &p);
+    r->single = rc == 0;
+    if (rc == -EINVAL) {
+        memset(&p, 0, sizeof(p));
+        p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL |
+                  IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+        p.cq_entries = RING_CQ_ENTRIES;
+        rc = io_uring_queue_init_params(RING_ENTRIES, &r->uring, &p);
+        r->enabled = rc == 0;
+    }
     if (rc < 0) {
         free(r);
         /* An unknown flag: a kernel before 5.19, too old for us. */

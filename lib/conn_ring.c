@@ -61,7 +61,7 @@ void nc__ring_conn_sync(nc_conn *c)
     int rc = 0;
     bool recv = (want & CF_WANT_READ) && !(c->flags & CF_SPLICED);
     if (recv && !(c->flags & CF_R_ARMED)) {
-        rc = nc__ring_recv(r, c->fd, token);
+        rc = nc__ring_recv(r, c->fd, token, c->flags & CF_DRAINED);
         if (rc == 0)
             c->flags |= CF_R_ARMED;
     } else if (!recv &&

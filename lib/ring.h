@@ -3,8 +3,7 @@
  * and submits requests; conn_ring.c decides which requests a connection
  * keeps in the kernel and what their completions mean.
  *
- * A connection that reads keeps one receive armed (one-shot: a multishot
- * receive cannot be cancelled while the peer streams, see
+ * A connection that reads keeps one receive armed (one-shot, see
  * nc__ring_recv): the kernel picks a buffer from the loop's buffer ring
  * when bytes arrive, the bytes
  * are handed to on_data from there, and the buffer goes back to the ring
@@ -53,9 +52,10 @@ void nc__ring_conn_complete(nc_conn *c, enum ring_req kind, int res,
                             uint32_t cflags, const char *data);
 
 /* ---- backend_uring.c ----------------------------------------------- */
-/* Arm a receive on fd into the loop's buffer ring (one-shot). 0 or
- * -EBUSY (the kernel takes no request now). */
-int nc__ring_recv(struct ring *r, int fd, uint64_t token);
+/* Arm a receive on fd into the loop's buffer ring (one-shot); drained:
+ * the last receive found the socket empty. 0 or -EBUSY (the kernel
+ * takes no request now). */
+int nc__ring_recv(struct ring *r, int fd, uint64_t token, bool drained);
 /* Arm a poll on fd for events (0: hang-ups and errors only). 0 or
  * -EBUSY. A multishot poll completes once per wake-up of the socket that
  * matches, until cancelled; a one-shot poll once. The kernel reports the
@@ -74,7 +74,8 @@ void nc__ring_close(struct ring *r, int fd, bool cancel, bool now);
 /* Send the queued output of the connection with token with the next
  * submission (nc__conn_send_iov then says what). 0 or -ENOMEM. */
 int nc__ring_send_later(struct ring *r, uint64_t token);
-/* Submit what is queued now, without waiting. */
+/* Submit what is queued now, without waiting (and let the kernel finish
+ * what that set in motion: a cancelled request letting go of its file). */
 void nc__ring_submit(struct ring *r);
 /* nc_loop_run() returns: send what was written (with send system calls,
  * at once) and submit what is queued, so that nothing waits for the loop

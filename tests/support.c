@@ -1,6 +1,7 @@
 /* support.c - see support.h. */
 #include "support.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -424,4 +425,16 @@ bool server_wait_bytes(struct server *s, unsigned long long n,
 {
     struct bytes_goal g = { s, n };
     return run_until(s->loop, bytes_reached, &g, timeout_ms);
+}
+
+int count_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
 }

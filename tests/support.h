@@ -64,6 +64,10 @@ const char *self_comm(void);
  * loads down. */
 bool under_valgrind(void);
 
+/* The entries of /proc/self/fd: the descriptors this process has open,
+ * plus the directory's own and "." and "..". */
+int count_fds(void);
+
 /* ---- a test server: echo (or another mode) with exact close accounting */
 
 enum server_mode {

@@ -9,7 +9,6 @@
 #include "support.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <net/if.h>
 #include <netinet/tcp.h>
@@ -520,17 +519,6 @@ static void connect_addr_unix(void **state)
              (int)getpid());
     /* The listener's close removed the path: nobody is there. */
     connect_addr_round_trip(spec, -ENOENT);
-}
-
-static int count_fds(void)
-{
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
 }
 
 static void connect_addr_bad_address_changes_nothing(void **state)

@@ -356,17 +356,23 @@ static int setup_echo_small(void **state)
  * fill the queue, the server stops taking input, so the peer's sends
  * stall on full socket buffers. What the server took in stays within
  * the queue's high water plus one read and the kernel's small buffers on
- * the way back, on both backends (a multishot receive on io_uring would
- * take in everything the peer sends: it cannot be cancelled while bytes
- * keep coming). */
-static void a_streaming_peer_is_held_back_by_backpressure(void **state)
+ * the way back, on both backends (a multishot receive on io_uring took in
+ * up to all its buffers, 4 MiB, in one wait: docs/performance.md). */
+/* A client whose socket takes little, connected to f's server. */
+static int small_client(struct fixture *f)
 {
-    struct fixture *f = *state;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int small = 4096;
     assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small,
                                 sizeof(small)), 0);
     assert_int_equal(connect(fd, &f->srv.addr.u.sa, f->srv.addr.len), 0);
+    return fd;
+}
+
+/* fd sends without end and reads nothing: the server must hold it back
+ * (what it took in stays under 1 MiB), then see it close. */
+static void flood_is_held_back(struct fixture *f, int fd)
+{
     struct flood *fl = calloc(1, sizeof(*fl));
     assert_non_null(fl);
     fl->fd = fd;
@@ -383,6 +389,117 @@ static void a_streaming_peer_is_held_back_by_backpressure(void **state)
     close(fd);
     free(fl);
     assert_true(closed_n(f, 1));
+}
+
+static void a_streaming_peer_is_held_back_by_backpressure(void **state)
+{
+    struct fixture *f = *state;
+    flood_is_held_back(f, small_client(f));
+}
+
+/* A few requests answered one at a time, from the loop's thread: the
+ * server's receive then waits for the next request. */
+static void ping_pong(struct fixture *f, int fd, int rounds)
+{
+    for (int i = 0; i < rounds; i++) {
+        assert_int_equal(send(fd, "ping\n", 5, MSG_NOSIGNAL), 5);
+        assert_true(server_wait_bytes(&f->srv, (unsigned long long)(i + 1) * 5,
+                                      3000));
+        char buf[5];
+        for (int tries = 0; tries < 300 && !wait_readable(fd, 0); tries++)
+            nc_loop_run(f->loop, NC_RUN_ONCE);
+        assert_int_equal(read_full(fd, buf, 5, 1000), 5);
+    }
+}
+
+/* The same, after a few answered requests: a receive that waited for
+ * the next request meets a peer that streams, and what it takes in
+ * before backpressure stops it stays as small as it is for a peer that
+ * streams from the start (a receive made for requests, such as a
+ * multishot one into small buffers on io_uring, must not change that). */
+static void a_peer_that_streams_after_answers_is_held_back(void **state)
+{
+    struct fixture *f = *state;
+    int fd = small_client(f);
+    ping_pong(f, fd, 3);
+    flood_is_held_back(f, fd);
+}
+
+/* ---- a stream after requests is read in large pieces ------------------ */
+
+struct pieces {
+    nc_loop *loop;
+    nc_listener *l;
+    unsigned long calls;
+    unsigned long long bytes;
+};
+
+static size_t pieces_data(nc_conn *c, const void *data, size_t len, void *ud)
+{
+    struct pieces *p = ud;
+    if (len == 5 && memcmp(data, "ping\n", 5) == 0)
+        nc_conn_write(c, data, len);
+    else
+        p->calls++;
+    p->bytes += len;
+    return len;
+}
+
+static bool pieces_got(void *arg)
+{
+    return ((struct pieces *)arg)->bytes >= 15 + ((unsigned long long)4 << 20);
+}
+
+/* After a few requests answered one at a time, the peer streams 4 MiB
+ * in bursts, each read before the next is sent: it reaches on_data in
+ * pieces as large as a read (64 KiB), on both backends (a receive made
+ * for requests, into small buffers, must give way to large reads once
+ * the peer streams, and not come back after each burst). */
+static void a_stream_after_requests_is_read_in_large_pieces(void **state)
+{
+    (void)state;
+    struct pieces p = { 0 };
+    assert_int_equal(nc_loop_new(&p.loop), 0);
+    nc_conn_callbacks cbs = { .on_data = pieces_data };
+    assert_int_equal(nc_listen(p.loop, "127.0.0.1:0", NULL, &cbs, &p, &p.l),
+                     0);
+    nc_addr a = listener_addr0(p.l);
+    int fd = client_connect(&a);
+    assert_true(fd >= 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(send(fd, "ping\n", 5, MSG_NOSIGNAL), 5);
+        char buf[5];
+        for (int tries = 0; tries < 300 && !wait_readable(fd, 0); tries++)
+            nc_loop_run(p.loop, NC_RUN_ONCE);
+        assert_int_equal(read_full(fd, buf, 5, 1000), 5);
+    }
+    /* 4 MiB in bursts of 128 KiB, each read before the next is sent. */
+    enum { BURST = 128 << 10, BURSTS = 32 };
+    char *big = malloc(BURST);
+    assert_non_null(big);
+    memset(big, 'y', BURST);
+    for (int i = 0; i < BURSTS; i++) {
+        size_t off = 0;
+        unsigned long long want = 15 + (unsigned long long)(i + 1) * BURST;
+        for (int tries = 0; tries < 100000 && p.bytes < want; tries++) {
+            while (off < BURST) {
+                ssize_t n = send(fd, big + off, BURST - off,
+                                 MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n <= 0)
+                    break;
+                off += (size_t)n;
+            }
+            nc_loop_run(p.loop, off < BURST ? NC_RUN_NOWAIT : NC_RUN_ONCE);
+        }
+        assert_int_equal(p.bytes, want);
+    }
+    assert_true(pieces_got(&p));
+    /* 64 pieces of 64 KiB; in buffers of 4 KiB at the start of each
+     * burst, 16 more per burst. */
+    assert_true(p.calls <= 256);
+    free(big);
+    close(fd);
+    nc_loop_free(p.loop);
 }
 
 /* ---- keep_half_open: the end call carries what is left ------------------ */
@@ -995,6 +1112,8 @@ int main(void)
         T(backpressure_release_redelivers_buffered_input,
           setup_lines_small_queue),
         T(a_streaming_peer_is_held_back_by_backpressure, setup_echo_small),
+        T(a_peer_that_streams_after_answers_is_held_back, setup_echo_small),
+        cmocka_unit_test(a_stream_after_requests_is_read_in_large_pieces),
         T(end_call_carries_the_unconsumed_bytes, setup_half_open_lines),
         T(end_call_without_leftover_has_length_zero, setup_half_open_lines),
         T(partial_message_buffer_is_its_size_and_freed, setup_lines),

@@ -1,5 +1,7 @@
 /* test_ring.c - the io_uring backend when the kernel refuses a
- * submission. io_uring_enter can fail before taking the queued requests
+ * submission, and its ring before and after a loop runs (made in one
+ * thread and run in another, requests made before the first run, closes
+ * outside the loop). io_uring_enter can fail before taking the queued requests
  * (-EBUSY while its completion queue overflows, -EAGAIN short of memory);
  * the requests then wait for the next try, and a send among them must not
  * end up carrying another connection's bytes, nor bytes freed meanwhile.
@@ -15,9 +17,11 @@
 #include "support.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -174,6 +178,181 @@ static void a_failed_submission_sends_nothing_to_the_wrong_peer(void **state)
     close(t.fds[1]);
 }
 
+/* ---- a ring made before the first run ------------------------------------ */
+
+static nc_loop *uring_loop(void)
+{
+    nc_loop *loop;
+    nc_loop_options lo = { .backend = NC_BACKEND_IO_URING };
+    assert_int_equal(nc_loop_new_with(&loop, &lo), 0);
+    return loop;
+}
+
+struct runner {
+    nc_loop *loop;
+    struct server srv;
+    int rc;
+};
+
+static void *run_and_free(void *arg)
+{
+    struct runner *r = arg;
+    r->rc = nc_loop_run(r->loop, NC_RUN_DEFAULT);
+    nc_loop_free(r->loop);
+    return NULL;
+}
+
+/* nc_workers makes each worker's loop in the caller's thread: a loop
+ * made (and given a listener) in one thread runs in another, whose ring
+ * then is its own (SINGLE_ISSUER). */
+static void a_loop_made_in_one_thread_runs_in_another(void **state)
+{
+    (void)state;
+    struct runner r = { .loop = uring_loop() };
+    assert_int_equal(server_start(&r.srv, r.loop, "127.0.0.1:0", NULL,
+                                  SERVER_ECHO), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, run_and_free, &r), 0);
+    int fd = client_connect(&r.srv.addr);
+    assert_true(fd >= 0);
+    char buf[5];
+    assert_int_equal(write(fd, "hello", 5), 5);
+    assert_int_equal(read_full(fd, buf, 5, 3000), 5);
+    assert_memory_equal(buf, "hello", 5);
+    close(fd);
+    nc_loop_stop(r.loop);
+    pthread_join(th, NULL);
+    assert_int_equal(r.rc, 0);
+    server_free(&r.srv);
+}
+
+static void *run_once(void *arg)
+{
+    struct runner *r = arg;
+    r->rc = nc_loop_run(r->loop, NC_RUN_ONCE);
+    return NULL;
+}
+
+static void ignore_timer(nc_timer *t, void *ud)
+{
+    (void)t;
+    (void)ud;
+}
+
+/* The first thread to run a loop is its thread for good: another one's
+ * run is refused whole (-EEXIST), and the first can go on. */
+static void a_loop_run_by_one_thread_refuses_another(void **state)
+{
+    (void)state;
+    struct runner r = { .loop = uring_loop() };
+    nc_timer *t;
+    assert_int_equal(nc_timer_new(r.loop, ignore_timer, NULL, &t), 0);
+    assert_int_equal(nc_timer_start(t, 1, 0), 0);
+    assert_int_equal(nc_loop_run(r.loop, NC_RUN_ONCE), 0);
+    assert_int_equal(nc_timer_start(t, 1, 0), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, run_once, &r), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(r.rc, -EEXIST);
+    assert_int_equal(nc_loop_run(r.loop, NC_RUN_ONCE), 0);
+    nc_timer_free(t);
+    nc_loop_free(r.loop);
+}
+
+struct many {
+    unsigned long opened;
+};
+
+static void many_open(nc_conn *c, void *ud)
+{
+    (void)c;
+    ((struct many *)ud)->opened++;
+}
+
+/* More requests than the submission queue holds (1,024 entries), made
+ * before the loop first runs, when none can be submitted yet: each
+ * connects. */
+static void requests_made_before_the_first_run_wait_for_it(void **state)
+{
+    (void)state;
+    enum { N = 1100 };
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < 2 * N + 64) {
+        rl.rlim_cur = rl.rlim_max < 2 * N + 64 ? rl.rlim_max : 2 * N + 64;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur < 2 * N + 64) {
+        print_message("skipped: %lu descriptors allowed\n",
+                      (unsigned long)rl.rlim_cur);
+        skip();
+    }
+    nc_loop *loop = uring_loop();
+    struct server srv;
+    assert_int_equal(server_start(&srv, loop, "127.0.0.1:0", NULL,
+                                  SERVER_ECHO), 0);
+    char spec[NC_ADDRSTRLEN];
+    nc_addr_format(&srv.addr, spec, sizeof(spec));
+    struct many m = { 0 };
+    nc_conn_callbacks cbs = { .on_open = many_open };
+    for (int i = 0; i < N; i++)
+        assert_int_equal(nc_connect(loop, spec, NULL, &cbs, &m, NULL), 0);
+    struct count_goal g = { &m.opened, N };
+    assert_true(run_until(loop, count_reached, &g, 10000));
+    assert_true(server_wait_opened(&srv, N));
+    nc_loop_free(loop);
+    assert_true(server_all_closed_once(&srv));
+    server_free(&srv);
+}
+
+/* A close between runs, and nc_loop_free's, happen outside the loop,
+ * where no wait submits requests or runs the kernel's deferred work:
+ * each peer still gets its FIN at once, and no descriptor stays open. */
+static void closes_outside_the_loop_reach_the_peers(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    int before = count_fds();
+    nc_loop *loop = uring_loop();
+    struct server srv;
+    assert_int_equal(server_start(&srv, loop, "127.0.0.1:0", NULL,
+                                  SERVER_ECHO), 0);
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = client_connect(&srv.addr);
+        assert_true(fds[i] >= 0);
+        assert_int_equal(write(fds[i], "x", 1), 1);
+    }
+    assert_true(server_wait_bytes(&srv, N, 5000));
+    for (int i = 0; i < N; i++) {
+        char c;
+        for (int tries = 0; tries < 300 && !wait_readable(fds[i], 0); tries++)
+            nc_loop_run(loop, NC_RUN_ONCE);
+        assert_int_equal(read_full(fds[i], &c, 1, 2000), 1);
+    }
+    /* One closed between runs: its peer learns of it now, not when the
+     * loop runs again. */
+    nc_conn_close(srv.recs[0]->conn);
+    int ended = -1;
+    for (int tries = 0; tries < 200 && ended < 0; tries++) {
+        for (int i = 0; i < N && ended < 0; i++)
+            if (wait_readable(fds[i], 0))
+                ended = i;
+        if (ended < 0)
+            usleep(10000);
+    }
+    assert_true(ended >= 0);
+    char c;
+    assert_int_equal(read_full(fds[ended], &c, 1, 100), 0);
+    nc_loop_free(loop);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(read_full(fds[i], &c, 1, 2000), 0);
+        close(fds[i]);
+    }
+    assert_int_equal(count_fds(), before);
+    server_free(&srv);
+}
+
 int main(void)
 {
     if (under_valgrind()) {
@@ -191,6 +370,10 @@ int main(void)
     nc_loop_free(probe);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_failed_submission_sends_nothing_to_the_wrong_peer),
+        cmocka_unit_test(a_loop_made_in_one_thread_runs_in_another),
+        cmocka_unit_test(a_loop_run_by_one_thread_refuses_another),
+        cmocka_unit_test(requests_made_before_the_first_run_wait_for_it),
+        cmocka_unit_test(closes_outside_the_loop_reach_the_peers),
     };
     return cmocka_run_group_tests_name("ring", tests, NULL, NULL);
 }
