@@ -15,7 +15,9 @@
 #   (50), PROXY_CHURN_REQUESTS (10000), PROXY_TLS_CHURN_REQUESTS (2000),
 #   PROXY_CHURN_CONCURRENCY (50), PROXY_KEEPALIVE_CONNS (100),
 #   PROXY_KEEPALIVE_SECS (3), PROXY_IDLE_PAIRS (9000),
-#   PROXY_IDLE_HANDSHAKES (2000), PROXY_IDLE_WARMUP (300), PROXY_STRACE
+#   PROXY_IDLE_HANDSHAKES (2000), PROXY_IDLE_WARMUP (300),
+#   PROXY_IDLE_SPLICE_PAIRS (2500, the pairs of the idle jobs for
+#   tcp-proxy --splice, whose idle pairs hold pipes), PROXY_STRACE
 #   (1; 0 leaves out the strace runs), PROXY_STRACE_MIB (256),
 #   PROXY_STRACE_REQUESTS (2000), NC_BUILD (build), NC_BENCH_BIN
 #   ($NC_BUILD/bench), NC_BENCH_OUT (where the results and strace's
@@ -87,6 +89,10 @@
 #                timeout);
 #   idle_tls_silent  as many that connect to the TLS proxy and send
 #                nothing.
+#   Each idle job also reports the proxy's descriptors per pair (fds).
+#   tcp-proxy --splice runs them with PROXY_IDLE_SPLICE_PAIRS pairs: each
+#   of its idle pairs that moved bytes keeps two pipes (measured: about
+#   5.3 descriptors a pair), so 9,000 would not fit.
 # The idle jobs leave socat out: it forks a process per connection, so
 # what a pair costs it is a process, not a figure comparable to one
 # process's RSS growth; tls_keepalive leaves it out too (below). The CPU time is the proxy's (every thread, and for
@@ -122,6 +128,7 @@ ka_secs=${PROXY_KEEPALIVE_SECS:-3}
 idle_pairs=${PROXY_IDLE_PAIRS:-9000}
 idle_handshakes=${PROXY_IDLE_HANDSHAKES:-2000}
 idle_warmup=${PROXY_IDLE_WARMUP:-300}
+idle_splice_pairs=${PROXY_IDLE_SPLICE_PAIRS:-2500}
 use_strace=${PROXY_STRACE:-1}
 strace_mib=${PROXY_STRACE_MIB:-256}
 strace_requests=${PROXY_STRACE_REQUESTS:-2000}
@@ -168,7 +175,7 @@ cat "$certs/server.pem" "$certs/server.key" > "$tmp/haproxy.pem"
 proxies_for() {
     local p list=
     case $1 in
-    tls_*) list=$tls_proxies ;;
+    tls_* | idle_tls*) list=$tls_proxies ;;
     *) list=$plain_proxies ;;
     esac
     case $1 in
@@ -423,8 +430,11 @@ job_churn() {
         sed 's/^/  /' "$tmp/ab" >&2
         return 1
     fi
-    [ "$complete" -eq "$n" ] ||
+    if [ "$complete" -lt "$n" ]; then
         echo "proxy.sh: $job $proxy: only $complete of $n requests within 60 s" >&2
+        # ab gives up after a 10 s stall: not a figure to keep.
+        [ "$complete" -ge $((n / 2)) ] || return 1
+    fi
     [ "${failed:-0}" -eq 0 ] ||
         echo "proxy.sh: $job $proxy: ab counted $failed failed requests" >&2
     [ "$1" = 0 ] || grep -h '^SSL/TLS Protocol' "$tmp/ab" | sed "s/^/  $proxy: /" >&2 || true
@@ -474,11 +484,15 @@ job_keepalive() {
 
 job_idle() {
     local mode=$1 pairs=$2 line
+    # A spliced pair that moved bytes keeps 2 pipes (4 descriptors) when
+    # idle: fewer of them fit in the 20,000 descriptors.
+    case $proxy in nc-splice*) [ "$pairs" -le "$idle_splice_pairs" ] || pairs=$idle_splice_pairs ;; esac
     loadrun "$tmp/idle" "$load" idle "$mode" "$proxy_pid" "$proxy_port" \
         "$pairs" "$idle_warmup" || return 1
     line=$(grep '^idle ' "$tmp/idle")
     grep -v '^idle ' "$tmp/idle" | sed "s/^/  $proxy: /" >&2 || true
     result mem "$(echo "$line" | awk '{ print $NF }')" B/pair
+    result fds "$(echo "$line" | awk '{ printf "%.2f", ($5 - $4) / $3 }')" fd/pair
 }
 
 # one JOB PROXY: a fresh upstream and proxy, the job, both stopped.

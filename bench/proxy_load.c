@@ -44,7 +44,8 @@
  *         connect    connect, send nothing (plain or TLS listener);
  *         tls-used   TLS 1.3 handshake done, one request and its answer;
  *         tls-hello  send a ClientHello, wait for the server's answer
- *                    (readable), then nothing: an abandoned handshake.
+ *                    (readable), then nothing: an abandoned handshake
+ *                    (the client never reads, so it cannot finish).
  *       Prints "idle MODE PAIRS FDS0 FDS1 RSS0_KB RSS1_KB BYTES_PER_PAIR"
  *       (FDS: the proxy's descriptors at the two readings) and on stderr
  *       the same in words with RssAnon. Every wait has a limit (60 s).
@@ -805,11 +806,23 @@ static uint32_t held_step(int mode, struct held *h)
             return 0;
         h->state = h->ssl ? ST_HANDSHAKE : ST_SEND;
         if (mode == M_TLS_HELLO) {
-            /* The ClientHello goes now; the server's flight makes the
-             * socket readable. */
+            /* The ClientHello is written into a memory BIO and sent from
+             * there: this client never reads, so its handshake cannot go
+             * on even when the server's answer is already in the socket.
+             * That answer makes the socket readable. */
+            BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+            char *hello;
+            long len;
+            if (rb == NULL || wb == NULL)
+                die("BIO_new");
+            SSL_set_bio(h->ssl, rb, wb);
             int rc = SSL_do_handshake(h->ssl);
             if (rc == 1 || SSL_get_error(h->ssl, rc) != SSL_ERROR_WANT_READ)
                 tls_failed("the ClientHello", h->ssl, rc);
+            len = BIO_get_mem_data(wb, &hello);
+            if (len <= 0 || send(h->fd, hello, (size_t)len, MSG_NOSIGNAL) !=
+                                len)
+                die("sending the ClientHello");
             h->state = ST_ANSWER;
             return EPOLLIN;
         }
