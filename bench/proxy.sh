@@ -22,7 +22,9 @@
 #   PROXY_STRACE_REQUESTS (2000), NC_BUILD (build), NC_BENCH_BIN
 #   ($NC_BUILD/bench), NC_BENCH_OUT (where the results and strace's
 #   tables are kept, default $NC_BUILD/bench-out), NC_HAPROXY
-#   (/usr/sbin/haproxy), NC_SOCAT (socat on PATH).
+#   (/usr/sbin/haproxy), NC_SOCAT (socat on PATH), PROXY_NC_ENV (words
+#   VAR=VALUE put in tcp-proxy's environment, for experiments: e.g.
+#   GLIBC_TUNABLES=glibc.malloc.trim_threshold=268435456).
 #
 # The proxies, each listening on 127.0.0.1 only, pinned to core 1
 # (taskset -c 1), one process with one event loop (socat: one process
@@ -240,7 +242,8 @@ proxy_start() {
     libnetcore | nc-epoll | nc-splice | nc-splice-epoll)
         case $p in *epoll) backend=epoll ;; esac
         case $p in nc-splice*) splice=--splice ;; esac
-        cmd=(env "NC_BACKEND=$backend" "$proxy_bin" --listen 127.0.0.1:0
+        # shellcheck disable=SC2206 # words on purpose
+        cmd=(env "NC_BACKEND=$backend" ${PROXY_NC_ENV:-} "$proxy_bin" --listen 127.0.0.1:0
              --to "127.0.0.1:$up_port" --max-per-addr 0 --idle-timeout 300)
         [ -z "$splice" ] || cmd+=("$splice")
         [ "$tls" = 0 ] || cmd+=(--tls-cert "$certs/server.pem"
@@ -431,7 +434,8 @@ job_churn() {
         return 1
     fi
     if [ "$complete" -lt "$n" ]; then
-        echo "proxy.sh: $job $proxy: only $complete of $n requests within 60 s" >&2
+        echo "proxy.sh: $job $proxy: only $complete of $n requests within 60 s:" >&2
+        grep -v -e '^ *$' -e '^[A-Z][A-Za-z /]*: ' "$tmp/ab" | sed 's/^/  /' | tail -n 5 >&2 || true
         # ab gives up after a 10 s stall: not a figure to keep.
         [ "$complete" -ge $((n / 2)) ] || return 1
     fi
