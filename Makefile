@@ -197,9 +197,10 @@ TEST_PACKAGES = libcmocka-dev pkg-config iproute2 nftables valgrind groff-base m
                 libssl-dev openssl curl liburing-dev socat testssl.sh \
                 libc-ares-dev dnsmasq-base
 # ab (apache2-utils), strace and valgrind drive bench/churn.sh and
-# bench/callgrind.sh; nginx-light is optional (churn.sh skips its rows).
+# bench/callgrind.sh; nginx-light is optional (churn.sh skips its rows);
+# haproxy and socat are the peers of bench/proxy.sh.
 BENCH_PACKAGES = libuv1-dev libev-dev libevent-dev wrk apache2-utils strace \
-                 valgrind nginx-light libssl-dev openssl dnsmasq-base
+                 valgrind nginx-light libssl-dev openssl dnsmasq-base haproxy socat
 
 # Every test binary runs once per backend built in (epoll, io_uring).
 TEST_BACKENDS = epoll $(if $(HAVE_URING),io_uring)
@@ -324,6 +325,17 @@ apt-get install -y --no-install-recommends $(1) || \
     { apt-get update && apt-get install -y --no-install-recommends $(1); }
 endef
 
+# Debian's haproxy package may start a service of its own: bench/proxy.sh
+# starts its own haproxy processes, so that one is stopped, by the PID in
+# its pid file (nothing is done when none runs).
+define stop_haproxy_service
+pid=$$(cat /run/haproxy.pid 2>/dev/null || true); \
+if [ -n "$$pid" ] && [ "$$(cat /proc/$$pid/comm 2>/dev/null)" = haproxy ]; then \
+    echo "make: stopping the haproxy service (PID $$pid, /run/haproxy.pid): bench/proxy.sh runs its own"; \
+    kill "$$pid" || true; \
+fi
+endef
+
 deps:
 	@missing=; \
 	command -v $(PKG_CONFIG) >/dev/null 2>&1 || missing="$$missing pkg-config"; \
@@ -354,12 +366,14 @@ bench-deps:
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	printf '#include <ev.h>\n' | $(CC) -E -x c - >/dev/null 2>&1 || missing="$$missing libev"; \
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
-	for tool in ab strace valgrind; do \
+	for tool in ab strace valgrind socat; do \
 	    command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; \
 	done; \
+	[ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null 2>&1 || missing="$$missing haproxy"; \
 	if [ -n "$$missing" ]; then \
 	    $(call apt_install,$(BENCH_PACKAGES),benchmark peers ($$missing )); \
-	fi
+	fi; \
+	$(stop_haproxy_service)
 
 # --- running -----------------------------------------------------------
 # The binaries are named, so one left behind by a deleted source is not run.
@@ -426,16 +440,19 @@ $(BENCH_TLS_CERTS)/server.pem: tests/tls-certs.sh | bench-deps
 # churn.sh and callgrind.sh also drive examples/http-hello; workers.sh
 # drives http-hello, echo-server and echo-client with 1 and 2 workers;
 # backends.sh drives http-hello and echo-server on io_uring and on epoll;
-# resolve.sh drives echo-server and dnsmasq in namespaces of its own.
+# resolve.sh drives echo-server and dnsmasq in namespaces of its own;
+# proxy.sh drives tcp-proxy (against HAProxy and socat) in front of
+# http-hello and bench/proxy_load.
 bench: bench-deps $(BENCH_BINS) $(BUILD)/bin/http-hello $(BUILD)/bin/echo-server \
-       $(BUILD)/bin/echo-client $(BENCH_TLS_CERTS)/server.pem
+       $(BUILD)/bin/echo-client $(BUILD)/bin/tcp-proxy $(BENCH_TLS_CERTS)/server.pem
 	@if [ -z '$(BENCH_BINS)' ]; then echo 'make: bench/*.c: no benchmarks to build' >&2; exit 1; fi
 	@if [ -f bench/run.sh ]; then \
 	    NC_BUILD='$(BUILD)' NC_BENCH_BIN='$(BUILD)/bench' bash bench/run.sh; \
 	else \
 	    echo 'bench: built $(BENCH_BINS); bench/run.sh does not exist, nothing run'; \
 	fi
-	@for script in bench/churn.sh bench/callgrind.sh bench/workers.sh bench/backends.sh bench/resolve.sh; do \
+	@for script in bench/churn.sh bench/callgrind.sh bench/workers.sh bench/backends.sh \
+	    bench/resolve.sh bench/proxy.sh; do \
 	    NC_BUILD='$(BUILD)' NC_BENCH_BIN='$(BUILD)/bench' bash $$script || exit 1; \
 	done
 
@@ -553,7 +570,7 @@ help:
 	@echo '  mutate         break lib/ on purpose (tests/mutants.txt); every mutant must be killed'
 	@echo '  bench          build bench/*.c against libuv, libev, libevent; run bench/run.sh,'
 	@echo '                 bench/churn.sh, bench/callgrind.sh, bench/workers.sh,'
-	@echo '                 bench/backends.sh and bench/resolve.sh'
+	@echo '                 bench/backends.sh, bench/resolve.sh and bench/proxy.sh'
 	@echo '  demo           build and run examples/demo.sh'
 	@echo '  man            the man pages and api.md from include/netcore.h, in $(DOC_OUT)'
 	@echo '  api-md         regenerate docs/api.md (committed) from include/netcore.h'

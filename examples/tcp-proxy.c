@@ -130,6 +130,11 @@ static void on_drain(nc_conn *c, void *ud)
 static void on_close(nc_conn *c, nc_close_reason reason, int err, void *ud)
 {
     struct pair *p = ud;
+
+    /* A client whose TLS handshake failed closes without having opened:
+     * ud is then the listener's pointer (none), and there is no pair. */
+    if (p == NULL)
+        return;
     int me = side_of(p, c);
     nc_conn *other = p->side[!me];
 

@@ -1,7 +1,8 @@
 /* test_examples_proxy.c - examples/tcp-proxy with real clients and
  * servers: a client that half-closes still gets its answer (HTTP/1.0
  * with shutdown, socat at the end of its input), bytes keep their order
- * both ways in plain and all TLS combinations, a reset is passed on as a
+ * both ways in plain and all TLS combinations, a client whose TLS
+ * handshake fails leaves the proxy serving, a reset is passed on as a
  * reset both ways, an upstream that refuses or never answers closes the
  * client with the reason in the log, and SIGTERM lets what is in flight
  * arrive. The programs run as they would for a user; the test is their
@@ -329,6 +330,23 @@ static void tls_to_tls_keeps_every_byte(void **state)
     bytes_both_ways(true, true);
 }
 
+/* Clients whose TLS handshake fails (one speaks plain HTTP, one closes
+ * at once) close without a pair: the proxy goes on serving the next. */
+static void a_failed_tls_handshake_leaves_the_proxy_serving(void **state)
+{
+    (void)state;
+    struct chain ch;
+    chain_start(&ch, true, false, NULL);
+    int fd = tcp_connect(ch.proxy_port);
+    const char req[] = "GET / HTTP/1.0\r\n\r\n";
+    send_all(fd, req, sizeof(req) - 1);
+    assert_true(wait_readable(fd, 5000));
+    close(fd);
+    close(tcp_connect(ch.proxy_port));
+    echo_through(at(ch.proxy_port, 1), 1u << 16, true);
+    chain_stop(&ch);
+}
+
 /* ---- resets and failing upstreams --------------------------------------- */
 
 static int listen_raw(unsigned *port)
@@ -604,9 +622,10 @@ int main(void)
         T(plain_to_tls_keeps_every_byte),
         T(tls_to_plain_keeps_every_byte),
         T(tls_to_tls_keeps_every_byte),
+        T(a_failed_tls_handshake_leaves_the_proxy_serving),
     };
-    /* Without TLS in this build the last three cannot run. */
-    size_t n = sizeof(tests) / sizeof(*tests) - (tls ? 0 : 3);
+    /* Without TLS in this build the last four cannot run. */
+    size_t n = sizeof(tests) / sizeof(*tests) - (tls ? 0 : 4);
     return _cmocka_run_group_tests("examples_proxy", tests, n, make_certs,
                                    remove_certs);
 }
