@@ -1014,6 +1014,67 @@ static void a_close_leaving_input_behind_lingers_instead_of_resetting(
     close(fd);
 }
 
+static void open_paused(nc_conn *c, void *ud)
+{
+    probe_open(c, ud);
+    nc_conn_read_stop(c);
+}
+
+static size_t never_called(nc_conn *c, const void *data, size_t len,
+                           void *ud)
+{
+    (void)c;
+    (void)data;
+    ((struct probe *)ud)->calls++;
+    return len;
+}
+
+/* The same with the peer's bytes still in the socket: reading is paused,
+ * the peer sends, and the server closes. The close reads them only to
+ * discard them, and having found the peer sending it lingers for the
+ * peer's end rather than close at once and reset the peer's next bytes. */
+static void a_close_finding_unread_bytes_in_the_socket_lingers(void **state)
+{
+    (void)state;
+    struct probe p;
+    memset(&p, 0, sizeof(p));
+    assert_int_equal(nc_loop_new(&p.loop), 0);
+    nc_conn_callbacks cbs = { .on_open = open_paused, .on_data = never_called,
+                              .on_close = probe_close };
+    assert_int_equal(nc_listen(p.loop, "127.0.0.1:0", NULL, &cbs, &p, &p.l),
+                     0);
+    p.addr = listener_addr0(p.l);
+    int fd = client_connect(&p.addr);
+    assert_true(fd >= 0);
+    p.want_opens = 1;
+    assert_true(run_until(p.loop, probe_opened_all, &p, 3000));
+    send_all(fd, 'x', 1000);
+    struct pollfd pf = { .fd = nc_conn_fd(p.c[0]), .events = POLLIN };
+    assert_int_equal(poll(&pf, 1, 3000), 1);    /* the bytes are there */
+    nc_conn_close(p.c[0]);
+    nc_loop_run(p.loop, NC_RUN_NOWAIT);
+    char c;
+    assert_true(wait_readable(fd, 3000));
+    assert_int_equal(recv(fd, &c, 1, 0), 0);    /* the server's FIN */
+    char more[4096];
+    memset(more, 'y', sizeof(more));
+    for (int i = 0; i < 16; i++) {
+        nc_loop_run(p.loop, NC_RUN_NOWAIT);
+        assert_int_equal(send(fd, more, sizeof(more), MSG_NOSIGNAL),
+                         (ssize_t)sizeof(more));
+    }
+    assert_int_equal(shutdown(fd, SHUT_WR), 0);
+    assert_true(run_until(p.loop, probe_closed, &p, 3000));
+    int soerr = -1;
+    socklen_t sl = sizeof(soerr);
+    assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl), 0);
+    assert_int_equal(soerr, 0);                 /* never reset */
+    assert_int_equal(p.calls, 0);
+    assert_int_equal(p.reason, NC_CLOSE_LOCAL);
+    nc_loop_free(p.loop);
+    close(fd);
+}
+
 /* ---- redelivery in slices ------------------------------------------------ */
 
 static size_t two_messages(nc_conn *c, const void *data, size_t len,
@@ -1128,6 +1189,7 @@ int main(void)
         cmocka_unit_test(hangup_while_paused_keeps_the_unread_data),
         cmocka_unit_test(
             a_close_leaving_input_behind_lingers_instead_of_resetting),
+        cmocka_unit_test(a_close_finding_unread_bytes_in_the_socket_lingers),
         cmocka_unit_test(
             a_long_message_after_a_short_one_is_handed_back_whole),
         cmocka_unit_test(an_end_racing_a_redelivery_waits_behind_it),
