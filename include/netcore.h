@@ -1435,7 +1435,8 @@ typedef struct nc_conn nc_conn;
 typedef enum nc_close_reason {
     NC_CLOSE_PEER = 1,       /* the peer closed: end of stream */
     NC_CLOSE_RESET,          /* the peer reset the connection (RST, EPIPE) */
-    NC_CLOSE_IDLE,           /* nothing was received within the idle timeout */
+    NC_CLOSE_IDLE,           /* no progress within the idle timeout: nothing
+                                received, nothing sent */
     NC_CLOSE_LOCAL,          /* nc_conn_close() or nc_conn_abort() */
     NC_CLOSE_ERROR,          /* an I/O error; err says which (-EMSGSIZE:
                                 unconsumed input grew over max_input) */

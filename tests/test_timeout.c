@@ -155,7 +155,9 @@ static void deadline_ends_a_trickling_peer(void **state)
     assert_int_equal(nc_loop_new(&loop), 0);
     nc_conn_callbacks cbs = { .on_open = dl_open, .on_data = dl_data,
                               .on_close = dl_closed };
-    nc_listener_options o = { .conn = { .idle_timeout_ms = 100 } };
+    /* Idle 1 s, a byte every 30 ms: a busy machine that stalls the loop
+     * for 100 ms must not let the idle timeout end it first. */
+    nc_listener_options o = { .conn = { .idle_timeout_ms = 1000 } };
     struct dl_close d = { 0 };
     nc_listener *l;
     dl.ms = 250;
