@@ -186,7 +186,9 @@ static inline size_t conn_queued(const nc_conn *c)
  * control sees (backpressure, on_drain, nc_conn_queued). On io_uring a
  * write inside a callback is offered to the kernel with the iteration's
  * submission, where epoll offers it at once: until then it is "fresh",
- * neither sent nor refused, so that both backends show the same queue. */
+ * neither sent nor refused, so that both backends show the same queue;
+ * past high_water of them they are offered at once (conn_write.c's
+ * offer_now). */
 static inline size_t conn_refused(const nc_conn *c)
 {
     return c->cold ? c->cold->out.bytes - c->cold->fresh : 0;

@@ -267,12 +267,57 @@ static inline bool queue_clear(const nc_conn *c)
     return conn_refused(c) == 0 && !(c->flags & CF_FULL);
 }
 
-/* Queue what is left of iov after sent bytes went out; offered: a send
- * was tried (the kernel refused the rest). */
-static int queue_rest(nc_conn *c, const struct iovec *iov, int cnt,
-                      size_t sent, bool offered)
+/* What a write of total more bytes does now (offer_now). */
+enum offer { QUEUE, SEND, COUNT };
+
+/* Whether a write of total more bytes goes to the socket now (SEND), or
+ * is queued (QUEUE; fresh inside a ring's loop), or queued and counted
+ * at once as refused (COUNT); a negative errno when offering what waited
+ * failed (c is closed then, as a failed send closes it on epoll).
+ * Inside a ring's loop a write waits for the iteration's submission
+ * ("fresh") only while the fresh bytes stay within high_water: past it,
+ * epoll would have found the socket full and counted the rest as
+ * refused. So the fresh bytes are offered now, as epoll would have done,
+ * and what the kernel refuses counts (or, with a send of them still in
+ * flight, the new bytes count): a program that writes while
+ * nc_conn_queued() is below a mark stops at the same place on both
+ * backends instead of queueing without bound in one callback. */
+static int offer_now(nc_conn *c, size_t total)
 {
-    bool clear = queue_clear(c);
+    if (sends_directly(c))
+        return conn_queued(c) == 0 ? SEND : QUEUE;
+    struct conn_cold *k = c->cold;
+    size_t fresh = k ? k->fresh : 0;
+    if (fresh + total <= c->prof->opt.high_water)
+        return QUEUE;
+    if (conn_queued(c) == 0)
+        return SEND;
+    if (conn_refused(c) > 0 || (c->flags & CF_FULL) || k->sending)
+        return COUNT;
+    before_send(c);
+    ssize_t n = nc__outq_flush(&k->out, c->fd, conn_loop(c));
+    if (n < 0 && nc_io_classify(NC_OP_WRITE, -1, (int)-n) != NC_IO_AGAIN) {
+        nc__conn_fail(c, NC_OP_WRITE, (int)n);
+        return (int)n;
+    }
+    k->fresh = 0;
+    if (n > 0)
+        sent_progress(c, (size_t)n);
+    if (conn_queued(c) > 0) {
+        c->flags |= CF_FULL;    /* a ring waits for POLLOUT now */
+        nc__conn_queue_grew(c);
+        return COUNT;
+    }
+    return SEND;
+}
+
+/* Queue what is left of iov after sent bytes went out; offered: a send
+ * was tried (the kernel refused the rest); counted: the bytes count as
+ * refused even if not offered (offer_now's COUNT). */
+static int queue_rest(nc_conn *c, const struct iovec *iov, int cnt,
+                      size_t sent, bool offered, bool counted)
+{
+    bool clear = !counted && queue_clear(c);
     size_t before = conn_queued(c);
     struct conn_cold *k = nc__conn_cold(c);
     if (!k || nc__outq_append_iov(&k->out, iov, cnt, sent) < 0)
@@ -287,7 +332,10 @@ static int write_iov(nc_conn *c, const struct iovec *iov, int cnt,
                      size_t total)
 {
     size_t sent = 0;
-    bool offered = conn_queued(c) == 0 && sends_directly(c);
+    int now = offer_now(c, total);
+    if (now < 0)
+        return now;
+    bool offered = now == SEND;
     if (offered) {
         ssize_t n = send_now(c, iov, cnt);
         if (n < 0)
@@ -296,7 +344,7 @@ static int write_iov(nc_conn *c, const struct iovec *iov, int cnt,
             return 0;
         sent = (size_t)n;
     }
-    return queue_rest(c, iov, cnt, sent, offered);
+    return queue_rest(c, iov, cnt, sent, offered, now == COUNT);
 }
 
 int nc__conn_send_bytes(nc_conn *c, const void *data, size_t len)
@@ -344,7 +392,7 @@ static __attribute__((noinline)) int write_slow(nc_conn *c, const void *data,
         return write_iov(c, &iov, 1, len);
     if (n < 0)
         return (int)n;
-    return queue_rest(c, &iov, 1, (size_t)n, true);
+    return queue_rest(c, &iov, 1, (size_t)n, true, false);
 }
 
 int nc_conn_write(nc_conn *c, const void *data, size_t len)
@@ -385,7 +433,10 @@ int nc_conn_write_owned(nc_conn *c, void *data, size_t len,
         return rc;
     }
     size_t sent = 0;
-    bool offered = len > 0 && conn_queued(c) == 0 && sends_directly(c);
+    int now = len > 0 ? offer_now(c, len) : QUEUE;
+    if (now < 0)
+        return now;
+    bool offered = now == SEND;
     if (offered) {
         ssize_t n = send_now(c, &iov, 1);
         if (n < 0)
@@ -397,7 +448,7 @@ int nc_conn_write_owned(nc_conn *c, void *data, size_t len,
             free_fn(data, arg);
         return 0;
     }
-    bool clear = queue_clear(c);
+    bool clear = now != COUNT && queue_clear(c);
     struct conn_cold *k = nc__conn_cold(c);
     if (!k || nc__outq_append_owned(&k->out, data, len, sent, free_fn, arg) < 0)
         return out_of_memory(c, sent);

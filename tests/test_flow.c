@@ -34,6 +34,9 @@ struct side {
     size_t queued_after_write;  /* nc_conn_queued right after a write in
                                    on_data */
     bool write_in_data;
+    bool write_loop;            /* on_data writes 16 KiB pieces while
+                                   nc_conn_queued is below 32 KiB */
+    size_t loop_written;
 };
 
 static void side_open(nc_conn *c, void *ud)
@@ -59,6 +62,13 @@ static size_t side_data(nc_conn *c, const void *data, size_t len, void *ud)
         memset(reply, 'r', sizeof(reply));
         assert_int_equal(nc_conn_write(c, reply, sizeof(reply)), 0);
         s->queued_after_write = nc_conn_queued(c);
+    }
+    if (s->write_loop && len > 0) {
+        static char piece[16384];
+        for (int i = 0; i < 1024 && nc_conn_queued(c) < (32u << 10); i++) {
+            assert_int_equal(nc_conn_write(c, piece, sizeof(piece)), 0);
+            s->loop_written += sizeof(piece);
+        }
     }
     return len;
 }
@@ -275,6 +285,38 @@ static int small_client(struct fixture *f)
     return fd;
 }
 
+static bool loop_wrote(void *arg)
+{
+    return ((struct side *)arg)->loop_written > 0;
+}
+
+/* A program writes while nc_conn_queued() is below a mark, inside
+ * on_data, to a peer that does not read: it stops near the mark on both
+ * backends (on io_uring the bytes waiting for the iteration's submission
+ * are offered at once past high_water, as epoll offers every write), not
+ * after writing all it had; once the peer reads, on_drain says when to
+ * go on. */
+static void a_write_loop_stops_at_the_queue_mark_on_both_backends(
+    void **state)
+{
+    (void)state;
+    struct fixture f;
+    start(&f, NULL);
+    f.s.write_loop = true;
+    int fd = small_client(&f);
+    assert_int_equal(send(fd, "go", 2, 0), 2);
+    assert_true(run_until(f.loop, loop_wrote, &f.s, 3000));
+    /* 64 KiB of high water, the kernel's small buffers, one piece. */
+    assert_true(f.s.loop_written < (1u << 20));
+    struct slow_reader r = { .fd = fd, .want = f.s.loop_written };
+    assert_true(run_until(f.loop, read_some, &r, 10000));
+    nc_loop_run(f.loop, NC_RUN_NOWAIT);
+    assert_int_equal(nc_conn_queued(f.s.c), 0);
+    assert_true(f.s.drains >= 1);
+    close(fd);
+    nc_loop_free(f.loop);
+}
+
 /* Far below high_water (so reading never pauses), a write leaves bytes
  * queued: on_drain follows once they fall to low_water. */
 static void on_drain_follows_a_queue_that_never_reached_high_water(
@@ -428,6 +470,7 @@ int main(void)
             a_half_closed_connection_is_bounded_by_the_idle_timeout),
         cmocka_unit_test(without_half_close_the_peers_end_closes),
         cmocka_unit_test(queued_counts_what_the_kernel_refused),
+        cmocka_unit_test(a_write_loop_stops_at_the_queue_mark_on_both_backends),
         cmocka_unit_test(
             on_drain_follows_a_queue_that_never_reached_high_water),
         cmocka_unit_test(pausing_at_any_threshold_never_stalls),
