@@ -2656,8 +2656,11 @@ typedef struct nc_workers_options {
 
 /* Start worker threads, each running its own loop.
  *
- * Creates the loops, then the threads, and returns when every worker's
- * on_start has returned: the loops then run (NC_RUN_FOREVER) until
+ * Creates the loops (and the one nc_workers_run() will serve signals on,
+ * with its signalfd, so that clients who take every descriptor once the
+ * listeners are open cannot keep it from starting), then the threads,
+ * and returns when every worker's on_start has returned: the loops then
+ * run (NC_RUN_FOREVER) until
  * nc_workers_stop(). The threads are created with SIGINT, SIGTERM, SIGHUP
  * and SIGQUIT blocked, so that a handler for them on another loop
  * (nc_workers_run(), nc_signal_start()) receives them; the caller's own
@@ -2855,9 +2858,10 @@ int nc_workers_wait(nc_workers *w);
  *   -EINVAL   w is NULL, or grace_ms is above 2^31-1
  *   -EDEADLK  called from a worker's thread
  *   -ENOMEM   out of memory
- *   -EMFILE   no descriptor left for the loop or its signalfd
- *   any other errno of nc_loop_new() or nc_signal_start(); after any of
- *   these the workers are stopped with grace_ms and waited for
+ *   any other errno of nc_signal_start(), or of nc_loop_new() when a
+ *   second call makes its own loop (the first uses the one
+ *   nc_workers_start() made: it needs no descriptor); after any of these
+ *   the workers are stopped with grace_ms and waited for
  * Thread: any thread but a worker's; usually main().
  * See also: nc_workers_stop, nc_workers_wait, nc_signal_start
  */

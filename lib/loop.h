@@ -170,6 +170,9 @@ void nc__loop_woke(nc_loop *loop);
 
 /* Close the signal machinery at loop free (signal.c). */
 void nc__signals_free(nc_loop *loop);
+/* Make loop's signalfd now (it blocks no signal yet), so that a later
+ * nc_signal_start needs no descriptor. 0 or a negative errno. */
+int nc__signals_prepare(nc_loop *loop);
 
 /* A shutdown is in progress (loop->shutdown set): called at the end of
  * every iteration, after the deferred calls; closes connections opened

@@ -52,6 +52,14 @@ static void signal_ready(struct watch *w, unsigned events)
     }
 }
 
+static int state_get(nc_loop *loop, struct signal_state **out);
+
+int nc__signals_prepare(nc_loop *loop)
+{
+    struct signal_state *st;
+    return state_get(loop, &st);
+}
+
 static int state_get(nc_loop *loop, struct signal_state **out)
 {
     if (loop->signals) {

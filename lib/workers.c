@@ -206,6 +206,7 @@ static int allowed_cpus(int *cpus, int max)
 
 static void workers_destroy(nc_workers *ws)
 {
+    nc_loop_free(ws->run_loop);
     nc__workers_routes_free(ws);
     for (unsigned i = 0; i < ws->n; i++)
         pthread_mutex_destroy(&ws->w[i].lock);
@@ -297,6 +298,10 @@ int nc_workers_start(const nc_workers_options *opts, nc_workers **out)
         return rc;
     for (unsigned i = 0; i < n && rc == 0; i++)
         rc = nc_loop_new(&ws->w[i].loop);
+    if (rc == 0)
+        rc = nc_loop_new(&ws->run_loop);
+    if (rc == 0)
+        rc = nc__signals_prepare(ws->run_loop);
     if (rc == 0 && ws->opt.pin) {
         int cpus[CPU_SETSIZE];
         int ncpu = allowed_cpus(cpus, CPU_SETSIZE);
@@ -397,9 +402,13 @@ int nc_workers_run(nc_workers *w, uint32_t grace_ms)
     if (nc__workers_in_worker(w))
         return -EDEADLK;
     struct run_ctx ctx = { w, grace_ms, 0 };
-    nc_loop *loop = NULL;
+    nc_loop *loop;
     nc_signal *sint, *sterm;
-    int rc = nc_loop_new(&loop);
+    pthread_mutex_lock(&w->lock);
+    loop = w->run_loop;
+    w->run_loop = NULL;
+    pthread_mutex_unlock(&w->lock);
+    int rc = loop ? 0 : nc_loop_new(&loop);
     if (rc == 0)
         rc = nc_signal_start(loop, SIGINT, run_signal, &ctx, &sint);
     if (rc == 0)

@@ -45,6 +45,11 @@ struct nc_workers {
     unsigned ended;            /* workers whose thread is finishing */
     nc_loop *waiter;           /* nc_workers_run's loop: stopped by the
                                   last worker to end */
+    nc_loop *run_loop;         /* that loop, made (with its signalfd) by
+                                  nc_workers_start: a flood of clients at
+                                  the descriptor limit once the listeners
+                                  are open must not keep nc_workers_run
+                                  from starting; taken by the first run */
     nc_addr *addrs;            /* nc_workers_addrs */
     size_t naddrs, addrs_cap;
 

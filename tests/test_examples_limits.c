@@ -158,9 +158,12 @@ static void idle_flood_from_one_address_leaves_room_for_another(void **state)
 
     (void)state;
     flood("127.0.0.1", port, fds, FLOOD);
-    if (!answered("127.0.0.2", port))
+    if (!answered("127.0.0.2", port)) {
+        proc_stop(p, SIGTERM);
         fail_msg("a client from 127.0.0.2 got no answer while 127.0.0.1 "
-                 "held %d idle connections", FLOOD);
+                 "held %d idle connections; the server said: %s%s", FLOOD,
+                 p->buf[OUT], p->buf[ERR]);
+    }
     close_all(fds, FLOOD);
     assert_int_equal(proc_stop(p, SIGTERM), 0);
     total = strstr(p->buf[OUT], "total: ");
@@ -189,9 +192,12 @@ static void idle_flood_from_many_addresses_gives_way_to_a_newcomer(
     (void)state;
     for (i = 0; i < 4; i++)
         flood(from[i], port, fds + i * each, each);
-    if (!answered("127.0.0.2", port))
+    if (!answered("127.0.0.2", port)) {
+        proc_stop(p, SIGTERM);
         fail_msg("a client from 127.0.0.2 got no answer while four "
-                 "addresses held %d idle connections", FLOOD);
+                 "addresses held %d idle connections; the server said: "
+                 "%s%s", FLOOD, p->buf[OUT], p->buf[ERR]);
+    }
     close_all(fds, FLOOD);
     assert_int_equal(proc_stop(p, SIGTERM), 0);
 }

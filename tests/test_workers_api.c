@@ -24,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -451,6 +453,51 @@ static void sigterm_stops_nc_workers_run_gracefully(void **state)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
+/* Clients can take every descriptor the moment the listeners are open
+ * (and an example announces them): nc_workers_run must still start, so
+ * the loop it serves signals on, and its signalfd, are made by
+ * nc_workers_start. Here the process has no descriptor left when
+ * nc_workers_run is called; SIGTERM, pending, stops it gracefully. */
+static void nc_workers_run_needs_no_descriptor(void **state)
+{
+    (void)state;
+    if (under_valgrind()) {
+        /* valgrind keeps descriptors of its own below the limit. */
+        print_message("skipped: valgrind virtualises RLIMIT_NOFILE\n");
+        skip();
+    }
+    sigset_t term, old;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    assert_int_equal(pthread_sigmask(SIG_BLOCK, &term, &old), 0);
+    struct rec r = { .fail_index = -1 };
+    nc_workers *w = start(&r, 1, false);
+    assert_true(nc_workers_listen(w, "127.0.0.1:0", NULL, NULL, NULL) >= 0);
+    struct rlimit lim, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &lim), 0);
+    low = lim;
+    low.rlim_cur = 256;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    static int held[256];
+    int nheld = 0;
+    for (int fd; nheld < 256 && (fd = open("/dev/null", O_RDONLY)) >= 0;)
+        held[nheld++] = fd;
+    assert_int_equal(open("/dev/null", O_RDONLY), -1);
+    assert_int_equal(errno, EMFILE);
+    assert_int_equal(raise(SIGTERM), 0);
+    int rc = nc_workers_run(w, 5000);
+    for (int i = 0; i < nheld; i++)
+        close(held[i]);
+    setrlimit(RLIMIT_NOFILE, &lim);
+    assert_int_equal(rc, 0);
+    assert_int_equal(atomic_load(&r.stopped[0]), 1);
+    nc_workers_free(w);
+    sigset_t pending;
+    sigpending(&pending);
+    assert_false(sigismember(&pending, SIGTERM));
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 static void usr1_stop(nc_signal *s, int signum, void *ud)
 {
     struct rec *r = ud;
@@ -501,6 +548,7 @@ int main(void)
         cmocka_unit_test(a_second_server_on_a_taken_port_fails_naming_the_holder),
         cmocka_unit_test(workers_of_one_group_share_the_port_and_all_accept),
         cmocka_unit_test(sigterm_stops_nc_workers_run_gracefully),
+        cmocka_unit_test(nc_workers_run_needs_no_descriptor),
         cmocka_unit_test(a_signal_handled_by_a_worker_stops_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
