@@ -1397,12 +1397,13 @@ const char *nc_resolver_name(void);
  *   that connection runs.
  * - on_drain: everything applies.
  * - on_close: the connection is closed: writes and nc_conn_shutdown()
- *   return -ENOTCONN, nc_conn_close(), nc_conn_abort() and reading
- *   calls do nothing; other objects are unaffected.
- * - a write's free_fn (nc_conn_write_owned): runs either inside
- *   nc_conn_write_owned() when the kernel takes the whole buffer at once,
- *   or from the loop at the end of the iteration in which the buffer was
- *   sent or dropped, never inside another library call; everything
+ *   return -ENOTCONN (closed because both directions are done after
+ *   nc_conn_shutdown(): writes -EPIPE, nc_conn_shutdown() 0),
+ *   nc_conn_close(), nc_conn_abort() and
+ *   reading calls do nothing; other objects are unaffected.
+ * - a write's free_fn (nc_conn_write_owned): runs from the loop at the
+ *   end of the iteration in which the buffer was sent or dropped, never
+ *   inside nc_conn_write_owned() nor another library call; everything
  *   applies, as from a deferred call.
  * - nc_loop_run() from inside the loop returns -EBUSY; nc_loop_free()
  *   from inside it does nothing.
@@ -1751,12 +1752,13 @@ int nc_conn_writev(nc_conn *c, const struct iovec *iov, int cnt);
 /* Zero-copy write: queue data without copying it.
  *
  * The library takes ownership of data and calls free_fn(data, arg) once
- * it is sent or dropped (by a close): inside this call when the kernel
- * takes it all at once (or, with TLS, once it is encrypted), otherwise
- * from the loop at the end of the iteration in which that happened, never
- * nested in another library call, so free_fn may call any function
- * (close its connection, write again...). free_fn may be NULL. On error
- * the caller keeps ownership.
+ * it is sent (with TLS: encrypted) or dropped (by a close), always from
+ * the loop: at the end of the iteration in which that happened (for a
+ * write made outside nc_loop_run(), in the next run, or in
+ * nc_loop_free()), never inside this call nor nested in another library
+ * call, so free_fn may call any function (close its connection, write
+ * the next buffer: no recursion however many the kernel takes at once).
+ * free_fn may be NULL. On error the caller keeps ownership.
  *
  * Returns: 0 on success, or a negative errno.
  * Errors:
@@ -1839,7 +1841,10 @@ void nc_conn_abort(nc_conn *c);
  *
  * With TLS, the close_notify goes first (after what is queued); if it
  * cannot be sent (the peer reset the connection) the connection is
- * closed and the send's error returned.
+ * closed and the send's error returned. Calling it again returns 0, and
+ * writes return -EPIPE, also once the connection has closed because both
+ * directions are done (on either backend, whenever that happened; the
+ * handle is valid until its on_close has returned).
  *
  * Returns: 0 on success, or a negative errno.
  * Errors:

@@ -327,9 +327,9 @@ static void teardown(nc_conn *c, nc_close_reason reason, int err, bool reset,
         nc__tentry_remove(loop, &c->cold->deadline);
         /* On a ring, what was written since the last submission has not
          * been tried yet (epoll would have sent it at once, a TLS alert
-         * before the close, say): one try now, then the rest is dropped
-         * as epoll drops it. */
-        if ((c->flags & (CF_RING | CF_FULL)) == CF_RING && !reset &&
+         * before the close, or a last word before an abort, say): one try
+         * now, then the rest is dropped as epoll drops it. */
+        if ((c->flags & (CF_RING | CF_FULL)) == CF_RING &&
             c->cold->sending == 0 && c->cold->out.bytes > 0)
             nc__outq_flush(&c->cold->out, c->fd, loop);
         nc__outq_clear(&c->cold->out, loop);
@@ -601,10 +601,20 @@ void nc_conn_abort(nc_conn *c)
         nc__conn_teardown(c, NC_CLOSE_LOCAL, 0, true);
 }
 
+bool nc__conn_shut_down(const nc_conn *c)
+{
+    return (c->flags & CF_SHUT_WANTED) &&
+           (conn_state(c) != CS_CLOSED || conn_reason(c) == NC_CLOSE_PEER);
+}
+
 int nc_conn_shutdown(nc_conn *c)
 {
     if (!c)
         return -EINVAL;
+    /* Again: 0, whether the FIN went out (and, the peer done too, the
+     * connection closed) inside the first call or waits for the queue. */
+    if (nc__conn_shut_down(c))
+        return 0;
     if (conn_state(c) != CS_OPEN)
         return -ENOTCONN;
     if (c->flags & CF_TLS) {

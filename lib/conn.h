@@ -244,6 +244,9 @@ void nc__conn_flushed(nc_conn *c);
 /* half_close: the peer's end was delivered and our FIN is out: close
  * (NC_CLOSE_PEER, with the end's err). */
 void nc__conn_both_done(nc_conn *c);
+/* nc_conn_shutdown() was called, and c is open or closed because both
+ * directions are done: writes say -EPIPE, another shutdown 0. */
+bool nc__conn_shut_down(const nc_conn *c);
 /* Begin a graceful close that reports reason and err once it is done. */
 void nc__conn_begin_close(nc_conn *c, nc_close_reason reason, int err);
 /* The cold part, created when missing. NULL when memory is short. */

@@ -163,11 +163,15 @@ void nc__conn_sent(nc_conn *c, int res)
     flushed_some(c, (size_t)res, first_offer);
 }
 
+/* After nc_conn_shutdown, -EPIPE; also once the connection has closed
+ * because both directions are done (with the peer's end already there,
+ * on epoll inside the shutdown, on a ring after the submission: the same
+ * answer either way). */
 static int write_check(const nc_conn *c)
 {
-    if (conn_state(c) != CS_OPEN)
-        return -ENOTCONN;
-    return (c->flags & CF_SHUT_WANTED) ? -EPIPE : 0;
+    if (nc__conn_shut_down(c))
+        return -EPIPE;
+    return conn_state(c) != CS_OPEN ? -ENOTCONN : 0;
 }
 
 /* The outcome of one send of the bytes of a write, n as it returned and
@@ -425,33 +429,51 @@ int nc_conn_write_owned(nc_conn *c, void *data, size_t len,
     if (rc < 0)
         return rc;
     struct iovec iov = { .iov_base = data, .iov_len = len };
+    /* With a free_fn, its chunk is made first: once bytes are sent the
+     * write cannot fail for lack of it, and a buffer sent whole is still
+     * released from the loop, never inside this call. */
+    struct chunk *own = NULL;
+    if (free_fn && !(own = nc__outq_owned_new(data, len, free_fn, arg)))
+        return -ENOMEM;
     if (c->flags & CF_TLS) {
         /* Encrypted now: the plain text is not needed afterwards. */
         rc = len ? nc__tls_write(c, &iov, 1, len) : 0;
-        if (rc == 0 && free_fn)
-            free_fn(data, arg);
+        if (own && rc == 0)
+            nc__outq_owned_release(own, conn_loop(c));
+        else if (own)
+            nc__outq_owned_drop(own);
         return rc;
     }
     size_t sent = 0;
     int now = len > 0 ? offer_now(c, len) : QUEUE;
-    if (now < 0)
-        return now;
-    bool offered = now == SEND;
-    if (offered) {
+    if (now >= 0 && now == SEND) {
         ssize_t n = send_now(c, &iov, 1);
         if (n < 0)
-            return (int)n;
-        sent = (size_t)n;
+            now = (int)n;
+        else
+            sent = (size_t)n;
     }
+    if (now < 0) {
+        if (own)
+            nc__outq_owned_drop(own);
+        return now;
+    }
+    bool offered = now == SEND;
     if (sent == len) {
-        if (free_fn)
-            free_fn(data, arg);
+        if (own)
+            nc__outq_owned_release(own, conn_loop(c));
         return 0;
     }
     bool clear = now != COUNT && queue_clear(c);
     struct conn_cold *k = nc__conn_cold(c);
-    if (!k || nc__outq_append_owned(&k->out, data, len, sent, free_fn, arg) < 0)
+    if (k && !own)
+        own = nc__outq_owned_new(data, len, NULL, NULL);
+    if (!k || !own) {
+        if (own)
+            nc__outq_owned_drop(own);
         return out_of_memory(c, sent);
+    }
+    nc__outq_owned_queue(&k->out, own, sent);
     queued(c, len - sent, offered, clear);
     return 0;
 }

@@ -117,21 +117,36 @@ int nc__outq_append_iov(struct outq *q, const struct iovec *iov, int cnt,
     return 0;
 }
 
-int nc__outq_append_owned(struct outq *q, void *data, size_t len, size_t off,
-                          void (*free_fn)(void *, void *), void *arg)
+struct chunk *nc__outq_owned_new(void *data, size_t len,
+                                 void (*free_fn)(void *, void *), void *arg)
 {
     struct chunk *c = malloc(sizeof(*c));
     if (!c)
-        return -ENOMEM;
+        return NULL;
     c->data = data;
     c->len = len;
-    c->off = off;
+    c->off = 0;
     c->cap = 0;
     c->free_fn = free_fn;
     c->arg = arg;
+    return c;
+}
+
+void nc__outq_owned_queue(struct outq *q, struct chunk *c, size_t off)
+{
+    c->off = off;
     chunk_link(q, c);
-    q->bytes += len - off;
-    return 0;
+    q->bytes += c->len - off;
+}
+
+void nc__outq_owned_release(struct chunk *c, nc_loop *loop)
+{
+    chunk_free(c, loop);
+}
+
+void nc__outq_owned_drop(struct chunk *c)
+{
+    free(c);
 }
 
 void nc__outq_consume(struct outq *q, size_t n, nc_loop *loop)

@@ -30,11 +30,21 @@ struct outq {
  * -ENOMEM (nothing queued). */
 int nc__outq_append_iov(struct outq *q, const struct iovec *iov, int cnt,
                         size_t skip);
-/* Queue data[off..len) without copying; free_fn(data, arg) runs once the
- * chunk is sent or dropped. Errors: -ENOMEM (nothing queued, free_fn not
- * called). */
-int nc__outq_append_owned(struct outq *q, void *data, size_t len, size_t off,
-                          void (*free_fn)(void *, void *), void *arg);
+/* An owned buffer (nc_conn_write_owned), made before any of it is sent
+ * so that nothing can fail after: then queued without copying
+ * (nc__outq_owned_queue; free_fn(data, arg) runs once the chunk is sent
+ * or dropped), or released when all of it went at once
+ * (nc__outq_owned_release), or dropped when the write failed
+ * (nc__outq_owned_drop: free_fn not called, the caller keeps data).
+ * NULL: out of memory. */
+struct chunk *nc__outq_owned_new(void *data, size_t len,
+                                 void (*free_fn)(void *, void *), void *arg);
+void nc__outq_owned_queue(struct outq *q, struct chunk *c, size_t off);
+/* All of c's data was sent: free_fn runs from loop's deferred calls, never
+ * nested in the write (a free_fn that writes the next buffer would
+ * otherwise recurse once per buffer the kernel takes at once). */
+void nc__outq_owned_release(struct chunk *c, nc_loop *loop);
+void nc__outq_owned_drop(struct chunk *c);
 /* Send as much as the socket takes (sendmsg, MSG_NOSIGNAL, up to 64
  * chunks at once). Sent owned chunks go to loop's deferred calls, as for
  * the functions below. Returns bytes sent (>= 0; the socket is full when the

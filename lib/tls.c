@@ -140,8 +140,10 @@ static int alert_failure(int alert)
 }
 
 /* Which NC_ETLS_* failure OpenSSL's error queue describes (read after an
- * SSL call failed with SSL_ERROR_SSL or SSL_ERROR_SYSCALL). */
-static int ssl_failure(SSL *ssl)
+ * SSL call failed with SSL_ERROR_SSL or SSL_ERROR_SYSCALL); opened: the
+ * handshake had finished (OpenSSL's own state says "in init" again once
+ * a read failed). */
+static int ssl_failure(SSL *ssl, bool opened)
 {
     unsigned long e = ERR_peek_error();
     if (e == 0)
@@ -157,7 +159,9 @@ static int ssl_failure(SSL *ssl)
     case SSL_R_HTTPS_PROXY_REQUEST:
     case SSL_R_PACKET_LENGTH_TOO_LONG:
     case SSL_R_RECORD_LENGTH_MISMATCH:
-        return NC_ETLS_NOT_TLS;
+        /* A peer that finished a handshake speaks TLS: what follows is
+         * broken TLS, not plain text. */
+        return opened ? NC_ETLS_PROTOCOL : NC_ETLS_NOT_TLS;
     case SSL_R_UNSUPPORTED_PROTOCOL:
     case SSL_R_NO_PROTOCOLS_AVAILABLE:
     case SSL_R_VERSION_TOO_LOW:
@@ -188,7 +192,7 @@ static bool failed_with(nc_conn *c, struct tls_conn *t, int e)
     if (t->send_err)
         err = t->send_err;
     else if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_SSL)
-        err = -ssl_failure(t->ssl);
+        err = -ssl_failure(t->ssl, conn_state(c) != CS_HANDSHAKE);
     else
         err = -NC_ETLS_PROTOCOL;
     /* A peer that asked to renegotiate and was refused usually gives up

@@ -507,6 +507,119 @@ static void free_fn_of_a_dropped_buffer_may_close_again(void **state)
     free(big);
 }
 
+/* ---- free_fn that writes the next buffer --------------------------------- */
+
+struct chain {
+    nc_conn *c;
+    int left, depth, max_depth;
+    bool in_write, nested;
+    size_t sent;
+};
+
+static void chain_free(void *data, void *arg);
+
+static void chain_next(struct chain *ch)
+{
+    char *b = malloc(1000);
+    assert_non_null(b);
+    memset(b, 'c', 1000);
+    ch->in_write = true;
+    int rc = nc_conn_write_owned(ch->c, b, 1000, chain_free, ch);
+    ch->in_write = false;
+    assert_int_equal(rc, 0);
+    ch->sent += 1000;
+}
+
+static void chain_free(void *data, void *arg)
+{
+    struct chain *ch = arg;
+    free(data);
+    if (ch->in_write)
+        ch->nested = true;
+    if (++ch->depth > ch->max_depth)
+        ch->max_depth = ch->depth;
+    if (ch->left > 0) {
+        ch->left--;
+        chain_next(ch);
+    }
+    ch->depth--;
+}
+
+struct chain_sink {
+    struct chain *ch;
+    int fd;
+    size_t got;
+};
+
+static bool chain_read(void *arg)
+{
+    struct chain_sink *k = arg;
+    char buf[65536];
+    ssize_t n;
+    while ((n = recv(k->fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+        k->got += (size_t)n;
+    return k->ch->left == 0 && k->got == k->ch->sent;
+}
+
+/* Each free_fn writes the next buffer, as the header allows: however
+ * many buffers the kernel takes at once, free_fn runs from the loop,
+ * never inside the write (it recursed once per buffer, and 200 MiB of
+ * small buffers overflowed the stack), on both backends. */
+static void a_free_fn_that_writes_the_next_buffer_never_recurses(
+    void **state)
+{
+    struct fixture *f = *state;
+    struct chain ch = { .c = f->h.c, .left = 2000 };
+    chain_next(&ch);
+    struct chain_sink k = { &ch, f->fd, 0 };
+    assert_true(run_until(f->loop, chain_read, &k, 10000));
+    assert_int_equal(k.got, 2001u * 1000);
+    assert_false(ch.nested);
+    assert_int_equal(ch.max_depth, 1);
+}
+
+/* ---- a last word before an abort --------------------------------------- */
+
+static size_t bye_then_abort(nc_conn *c, const void *data, size_t len,
+                             void *ud)
+{
+    (void)data;
+    (void)ud;
+    assert_int_equal(nc_conn_write(c, "BYE", 3), 0);
+    nc_conn_abort(c);
+    return len;
+}
+
+/* on_data writes a last word and aborts: the peer reads it, then the
+ * reset, on both backends (io_uring, which sends a callback's writes
+ * with the next submission, dropped it). */
+static void a_last_word_before_an_abort_reaches_the_peer(void **state)
+{
+    (void)state;
+    nc_loop *loop;
+    nc_listener *l;
+    struct held h = { 0 };
+    nc_conn_callbacks cbs = { .on_open = held_open, .on_data = bye_then_abort,
+                              .on_close = held_close };
+    assert_int_equal(nc_loop_new(&loop), 0);
+    assert_int_equal(nc_listen(loop, "127.0.0.1:0", NULL, &cbs, &h, &l), 0);
+    nc_addr a = listener_addr0(l);
+    int fd = client_connect(&a);
+    assert_true(fd >= 0);
+    assert_int_equal(send(fd, "x", 1, 0), 1);
+    assert_true(run_until(loop, held_closed, &h, 3000));
+    assert_int_equal(h.reason, NC_CLOSE_LOCAL);
+    char b[3];
+    assert_int_equal(read_full(fd, b, 3, 3000), 3);
+    assert_memory_equal(b, "BYE", 3);
+    char c;
+    assert_true(wait_readable(fd, 3000));
+    assert_int_equal(recv(fd, &c, 1, 0), -1);
+    assert_int_equal(errno, ECONNRESET);
+    close(fd);
+    nc_loop_free(loop);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -520,6 +633,10 @@ int main(void)
         T(free_fn_may_abort_while_its_queue_is_consumed),
         T(free_fn_of_a_dropped_buffer_may_close_again),
         cmocka_unit_test(no_sigpipe_when_writing_to_a_closed_peer),
+        cmocka_unit_test(a_last_word_before_an_abort_reaches_the_peer),
+        cmocka_unit_test_setup_teardown(
+            a_free_fn_that_writes_the_next_buffer_never_recurses,
+            setup_no_backpressure, teardown),
         cmocka_unit_test_setup_teardown(
             end_of_stream_with_queued_output_flushes_then_closes,
             setup_no_backpressure, teardown),

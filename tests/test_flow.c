@@ -34,6 +34,9 @@ struct side {
     size_t queued_after_write;  /* nc_conn_queued right after a write in
                                    on_data */
     bool write_in_data;
+    bool answer_in_end;         /* the end call writes, shuts down, then
+                                   writes and shuts down again */
+    int write_after, shutdown_again;
     bool write_loop;            /* on_data writes 16 KiB pieces while
                                    nc_conn_queued is below 32 KiB */
     size_t loop_written;
@@ -53,6 +56,12 @@ static size_t side_data(nc_conn *c, const void *data, size_t len, void *ud)
     struct side *s = ud;
     if (nc_conn_eof(c))
         s->end_calls++;
+    if (nc_conn_eof(c) && s->answer_in_end) {
+        assert_int_equal(nc_conn_write(c, "answer", 6), 0);
+        assert_int_equal(nc_conn_shutdown(c), 0);
+        s->write_after = nc_conn_write(c, "late", 4);
+        s->shutdown_again = nc_conn_shutdown(c);
+    }
     size_t n = len < sizeof(s->in) - s->in_len ? len
                                                 : sizeof(s->in) - s->in_len;
     memcpy(s->in + s->in_len, data, n);
@@ -159,6 +168,35 @@ static void half_closed_peer_gets_a_reply_written_later(void **state)
     char buf[8];
     assert_int_equal(read_full(fd, buf, 5, 3000), 5);
     assert_memory_equal(buf, "reply", 5);
+    assert_int_equal(read_full(fd, buf, 1, 3000), 0);
+    close(fd);
+    nc_loop_free(f.loop);
+}
+
+/* In the end call: an answer, the shutdown, then a write and a second
+ * shutdown. The peer had ended first, so the shutdown completes the
+ * connection (on epoll inside the call, on io_uring after the
+ * submission); the calls after it answer the same either way: -EPIPE,
+ * and 0. */
+static void calls_after_a_shutdown_in_the_end_call_answer_alike(void **state)
+{
+    (void)state;
+    struct fixture f;
+    nc_conn_options o = { .half_close = true };
+    start(&f, &o);
+    f.s.answer_in_end = true;
+    f.s.write_after = 1;
+    int fd = client_connect(&f.addr);
+    assert_true(fd >= 0);
+    assert_int_equal(send(fd, "request", 7, 0), 7);
+    assert_int_equal(shutdown(fd, SHUT_WR), 0);
+    assert_true(run_until(f.loop, side_closed, &f.s, 3000));
+    assert_int_equal(f.s.write_after, -EPIPE);
+    assert_int_equal(f.s.shutdown_again, 0);
+    assert_int_equal(f.s.reason, NC_CLOSE_PEER);
+    char buf[8];
+    assert_int_equal(read_full(fd, buf, 6, 3000), 6);
+    assert_memory_equal(buf, "answer", 6);
     assert_int_equal(read_full(fd, buf, 1, 3000), 0);
     close(fd);
     nc_loop_free(f.loop);
@@ -465,6 +503,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(half_closed_peer_gets_a_reply_written_later),
+        cmocka_unit_test(calls_after_a_shutdown_in_the_end_call_answer_alike),
         cmocka_unit_test(shutdown_first_then_the_peers_end_closes_once),
         cmocka_unit_test(
             a_half_closed_connection_is_bounded_by_the_idle_timeout),

@@ -380,6 +380,31 @@ static void garbage_is_a_tls_failure(void **state)
     pair_end(&p);
 }
 
+/* Bytes that are not TLS records after a finished handshake: the peer
+ * speaks TLS, badly; not "does not speak TLS", which sends a reader of
+ * nc_explain() looking for plain HTTP on a TLS port. */
+static void garbage_after_the_handshake_is_a_protocol_failure(void **state)
+{
+    (void)state;
+    struct pair p;
+    pair_start(&p, server_ctx("server.pem", "server.key", NULL),
+               client_ctx(NULL), NULL);
+    assert_true(run_until(p.loop, side_opened, &p.cli, 3000));
+    assert_int_equal(nc_conn_write(p.cli.c, "hello, tls!", 11), 0);
+    assert_true(run_until(p.loop, echoed, &p, 3000));
+    unsigned char junk[1000];
+    for (size_t i = 0; i < sizeof(junk); i++)
+        junk[i] = (unsigned char)(i * 151 + 7);
+    junk[0] = 0x17;     /* application data... */
+    junk[1] = 0x01;     /* ...of no TLS version */
+    assert_int_equal(send(nc_conn_fd(p.cli.c), junk, sizeof(junk),
+                          MSG_NOSIGNAL), sizeof(junk));
+    assert_true(run_until(p.loop, side_closed, &p.srv, 3000));
+    assert_int_equal(p.srv.reason, NC_CLOSE_TLS);
+    assert_int_equal(p.srv.err, -NC_ETLS_PROTOCOL);
+    pair_end(&p);
+}
+
 /* A client that connects and says nothing: the handshake timeout. */
 static void silent_client_hits_the_handshake_timeout(void **state)
 {
@@ -1284,6 +1309,7 @@ int main(void)
         cmocka_unit_test(plain_http_to_a_tls_port_is_named),
         cmocka_unit_test(tls_client_to_a_plain_server_is_named),
         cmocka_unit_test(garbage_is_a_tls_failure),
+        cmocka_unit_test(garbage_after_the_handshake_is_a_protocol_failure),
         cmocka_unit_test(silent_client_hits_the_handshake_timeout),
         cmocka_unit_test(sni_picks_the_certificate_by_name),
         cmocka_unit_test(set_cert_applies_to_new_handshakes_only),
