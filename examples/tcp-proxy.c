@@ -194,8 +194,13 @@ static void client_open(nc_conn *c, void *ud)
     }
     p->side[CLIENT] = c;
     p->started_ms = nc_loop_now(nc_conn_loop(c));
+    /* A client that reset before this ran has no address left to ask
+     * the kernel for: say so rather than log an empty name. */
     if (nc_conn_peer_addr(c, &peer) == 0)
         nc_addr_format(&peer, p->client_addr, sizeof p->client_addr);
+    else
+        snprintf(p->client_addr, sizeof p->client_addr,
+                 "(a client that reset at once)");
     nc_conn_set_data(c, p);
     nc_conn_read_stop(c);
 
@@ -237,6 +242,7 @@ static void usage(void)
            "       [--threads N] [--pin] [--grace SECONDS] "
            "[--idle-timeout SECONDS]\n"
            "       [--connect-timeout SECONDS] [--log] [--max-conns N]\n"
+           "       [--max-per-addr N]\n"
            "       [--tls-cert FILE --tls-key FILE]\n"
            "       [--to-tls [--tls-ca FILE] [--tls-name NAME] "
            "[--tls-no-verify]] [--version]\n"
@@ -266,6 +272,9 @@ static void usage(void)
            "                          (default 5)\n"
            "  --max-conns N           pause accepting at N clients per "
            "listener and thread\n"
+           "  --max-per-addr N        reset a client address's connections "
+           "past N open per\n"
+           "                          thread (default 128, 0 = no cap)\n"
            "  --tls-cert FILE         clients speak TLS: this certificate "
            "chain (PEM)\n"
            "  --tls-key FILE          and this private key (PEM)\n"

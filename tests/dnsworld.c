@@ -297,6 +297,7 @@ int servfail_start(struct servfail *s, const char *addr)
 {
     s->fd = silent_server(addr);
     s->thread = NULL;
+    s->answered = 0;
     if (s->fd < 0)
         return s->fd;
     if (pipe2(s->stop, O_CLOEXEC) != 0) {
