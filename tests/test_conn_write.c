@@ -511,7 +511,7 @@ static void free_fn_of_a_dropped_buffer_may_close_again(void **state)
 
 struct chain {
     nc_conn *c;
-    int left, depth, max_depth;
+    int left, depth, max_depth, freed;
     bool in_write, nested;
     size_t sent;
 };
@@ -534,6 +534,7 @@ static void chain_free(void *data, void *arg)
 {
     struct chain *ch = arg;
     free(data);
+    ch->freed++;
     if (ch->in_write)
         ch->nested = true;
     if (++ch->depth > ch->max_depth)
@@ -558,7 +559,9 @@ static bool chain_read(void *arg)
     ssize_t n;
     while ((n = recv(k->fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
         k->got += (size_t)n;
-    return k->ch->left == 0 && k->got == k->ch->sent;
+    /* Every byte read and every free_fn run (the last one runs after its
+     * bytes went). */
+    return k->ch->left == 0 && k->got == k->ch->sent && k->ch->freed == 2001;
 }
 
 /* Each free_fn writes the next buffer, as the header allows: however
