@@ -16,10 +16,12 @@
  *   stream is passed on with nc_conn_shutdown() on the other side, which
  *   stays open for the other direction until it ends too.
  * - Flow control: when one side's output queue (what its peer has not
- *   taken yet, nc_conn_queued) goes above its high-water mark, reading
- *   from the other side pauses; on_drain resumes it. Memory per pair
- *   stays bounded however fast one side sends and however slowly the
- *   other reads.
+ *   taken yet, nc_conn_queued) goes above PAUSE_AT, reading from the
+ *   other side pauses; on_drain (at RESUME_AT) resumes it. Memory per
+ *   pair stays bounded however fast one side sends and however slowly
+ *   the other reads. The library's own pause (high_water: a connection
+ *   whose output is stuck stops being read) is off: in a proxy it would
+ *   tie the two directions together.
  * - A reset on one side is passed on as a reset (nc_conn_abort); an
  *   upstream that refuses or does not answer in time closes the client,
  *   with the reason in the log.
@@ -30,6 +32,7 @@
  * common/serve.c, shared with the other example servers.
  */
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +42,11 @@
 #include "common/serve.h"
 
 #define PROG "tcp-proxy"
+
+/* A side's output queue above PAUSE_AT pauses reading the other side;
+ * on_drain, once it is back at RESUME_AT, resumes it. */
+#define PAUSE_AT (256u << 10)
+#define RESUME_AT (64u << 10)
 
 /* What one pair of connections shares, freed when both have closed. */
 struct pair {
@@ -110,7 +118,7 @@ static size_t on_data(nc_conn *c, const void *data, size_t len, void *ud)
         /* This side ended its stream: so does the other, once what is
          * queued for it has gone (half-close). */
         nc_conn_shutdown(other);
-    } else if (nc_conn_queued(other) > nc_conn_high_water(other)) {
+    } else if (nc_conn_queued(other) > PAUSE_AT) {
         nc_conn_read_stop(c);
     }
     return len;
@@ -377,8 +385,15 @@ int main(int argc, char **argv)
         args_usage_error(PROG, "--to UPSTREAM is required");
     upstream_tls_context();
     opt.client_tls = cfg.tls_cert != NULL;
-    /* Both sides: half-close, and the same idle timeout. */
+    /* Both sides: half-close, and the same idle timeout. The flow
+     * control is the pair's own (PAUSE_AT, on_drain at RESUME_AT): the
+     * library's high_water would also pause reading a side whose own
+     * output is stuck, which ties the two directions together, and an
+     * upstream that does the same (an echo) then waits on us while we
+     * wait on it. */
     cfg.options.conn.half_close = true;
+    cfg.options.conn.high_water = SIZE_MAX;
+    cfg.options.conn.low_water = RESUME_AT;
     opt.conn = cfg.options.conn;
     cfg.callbacks = &client_cbs;
     cfg.summary = summary;

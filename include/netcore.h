@@ -1780,9 +1780,10 @@ int nc_conn_write_owned(nc_conn *c, void *data, size_t len,
  * runs when it falls to low_water). It is the same on both backends: on
  * io_uring, bytes written inside a callback are offered to the kernel
  * with the iteration's submission (epoll offers them at once) and count
- * here only once refused; but once more than high_water of them wait,
- * they are offered at once, as epoll would have, so a loop that writes
- * while this is below a mark stops near the mark on either backend.
+ * here only once refused; but once more than high_water (or 64 KiB) of
+ * them wait, they are offered at once, as epoll would have, so a loop
+ * that writes while this is below a mark stops near the mark on either
+ * backend.
  *
  * Returns: the number of bytes queued; 0 for NULL.
  * Thread: the loop's thread.

@@ -187,7 +187,7 @@ static inline size_t conn_queued(const nc_conn *c)
  * write inside a callback is offered to the kernel with the iteration's
  * submission, where epoll offers it at once: until then it is "fresh",
  * neither sent nor refused, so that both backends show the same queue;
- * past high_water of them they are offered at once (conn_write.c's
+ * past high_water (or 64 KiB) of them they are offered at once (conn_write.c's
  * offer_now). */
 static inline size_t conn_refused(const nc_conn *c)
 {

@@ -274,14 +274,18 @@ static inline bool queue_clear(const nc_conn *c)
 /* What a write of total more bytes does now (offer_now). */
 enum offer { QUEUE, SEND, COUNT };
 
+/* The most bytes written inside a ring's loop that wait for the
+ * iteration's submission (fresh), unless high_water is lower. */
+#define FRESH_MAX (64u << 10)
+
 /* Whether a write of total more bytes goes to the socket now (SEND), or
  * is queued (QUEUE; fresh inside a ring's loop), or queued and counted
  * at once as refused (COUNT); a negative errno when offering what waited
  * failed (c is closed then, as a failed send closes it on epoll).
  * Inside a ring's loop a write waits for the iteration's submission
- * ("fresh") only while the fresh bytes stay within high_water: past it,
- * epoll would have found the socket full and counted the rest as
- * refused. So the fresh bytes are offered now, as epoll would have done,
+ * ("fresh") only while the fresh bytes stay within high_water (and 64
+ * KiB): past it, epoll would have found the socket full and counted the
+ * rest as refused. So the fresh bytes are offered now, as epoll would have done,
  * and what the kernel refuses counts (or, with a send of them still in
  * flight, the new bytes count): a program that writes while
  * nc_conn_queued() is below a mark stops at the same place on both
@@ -292,7 +296,12 @@ static int offer_now(nc_conn *c, size_t total)
         return conn_queued(c) == 0 ? SEND : QUEUE;
     struct conn_cold *k = c->cold;
     size_t fresh = k ? k->fresh : 0;
-    if (fresh + total <= c->prof->opt.high_water)
+    /* Batching pays for small writes; 64 KiB is what one receive brings.
+     * A high_water set far above it (a proxy that does its own flow
+     * control) must not let one callback queue without bound. */
+    size_t bound = c->prof->opt.high_water < FRESH_MAX
+                       ? c->prof->opt.high_water : FRESH_MAX;
+    if (fresh + total <= bound)
         return QUEUE;
     if (conn_queued(c) == 0)
         return SEND;
